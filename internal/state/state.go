@@ -1,0 +1,116 @@
+// Package state holds the snapshot types the agent hands to its readers.
+//
+// The agent is the only owner of a workspace's state; the CLI (ps, logs) and
+// the dashboard only ever see these values, copied, never shared.
+package state
+
+import "time"
+
+// Component kinds.
+const (
+	KindInfra   = "infra"
+	KindService = "service"
+)
+
+// Component states, in the order a component normally passes through them.
+const (
+	StateBuilding  = "building"
+	StateStarting  = "starting"
+	StateWaiting   = "waiting" // started, waiting for readiness
+	StateHealthy   = "healthy"
+	StateUnhealthy = "unhealthy"
+	StateCrashed   = "crashed" // exited; the supervisor will restart it
+	StateStopped   = "stopped"
+)
+
+// Snapshot is everything a reader may know about a running workspace.
+type Snapshot struct {
+	Workspace  string                `json:"workspace"`
+	Runtime    string                `json:"runtime"`
+	AgentPID   int                   `json:"agent_pid"`
+	StartedAt  time.Time             `json:"started_at"`
+	TakenAt    time.Time             `json:"taken_at"`
+	GatewayURL string                `json:"gateway_url"`
+	Components []Component           `json:"components"`
+	Registry   map[string][]Instance `json:"registry"`
+	Traces     []TraceSummary        `json:"traces"`
+	Breakers   []Breaker             `json:"breakers"`
+	Events     []Event               `json:"events"`
+}
+
+// Component is one infra component or service.
+type Component struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	State     string    `json:"state"`
+	Health    string    `json:"health"` // last probe result: "ok" or the error
+	Endpoint  string    `json:"endpoint"`
+	PID       int       `json:"pid,omitempty"`
+	Container string    `json:"container,omitempty"`
+	Restarts  int       `json:"restarts"`
+	Instances int       `json:"instances"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Instance is one registry entry.
+type Instance struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Addr      string    `json:"addr"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// TraceSummary describes one trace received over OTLP.
+type TraceSummary struct {
+	TraceID  string        `json:"trace_id"`
+	Root     string        `json:"root"` // "service: operation" of the root span
+	Services []string      `json:"services"`
+	Start    time.Time     `json:"start"`
+	Duration time.Duration `json:"duration"`
+	Spans    int           `json:"spans"`
+	Errors   int           `json:"errors"`
+}
+
+// Span is one span of a trace.
+type Span struct {
+	TraceID  string            `json:"trace_id"`
+	SpanID   string            `json:"span_id"`
+	ParentID string            `json:"parent_id,omitempty"`
+	Service  string            `json:"service"`
+	Name     string            `json:"name"`
+	Kind     string            `json:"kind"`
+	Start    time.Time         `json:"start"`
+	Duration time.Duration     `json:"duration"`
+	Error    bool              `json:"error"`
+	Attrs    map[string]string `json:"attrs,omitempty"`
+}
+
+// Breaker is one circuit breaker of one service, as served at /debug/breakers.
+type Breaker struct {
+	Service             string    `json:"service"`
+	Name                string    `json:"name"`  // the upstream it guards
+	State               string    `json:"state"` // closed, open, half-open
+	Requests            uint32    `json:"requests"`
+	TotalSuccesses      uint32    `json:"total_successes"`
+	TotalFailures       uint32    `json:"total_failures"`
+	ConsecutiveFailures uint32    `json:"consecutive_failures"`
+	OpenUntil           time.Time `json:"open_until,omitzero"`
+}
+
+// LogLine is one line of a component's output.
+type LogLine struct {
+	Time    time.Time `json:"time"`
+	Service string    `json:"service"`
+	Stream  string    `json:"stream"` // stdout or stderr
+	Level   string    `json:"level,omitempty"`
+	Text    string    `json:"text"`
+}
+
+// Event is one broker message seen by the agent.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Subject string    `json:"subject"`
+	Stream  string    `json:"stream"`
+	MsgID   string    `json:"msg_id"`
+	Size    int       `json:"size"`
+}
