@@ -1,0 +1,580 @@
+package manifest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+var (
+	rootKeys      = []string{"project", "gateway", "infra", "services"}
+	gatewayKeys   = []string{"port"}
+	infraKeys     = []string{"postgres", "broker", "registry"}
+	componentKeys = []string{"image", "version", "port"}
+	serviceKeys   = []string{"path", "language", "port", "public", "depends_on", "database", "health", "env", "replicas", "routes"}
+)
+
+// Load reads, parses and validates the manifest at path. Problems come back
+// as Errors (every one found) or, when the file cannot be read or parsed at
+// all, a single *Error. File names in errors are path as given, so callers
+// control how they read (relative to the current directory, typically).
+func Load(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{
+			File: path,
+			Msg:  fmt.Sprintf("cannot read manifest: %v", unwrapPathError(err)),
+			Fix:  "check the path passed with -f, or run msctl inside a workspace",
+			err:  err,
+		}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return parse(path, abs, data)
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// svcLines remembers where a service's fields were written, for validation
+// messages that are only possible once every service is known.
+type svcLines struct {
+	key, path, port, public, dependsOn int
+	deps                               []int          // line of each depends_on entry
+	routes                             map[string]int // line of each route prefix
+}
+
+type parser struct {
+	file      string
+	errs      Errors
+	lines     map[string]*svcLines
+	infraLine map[string]int // line of infra.<name>.port
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+)`)
+
+func parse(file, abs string, data []byte) (*Manifest, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		e := &Error{File: file, Msg: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: "), Fix: "fix the YAML syntax at that line", err: err}
+		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+		}
+		return nil, e
+	}
+	if doc.Kind == 0 || len(doc.Content) == 0 {
+		return nil, &Error{File: file, Line: 1, Msg: "manifest is empty", Fix: "declare at least project: and services:"}
+	}
+	p := &parser{file: file, lines: map[string]*svcLines{}, infraLine: map[string]int{}}
+	m := &Manifest{
+		path:    abs,
+		Gateway: Gateway{Port: DefaultGatewayPort},
+		Infra: Infra{
+			Postgres: Component{Image: DefaultPostgresImage, Version: DefaultPostgresVersion},
+			Broker:   Component{Image: DefaultBrokerImage, Version: DefaultBrokerVersion},
+			Registry: Component{Image: DefaultRegistryImage, Version: DefaultRegistryVersion},
+		},
+		Services: map[string]*Service{},
+	}
+	root := doc.Content[0]
+	fields := p.mapping(root, "the manifest", "", rootKeys)
+	gatewayLine := 0
+	if kv, ok := fields["project"]; ok {
+		m.Project = p.str(kv.val, "project")
+		if m.Project != "" && !isDNSLabel(m.Project) {
+			p.errorf(kv.val, "use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. shop)",
+				"project %q is not a valid name", m.Project)
+		}
+	} else {
+		p.errorf(root, "add a line like: project: shop", "project is required")
+	}
+	if kv, ok := fields["gateway"]; ok {
+		gf := p.mapping(kv.val, "gateway", "gateway.", gatewayKeys)
+		if pv, ok := gf["port"]; ok {
+			m.Gateway.Port = p.port(pv.val, "gateway.port", false)
+			gatewayLine = pv.val.Line
+		}
+	}
+	if kv, ok := fields["infra"]; ok {
+		inf := p.mapping(kv.val, "infra", "infra.", infraKeys)
+		p.component(inf, "postgres", &m.Infra.Postgres)
+		p.component(inf, "broker", &m.Infra.Broker)
+		p.component(inf, "registry", &m.Infra.Registry)
+	}
+	if kv, ok := fields["services"]; ok && !isNull(kv.val) {
+		if kv.val.Kind != yaml.MappingNode {
+			p.errorf(kv.val, "write services as a mapping of name to settings, e.g. services: {users: {language: go}}", "services must be a mapping")
+		} else {
+			seen := map[string]bool{}
+			for i := 0; i+1 < len(kv.val.Content); i += 2 {
+				k, v := kv.val.Content[i], kv.val.Content[i+1]
+				if seen[k.Value] {
+					p.errorf(k, "remove one of the two declarations", "service %q is declared twice", k.Value)
+					continue
+				}
+				seen[k.Value] = true
+				if !isDNSLabel(k.Value) {
+					p.errorf(k, "use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. users)",
+						"service name %q is not a valid name", k.Value)
+					continue
+				}
+				m.Services[k.Value] = p.service(k, v, abs)
+			}
+		}
+	}
+	p.validate(m, gatewayLine)
+	if len(p.errs) > 0 {
+		return nil, p.errs.sorted()
+	}
+	return m, nil
+}
+
+func (p *parser) errorf(n *yaml.Node, fix, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+func (p *parser) errorAt(line int, fix, format string, args ...any) {
+	p.errs = append(p.errs, &Error{File: p.file, Line: line, Msg: fmt.Sprintf(format, args...), Fix: fix})
+}
+
+type keyVal struct{ key, val *yaml.Node }
+
+// mapping checks that n is a mapping with only allowed keys, each once, and
+// returns its entries by key. A null node is an empty mapping, so that
+// "postgres:" with nothing under it means "all defaults".
+func (p *parser) mapping(n *yaml.Node, what, prefix string, allowed []string) map[string]keyVal {
+	out := map[string]keyVal{}
+	if isNull(n) {
+		return out
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "allowed keys: "+strings.Join(allowed, ", "), "%s must be a mapping", what)
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(allowed, k.Value) {
+			fix := "allowed keys: " + strings.Join(allowed, ", ")
+			if s := closest(k.Value, allowed); s != "" {
+				fix = fmt.Sprintf("did you mean %q? %s", s, fix)
+			}
+			p.errorf(k, fix, "unknown key %q in %s", prefix+k.Value, what)
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			p.errorf(k, "keep only one", "key %q is set twice", prefix+k.Value)
+			continue
+		}
+		out[k.Value] = keyVal{k, v}
+	}
+	return out
+}
+
+func (p *parser) component(fields map[string]keyVal, name string, c *Component) {
+	kv, ok := fields[name]
+	if !ok {
+		return
+	}
+	where := "infra." + name
+	cf := p.mapping(kv.val, where, where+".", componentKeys)
+	if v, ok := cf["image"]; ok {
+		if s := p.str(v.val, where+".image"); s != "" {
+			c.Image = s
+		}
+	}
+	if v, ok := cf["version"]; ok {
+		if s := p.str(v.val, where+".version"); s != "" {
+			c.Version = s
+		}
+	}
+	if v, ok := cf["port"]; ok {
+		c.Port = p.port(v.val, where+".port", true)
+		p.infraLine[name] = v.val.Line
+	}
+}
+
+func (p *parser) service(k, v *yaml.Node, abs string) *Service {
+	name := k.Value
+	where := "services." + name
+	s := &Service{
+		Name:     name,
+		Path:     "services/" + name,
+		Language: LangGo,
+		Health:   DefaultHealth,
+		Replicas: DefaultReplicas,
+		Env:      map[string]string{},
+		Line:     k.Line,
+	}
+	ln := &svcLines{key: k.Line, path: k.Line}
+	p.lines[name] = ln
+	f := p.mapping(v, "service "+name, where+".", serviceKeys)
+	if kv, ok := f["path"]; ok {
+		if str := p.str(kv.val, where+".path"); str != "" {
+			s.Path = str
+			ln.path = kv.val.Line
+		}
+	}
+	if filepath.IsAbs(s.Path) {
+		s.Dir = filepath.Clean(s.Path)
+	} else {
+		s.Dir = filepath.Join(filepath.Dir(abs), filepath.FromSlash(s.Path))
+	}
+	if kv, ok := f["language"]; ok {
+		lang := p.str(kv.val, where+".language")
+		switch lang {
+		case LangGo, LangNode:
+			s.Language = lang
+		case "":
+		default:
+			p.errorf(kv.val, "use language: go or language: node", "%s.language %q is not supported", where, lang)
+		}
+	}
+	if kv, ok := f["port"]; ok {
+		s.Port = p.port(kv.val, where+".port", true)
+		ln.port = kv.val.Line
+	}
+	if kv, ok := f["public"]; ok {
+		s.Public = p.boolean(kv.val, where+".public")
+		ln.public = kv.val.Line
+	}
+	if kv, ok := f["database"]; ok {
+		s.Database = p.boolean(kv.val, where+".database")
+	}
+	if kv, ok := f["health"]; ok {
+		if h := p.str(kv.val, where+".health"); h != "" {
+			if !strings.HasPrefix(h, "/") {
+				p.errorf(kv.val, "write an absolute HTTP path, e.g. health: /readyz", "%s.health %q is not a path", where, h)
+			}
+			s.Health = h
+		}
+	}
+	if kv, ok := f["replicas"]; ok {
+		r, ok := p.integer(kv.val, where+".replicas")
+		if ok {
+			s.Replicas = r
+		}
+		if ok && s.Replicas < 1 {
+			p.errorf(kv.val, "set replicas: 1 or more (or remove it for 1)", "%s.replicas is %d, must be at least 1", where, s.Replicas)
+			s.Replicas = 1
+		}
+	}
+	if kv, ok := f["env"]; ok && !isNull(kv.val) {
+		if kv.val.Kind != yaml.MappingNode {
+			p.errorf(kv.val, "write env as a mapping, e.g. env: {LOG_LEVEL: debug}", "%s.env must be a mapping", where)
+		} else {
+			for i := 0; i+1 < len(kv.val.Content); i += 2 {
+				ek, ev := kv.val.Content[i], kv.val.Content[i+1]
+				s.Env[ek.Value] = p.str(ev, where+".env."+ek.Value)
+			}
+		}
+	}
+	if kv, ok := f["routes"]; ok && !isNull(kv.val) {
+		if kv.val.Kind != yaml.MappingNode {
+			p.errorf(kv.val, "write a mapping of path prefix to access, e.g. routes: {/api/v1/orders: auth}", "%s.routes must be a mapping", where)
+		} else {
+			s.Routes = map[string]string{}
+			ln.routes = map[string]int{}
+			for i := 0; i+1 < len(kv.val.Content); i += 2 {
+				rk, rv := kv.val.Content[i], kv.val.Content[i+1]
+				access := p.str(rv, where+".routes."+rk.Value)
+				switch {
+				case !strings.HasPrefix(rk.Value, "/"):
+					p.errorf(rk, "write a path prefix starting with /, e.g. /api/v1/orders", "route %q of service %q is not a path", rk.Value, name)
+				case access != AccessPublic && access != AccessAuth:
+					if access != "" {
+						p.errorf(rv, "use public (no token needed) or auth (JWT required)", "route %s of service %q has access %q", rk.Value, name, access)
+					}
+				default:
+					s.Routes[rk.Value] = access
+					ln.routes[rk.Value] = rk.Line
+				}
+			}
+		}
+	}
+	if kv, ok := f["depends_on"]; ok && !isNull(kv.val) {
+		ln.dependsOn = kv.key.Line
+		if kv.val.Kind != yaml.SequenceNode {
+			p.errorf(kv.val, "write a list, e.g. depends_on: [users, orders]", "%s.depends_on must be a list of service names", where)
+		} else {
+			for _, d := range kv.val.Content {
+				dep := p.str(d, where+".depends_on entry")
+				if dep == "" || slices.Contains(s.DependsOn, dep) {
+					continue
+				}
+				s.DependsOn = append(s.DependsOn, dep)
+				ln.deps = append(ln.deps, d.Line)
+			}
+		}
+	}
+	return s
+}
+
+// validate runs the checks that need the whole manifest.
+func (p *parser) validate(m *Manifest, gatewayLine int) {
+	names := m.ServiceNames()
+	var public *Service
+	for _, name := range names {
+		s, ln := m.Services[name], p.lines[name]
+		if fi, err := os.Stat(s.Dir); err != nil || !fi.IsDir() {
+			p.errorAt(ln.path, fmt.Sprintf("create the directory %s (relative to %s), or set %s.path to where the service lives", s.Path, m.Dir(), "services."+name),
+				"service %q: directory %s does not exist", name, s.Path)
+		}
+		if s.Public {
+			if public != nil {
+				p.errorAt(ln.public, "keep public: true on one service only (the one behind gateway.port)",
+					"services %q and %q are both public", public.Name, name)
+			} else {
+				public = s
+			}
+			if s.Port != 0 && s.Port != m.Gateway.Port {
+				p.errorAt(ln.port, "remove port: from the public service; it listens on gateway.port",
+					"public service %q has port %d but gateway.port is %d", name, s.Port, m.Gateway.Port)
+			}
+		}
+		if s.Replicas > 1 && (s.Port != 0 || s.Public) {
+			p.errorAt(ln.key, "remove port: (and public:) to run several replicas, or set replicas: 1",
+				"service %q has %d replicas but a fixed host port serves only one", name, s.Replicas)
+		}
+		for i, dep := range s.DependsOn {
+			if _, ok := m.Services[dep]; !ok {
+				fix := "declare services." + dep + " or remove it from depends_on"
+				if c := closest(dep, names); c != "" {
+					fix = fmt.Sprintf("did you mean %q? ", c) + fix
+				}
+				p.errorAt(ln.deps[i], fix, "service %q depends on unknown service %q", name, dep)
+			}
+		}
+	}
+	p.cycles(m, names)
+	p.ports(m, names, gatewayLine)
+	p.routes(m, names)
+}
+
+// routes reports a path prefix routed to two services: the gateway could
+// only pick one of them.
+func (p *parser) routes(m *Manifest, names []string) {
+	owner := map[string]string{}
+	for _, n := range names {
+		s := m.Services[n]
+		prefixes := make([]string, 0, len(s.Routes))
+		for prefix := range s.Routes {
+			prefixes = append(prefixes, prefix)
+		}
+		slices.Sort(prefixes)
+		for _, prefix := range prefixes {
+			if prev, ok := owner[prefix]; ok {
+				p.errorAt(p.lines[n].routes[prefix], "route each path prefix to one service only",
+					"route %s of service %q is already routed to %q", prefix, n, prev)
+				continue
+			}
+			owner[prefix] = n
+		}
+	}
+}
+
+// cycles reports each dependency cycle once, as a -> b -> a, starting from
+// its alphabetically first service.
+func (p *parser) cycles(m *Manifest, names []string) {
+	const (
+		unvisited = iota
+		onStack
+		done
+	)
+	state := map[string]int{}
+	reported := map[string]bool{}
+	var stack []string
+	var visit func(string)
+	visit = func(n string) {
+		state[n] = onStack
+		stack = append(stack, n)
+		for _, d := range m.Services[n].DependsOn {
+			if _, ok := m.Services[d]; !ok {
+				continue
+			}
+			switch state[d] {
+			case unvisited:
+				visit(d)
+			case onStack:
+				i := len(stack) - 1
+				for stack[i] != d {
+					i--
+				}
+				cyc := rotateToMin(append([]string(nil), stack[i:]...))
+				key := strings.Join(cyc, ",")
+				if reported[key] {
+					continue
+				}
+				reported[key] = true
+				p.errorAt(p.lines[cyc[0]].dependsOn, "remove one of these depends_on entries so services can start in order",
+					"dependency cycle: %s -> %s", strings.Join(cyc, " -> "), cyc[0])
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = done
+	}
+	for _, n := range names {
+		if state[n] == unvisited {
+			visit(n)
+		}
+	}
+}
+
+func rotateToMin(c []string) []string {
+	mi := 0
+	for i := range c {
+		if c[i] < c[mi] {
+			mi = i
+		}
+	}
+	return append(c[mi:], c[:mi]...)
+}
+
+// ports reports fixed host ports used twice. Zero ports are chosen free at
+// start and never collide.
+func (p *parser) ports(m *Manifest, names []string, gatewayLine int) {
+	type use struct {
+		who  string
+		line int
+	}
+	used := map[int]use{}
+	claim := func(port int, who string, line int) {
+		if port == 0 {
+			return
+		}
+		if prev, ok := used[port]; ok {
+			at := ""
+			if prev.line > 0 {
+				at = fmt.Sprintf(" (line %d)", prev.line)
+			}
+			p.errorAt(line, "choose another port, or remove port: to have a free one chosen at start",
+				"port %d of %s is already used by %s%s", port, who, prev.who, at)
+			return
+		}
+		used[port] = use{who, line}
+	}
+	claim(m.Gateway.Port, "gateway.port", gatewayLine)
+	claim(m.Infra.Postgres.Port, "infra.postgres.port", p.infraLine["postgres"])
+	claim(m.Infra.Broker.Port, "infra.broker.port", p.infraLine["broker"])
+	claim(m.Infra.Registry.Port, "infra.registry.port", p.infraLine["registry"])
+	for _, n := range names {
+		s := m.Services[n]
+		if s.Public && s.Port == m.Gateway.Port {
+			continue
+		}
+		claim(s.Port, "services."+n+".port", p.lines[n].port)
+	}
+}
+
+func (p *parser) str(n *yaml.Node, what string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "write a single value", "%s must be a string", what)
+		return ""
+	}
+	return n.Value
+}
+
+func (p *parser) integer(n *yaml.Node, what string) (int, bool) {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
+		p.errorf(n, "write a whole number", "%s must be an integer, got %q", what, n.Value)
+		return 0, false
+	}
+	return v, true
+}
+
+func (p *parser) port(n *yaml.Node, what string, zeroOK bool) int {
+	v, ok := p.integer(n, what)
+	if !ok {
+		return 0
+	}
+	lo := 1
+	if zeroOK {
+		lo = 0
+	}
+	if v < lo || v > 65535 {
+		fix := "use a port between 1 and 65535"
+		if zeroOK {
+			fix = "use a port between 1 and 65535, or 0 (or nothing) to have a free one chosen"
+		}
+		p.errorf(n, fix, "%s %d is out of range", what, v)
+		return 0
+	}
+	return v
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) bool {
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&v) != nil {
+		p.errorf(n, "write true or false", "%s must be true or false, got %q", what, n.Value)
+		return false
+	}
+	return v
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// isDNSLabel reports whether s is an RFC 1123 label starting with a letter:
+// names become host names, container names and database names.
+func isDNSLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z':
+		case r >= '0' && r <= '9' && i > 0:
+		case r == '-' && i > 0 && i < len(s)-1:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// closest returns the candidate within edit distance 2 of s, if any, for
+// "did you mean" hints.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
