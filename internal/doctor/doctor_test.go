@@ -1,0 +1,251 @@
+package doctor
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+type fakeDocker struct {
+	info DockerInfo
+	err  error
+}
+
+func (f fakeDocker) Probe(context.Context) (DockerInfo, error) { return f.info, f.err }
+
+var _ DockerProber = fakeDocker{}
+
+// fakeEnv is a machine with everything present; tests break one piece each.
+func fakeEnv() Env {
+	return Env{
+		Docker:      fakeDocker{info: DockerInfo{Version: "20.10.24", APIVersion: "1.41"}},
+		GoVersion:   func(context.Context) (string, error) { return "go version go1.26.8 linux/amd64\n", nil },
+		PostgresBin: func() (string, error) { return "/usr/lib/postgresql/15/bin", nil },
+		PostgresVersion: func(context.Context, string) (string, error) {
+			return "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n", nil
+		},
+		PactLib:           func() (string, error) { return "/usr/local/lib/libpact_ffi.so", nil },
+		GatewayPort:       8080,
+		GatewayPortSource: "msctl.yaml",
+		PortFree:          func(int) error { return nil },
+		PortHolder:        func(int) string { return "" },
+	}
+}
+
+func TestRun(t *testing.T) {
+	noDocker := fakeDocker{err: errors.New("ping docker daemon: connection refused")}
+	tests := []struct {
+		name      string
+		mutate    func(*Env)
+		runtime   string
+		runtimeOK bool
+		failed    []string
+		details   map[string]string
+	}{
+		{
+			name:      "everything present",
+			mutate:    func(*Env) {},
+			runtime:   RuntimeDocker,
+			runtimeOK: true,
+			details: map[string]string{
+				CheckDocker:   "engine 20.10.24, API 1.41",
+				CheckGo:       "go1.26.8 linux/amd64",
+				CheckPostgres: "PostgreSQL 15.14 in /usr/lib/postgresql/15/bin",
+				CheckPort:     "gateway port 8080 (msctl.yaml) is free",
+				CheckRuntime:  "auto picks docker (the Docker daemon answers)",
+			},
+		},
+		{
+			name:      "no docker, postgres present",
+			mutate:    func(e *Env) { e.Docker = noDocker },
+			runtime:   RuntimeLocal,
+			runtimeOK: true,
+			failed:    []string{CheckDocker},
+		},
+		{
+			name: "no docker, no postgres",
+			mutate: func(e *Env) {
+				e.Docker = noDocker
+				e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") }
+			},
+			runtime: RuntimeLocal,
+			failed:  []string{CheckDocker, CheckPostgres, CheckRuntime},
+			details: map[string]string{CheckRuntime: "it cannot run without Postgres server binaries"},
+		},
+		{
+			name:      "docker without postgres binaries is fine",
+			mutate:    func(e *Env) { e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") } },
+			runtime:   RuntimeDocker,
+			runtimeOK: true,
+			failed:    []string{CheckPostgres},
+		},
+		{
+			name: "no go",
+			mutate: func(e *Env) {
+				e.GoVersion = func(context.Context) (string, error) { return "", errors.New("exec: go: not found") }
+			},
+			runtime: RuntimeDocker,
+			failed:  []string{CheckGo, CheckRuntime},
+		},
+		{
+			name:      "no pact, port taken",
+			runtime:   RuntimeDocker,
+			runtimeOK: true,
+			mutate: func(e *Env) {
+				e.PactLib = func() (string, error) { return "", errors.New("libpact_ffi.so not found") }
+				e.PortFree = func(int) error { return errInUse }
+				e.PortHolder = func(int) string { return "nginx (pid 42)" }
+			},
+			failed:  []string{CheckPact, CheckPort},
+			details: map[string]string{CheckPort: "gateway port 8080 (msctl.yaml) is in use by nginx (pid 42)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := fakeEnv()
+			tt.mutate(&env)
+			r := Run(context.Background(), env)
+			if r.Runtime != tt.runtime || r.RuntimeOK != tt.runtimeOK {
+				t.Errorf("runtime = %s ok=%v, want %s ok=%v", r.Runtime, r.RuntimeOK, tt.runtime, tt.runtimeOK)
+			}
+			names := []string{CheckDocker, CheckGo, CheckPostgres, CheckPact, CheckPort, CheckRuntime}
+			if len(r.Checks) != len(names) {
+				t.Fatalf("got %d checks, want %d", len(r.Checks), len(names))
+			}
+			var failed []string
+			for i, c := range r.Checks {
+				if c.Name != names[i] {
+					t.Errorf("check %d = %s, want %s", i, c.Name, names[i])
+				}
+				if !c.OK {
+					failed = append(failed, c.Name)
+					if c.Fix == "" {
+						t.Errorf("failing check %s has no fix", c.Name)
+					}
+				}
+				if want, ok := tt.details[c.Name]; ok && !strings.Contains(c.Detail, want) {
+					t.Errorf("%s detail = %q, want it to contain %q", c.Name, c.Detail, want)
+				}
+			}
+			if strings.Join(failed, ",") != strings.Join(tt.failed, ",") {
+				t.Errorf("failed = %v, want %v", failed, tt.failed)
+			}
+		})
+	}
+}
+
+func TestPickRuntime(t *testing.T) {
+	if got := pickRuntime(context.Background(), fakeDocker{}); got != RuntimeDocker {
+		t.Errorf("with daemon: %s", got)
+	}
+	if got := pickRuntime(context.Background(), fakeDocker{err: errors.New("no")}); got != RuntimeLocal {
+		t.Errorf("without daemon: %s", got)
+	}
+}
+
+func TestEngineProber(t *testing.T) {
+	info, err := EngineProber{}.Probe(context.Background())
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI needs a Docker daemon: %v", err)
+		}
+		t.Skipf("no Docker daemon: %v", err)
+	}
+	if info.Version == "" || info.APIVersion == "" {
+		t.Errorf("info = %+v", info)
+	}
+}
+
+func writeExec(t *testing.T, p string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFindPostgresBin(t *testing.T) {
+	notFound := func(string) (string, error) { return "", errors.New("not found") }
+
+	lib := t.TempDir()
+	for _, v := range []string{"9.6", "14", "15"} {
+		writeExec(t, filepath.Join(lib, v, "bin", "initdb"))
+		writeExec(t, filepath.Join(lib, v, "bin", "postgres"))
+	}
+	writeExec(t, filepath.Join(lib, "16", "bin", "initdb")) // incomplete: no postgres
+	got, err := findPostgresBin(notFound, lib)
+	if err != nil || got != filepath.Join(lib, "15", "bin") {
+		t.Errorf("newest = %q, %v", got, err)
+	}
+
+	onPath := t.TempDir()
+	writeExec(t, filepath.Join(onPath, "initdb"))
+	writeExec(t, filepath.Join(onPath, "postgres"))
+	look := func(name string) (string, error) { return filepath.Join(onPath, name), nil }
+	if got, err := findPostgresBin(look, lib); err != nil || got != onPath {
+		t.Errorf("PATH = %q, %v; want %q", got, err, onPath)
+	}
+
+	if _, err := findPostgresBin(notFound, t.TempDir()); err == nil {
+		t.Error("found binaries in an empty directory")
+	}
+}
+
+func TestCompareVersions(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		less bool
+	}{{"9.6", "15", true}, {"15", "16", true}, {"15", "9.6", false}, {"15", "15.1", true}} {
+		if got := compareVersions(c.a, c.b) < 0; got != c.less {
+			t.Errorf("%s < %s = %v", c.a, c.b, got)
+		}
+	}
+}
+
+func TestFindPactLib(t *testing.T) {
+	a, b, sys := t.TempDir(), t.TempDir(), t.TempDir()
+	writeExec(t, filepath.Join(b, PactLibName))
+	writeExec(t, filepath.Join(sys, PactLibName))
+	if got, err := findPactLib(a+":"+b, []string{sys}); err != nil || got != filepath.Join(b, PactLibName) {
+		t.Errorf("LD_LIBRARY_PATH: %q, %v", got, err)
+	}
+	if got, err := findPactLib("", []string{a, sys}); err != nil || got != filepath.Join(sys, PactLibName) {
+		t.Errorf("system: %q, %v", got, err)
+	}
+	if _, err := findPactLib("", []string{a}); err == nil || !strings.Contains(err.Error(), a) {
+		t.Errorf("missing: %v", err)
+	}
+}
+
+func TestPortFreeAndHolder(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	if err := portFree(port); !errors.Is(err, errInUse) {
+		t.Errorf("portFree(taken) = %v", err)
+	}
+	if _, err := os.Stat("/proc/net/tcp"); err != nil {
+		t.Skip("no /proc/net/tcp")
+	}
+	want := "(pid " + strconv.Itoa(os.Getpid()) + ")"
+	if got := PortHolder("/proc", port); !strings.HasSuffix(got, want) {
+		t.Errorf("PortHolder = %q, want suffix %q", got, want)
+	}
+	l.Close()
+	if err := portFree(port); err != nil {
+		t.Errorf("portFree(released) = %v", err)
+	}
+	if got := PortHolder("/proc", port); got != "" {
+		t.Errorf("PortHolder(released) = %q", got)
+	}
+}
