@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msctl/msctl/internal/doctor"
+	"github.com/msctl/msctl/internal/manifest"
+)
+
+type doctorOptions struct {
+	root *rootOptions
+	json bool
+	// env builds the machine probes for a gateway port; a seam for tests.
+	env func(port int, source string) doctor.Env
+}
+
+func newDoctorCmd(root *rootOptions) *cobra.Command {
+	o := &doctorOptions{root: root, env: doctor.Default}
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check this machine: Docker, Go, Postgres binaries, Pact library, gateway port",
+		Long: "doctor checks what msctl needs from this machine and names a fix for each problem.\n" +
+			"It exits 0 when the runtime that --runtime auto picks can run here, 1 otherwise.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
+	}
+	cmd.Flags().BoolVar(&o.json, "json", false, "print the checks as a JSON array of {name, ok, detail, fix}")
+	return cmd
+}
+
+func (o *doctorOptions) run(ctx context.Context) error {
+	port, source := o.gatewayPort()
+	r := doctor.Run(ctx, o.env(port, source))
+	if err := o.print(r); err != nil {
+		return err
+	}
+	if !r.RuntimeOK {
+		return fmt.Errorf("the %s runtime cannot run on this machine; see the fixes above", r.Runtime)
+	}
+	return nil
+}
+
+// gatewayPort reads the port from the workspace manifest when there is a
+// valid one; doctor is also for machines without a workspace, so anything
+// else falls back to the default.
+func (o *doctorOptions) gatewayPort() (int, string) {
+	m, err := loadManifest(o.root)
+	switch {
+	case err == nil:
+		return m.Gateway.Port, "from " + manifest.FileName
+	case errors.Is(err, manifest.ErrNotFound):
+		return manifest.DefaultGatewayPort, "default, no " + manifest.FileName + " found"
+	default:
+		return manifest.DefaultGatewayPort, "default, " + manifest.FileName + " is invalid"
+	}
+}
+
+func (o *doctorOptions) print(r doctor.Report) error {
+	if o.json {
+		enc := json.NewEncoder(o.root.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r.Checks)
+	}
+	tw := tabwriter.NewWriter(o.root.stdout, 0, 4, 2, ' ', 0)
+	for _, c := range r.Checks {
+		mark := "ok"
+		if !c.OK {
+			mark = "FAIL"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", mark, c.Name, c.Detail)
+		if !c.OK && c.Fix != "" {
+			fmt.Fprintf(tw, "\t\tfix: %s\n", c.Fix)
+		}
+	}
+	return tw.Flush()
+}

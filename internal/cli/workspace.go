@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/msctl/msctl/internal/manifest"
+)
+
+// loadManifest finds (unless -f is given), loads and validates the workspace
+// manifest. Every command that acts on a workspace calls it first, so all of
+// them agree on what a valid workspace is; its errors exit 2.
+func loadManifest(opts *rootOptions) (*manifest.Manifest, error) {
+	path, err := manifestPath(opts)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.Load(path)
+}
+
+// manifestPath returns -f, or the manifest found from the working directory,
+// shown relative to it when inside it so messages stay short.
+func manifestPath(opts *rootOptions) (string, error) {
+	if opts.file != "" {
+		return opts.file, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("working directory: %w", err)
+	}
+	found, err := manifest.Find(wd)
+	if err != nil {
+		return "", err
+	}
+	if rel, err := filepath.Rel(wd, found); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel, nil
+	}
+	return found, nil
+}
