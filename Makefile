@@ -1,0 +1,37 @@
+# msctl developer targets. CI runs `bash .ci/run`; `make test` is the same test suite.
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/msctl/msctl/internal/cli.version=$(VERSION)
+
+.PHONY: build test lint bench images pact
+
+## build: compile msctl into bin/msctl, stamped with the git version
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/msctl ./cmd/msctl
+
+## test: every package, then the Pact contract tests (need libpact_ffi: `make pact`)
+test:
+	go test ./... -count=1 -timeout 45m
+	@if [ -n "$$(find contracts -name '*.go' 2>/dev/null | head -n 1)" ]; then \
+		echo "go test -tags contracts ./contracts/... -count=1"; \
+		go test -tags contracts ./contracts/... -count=1; \
+	fi
+
+## lint: gofmt and go vet must be clean
+lint:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+## bench: run the benchmarks of every package that has some
+bench:
+	@pkgs="$$(grep -rl --include='*_test.go' '^func Benchmark' . | xargs -r -n1 dirname | sort -u)"; \
+	echo "go test -run '^$$' -bench . -benchmem $$pkgs"; \
+	go test -run '^$$' -bench . -benchmem $$pkgs
+
+## images: build the offline stand-in infra images (postgres, nats, etcd)
+images:
+	bash .ci/images/build.sh
+
+## pact: install the Pact FFI library pact-go links against
+pact:
+	bash .ci/install-pact.sh
