@@ -1,0 +1,65 @@
+package testenv
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+func TestPostgresDatabaseIsolated(t *testing.T) {
+	begin := time.Now()
+	s := Postgres(t)
+	t.Logf("shared postgres ready in %v", time.Since(begin))
+	if Postgres(t) != s {
+		t.Fatal("second call started another server")
+	}
+	a, b := Database(t, "Orders Test"), Database(t, "orders test")
+	if a == b {
+		t.Fatalf("two databases share a DSN: %s", a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
+		t.Fatal(err)
+	}
+
+	// a's role on b's database.
+	cfgA, err := pgx.ParseConfig(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB, err := pgx.ParseConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cross := strings.Replace(a, "/"+cfgA.Database+"?", "/"+cfgB.Database+"?", 1)
+	if c, err := pgx.Connect(ctx, cross); err == nil {
+		c.Close(ctx)
+		t.Fatalf("role of %s connected to %s", cfgA.Database, cfgB.Database)
+	}
+}
+
+func TestUniqueName(t *testing.T) {
+	tests := []struct{ in, prefix string }{
+		{"users", "users_"},
+		{"Orders Test", "orders_test_"},
+		{"42", "db_42_"},
+		{"", "db__"},
+		{strings.Repeat("x", 80), strings.Repeat("x", 40) + "_"},
+	}
+	for _, tt := range tests {
+		if got := uniqueName(tt.in); !strings.HasPrefix(got, tt.prefix) || len(got) > 63 {
+			t.Errorf("uniqueName(%q) = %q, want prefix %q and at most 63 bytes", tt.in, got, tt.prefix)
+		}
+	}
+}
