@@ -1,0 +1,250 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/events"
+)
+
+var natsURL string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bus-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, SyncAlways: true, NoSigs: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		fmt.Fprintln(os.Stderr, "nats not ready")
+		os.Exit(1)
+	}
+	natsURL = srv.ClientURL()
+	code := m.Run()
+	srv.Shutdown()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newBus connects and recreates the streams, so every test starts empty.
+func newBus(t *testing.T) *bus.Bus {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	b, err := bus.New(nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, s := range []string{events.StreamCommands, events.StreamEvents, events.StreamDLQ} {
+		_ = b.JetStream().DeleteStream(ctx, s)
+	}
+	if err := b.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func publish(t *testing.T, b *bus.Bus, ctx context.Context, subject string, data any) events.Envelope {
+	t.Helper()
+	env, err := events.New(subject, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(env)
+	if err := b.Publish(ctx, env, raw); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func consume(t *testing.T, b *bus.Bus, cfg bus.ConsumerConfig, h bus.Handler) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = b.Consume(ctx, cfg, h) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
+	b := newBus(t)
+	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	ctx := trace.ContextWithSpanContext(context.Background(),
+		trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled}))
+
+	env := publish(t, b, ctx, events.InventoryReserve, events.ReserveStock{OrderID: "o1"})
+	// Same Nats-Msg-Id again: the stream keeps one copy.
+	raw, _ := json.Marshal(env)
+	if err := b.Publish(ctx, env, raw); err != nil {
+		t.Fatal(err)
+	}
+	if n := streamMsgs(t, b, events.StreamCommands); n != 1 {
+		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+
+	var mu sync.Mutex
+	var got []bus.Message
+	var gotTrace trace.TraceID
+	consume(t, b, bus.ConsumerConfig{Stream: events.StreamCommands, Durable: "t1", Subjects: []string{"inventory.cmd.>"}},
+		func(ctx context.Context, m bus.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, m)
+			gotTrace = trace.SpanContextFromContext(ctx).TraceID()
+			return nil
+		})
+	waitFor(t, "delivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if p, ok := got[0].Payload.(*events.ReserveStock); !ok || p.OrderID != "o1" {
+		t.Fatalf("payload = %#v", got[0].Payload)
+	}
+	if got[0].Envelope.ID != env.ID {
+		t.Fatalf("id = %s, want %s", got[0].Envelope.ID, env.ID)
+	}
+	if gotTrace != traceID {
+		t.Fatalf("handler trace = %s, want %s", gotTrace, traceID)
+	}
+}
+
+func TestPoisonMessagesAreParked(t *testing.T) {
+	tests := []struct {
+		name       string
+		send       func(t *testing.T, b *bus.Bus)
+		handler    func(calls *atomic.Int32) bus.Handler
+		wantCalls  int32
+		wantReason string
+	}{
+		{
+			name: "retried then parked",
+			send: func(t *testing.T, b *bus.Bus) {
+				publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o2"})
+			},
+			handler: func(calls *atomic.Int32) bus.Handler {
+				return func(context.Context, bus.Message) error { calls.Add(1); return fmt.Errorf("db down") }
+			},
+			wantCalls:  3,
+			wantReason: "db down",
+		},
+		{
+			name: "permanent error parked at once",
+			send: func(t *testing.T, b *bus.Bus) {
+				publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o3"})
+			},
+			handler: func(calls *atomic.Int32) bus.Handler {
+				return func(context.Context, bus.Message) error { calls.Add(1); return bus.Permanent(fmt.Errorf("bad order")) }
+			},
+			wantCalls:  1,
+			wantReason: "bad order",
+		},
+		{
+			name: "undecodable payload parked without calling the handler",
+			send: func(t *testing.T, b *bus.Bus) {
+				m := nats.NewMsg(events.PaymentsCharge)
+				m.Data = []byte("not json")
+				m.Header.Set(jetstream.MsgIDHeader, "garbage-1")
+				if _, err := b.JetStream().PublishMsg(context.Background(), m); err != nil {
+					t.Fatal(err)
+				}
+			},
+			handler: func(calls *atomic.Int32) bus.Handler {
+				return func(context.Context, bus.Message) error { calls.Add(1); return nil }
+			},
+			wantCalls:  0,
+			wantReason: "decode envelope",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBus(t)
+			tt.send(t, b)
+			var calls atomic.Int32
+			consume(t, b, bus.ConsumerConfig{Stream: events.StreamCommands, Durable: "poison", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 3},
+				tt.handler(&calls))
+			waitFor(t, "parked message", func() bool { return streamMsgs(t, b, events.StreamDLQ) == 1 })
+
+			s, err := b.JetStream().Stream(context.Background(), events.StreamDLQ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parked, err := s.GetMsg(context.Background(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if parked.Subject != "dlq."+events.PaymentsCharge {
+				t.Errorf("parked on %s", parked.Subject)
+			}
+			if r := parked.Header.Get(bus.HeaderDLQReason); !strings.Contains(r, tt.wantReason) {
+				t.Errorf("reason %q, want %q", r, tt.wantReason)
+			}
+			if parked.Header.Get(bus.HeaderDLQConsumer) != "poison" || parked.Header.Get(bus.HeaderDLQSequence) != "1" {
+				t.Errorf("headers = %v", parked.Header)
+			}
+			// Acked after parking: nothing is redelivered any more.
+			time.Sleep(300 * time.Millisecond)
+			if c := calls.Load(); c != tt.wantCalls {
+				t.Errorf("handler called %d times, want %d", c, tt.wantCalls)
+			}
+			cons, err := b.JetStream().Consumer(context.Background(), events.StreamCommands, "poison")
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := cons.Info(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.NumAckPending != 0 || info.NumPending != 0 {
+				t.Errorf("consumer still has pending=%d ack_pending=%d", info.NumPending, info.NumAckPending)
+			}
+		})
+	}
+}

@@ -1,0 +1,67 @@
+// Package outbox is the transactional outbox: a service writes its state
+// change and the message announcing it in one database transaction (Add),
+// and a Relay publishes committed rows to JetStream afterwards, using the
+// row's id as Nats-Msg-Id. A crash between publish and mark only leads to a
+// republish with the same id, which the stream's dedup window (and the
+// consumers' inbox) absorbs.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+
+	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/events"
+)
+
+// Schema is the table every service with an outbox creates in one of its
+// own migrations (database per service, so it is copied, not shared).
+const Schema = `
+CREATE TABLE outbox (
+    seq        bigserial PRIMARY KEY,
+    id         text NOT NULL UNIQUE,
+    subject    text NOT NULL,
+    payload    bytea NOT NULL,
+    headers    jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    sent_at    timestamptz
+);
+CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+`
+
+// notifyChannel is the Postgres channel Add notifies on commit, waking the
+// relay without polling.
+const notifyChannel = "outbox"
+
+// Add stores a message for subject inside tx and returns its envelope. The
+// current trace context is stored with it, so the relay's publish (and
+// every consumer) continues the trace that caused the message.
+func Add(ctx context.Context, tx pgx.Tx, subject string, data any) (events.Envelope, error) {
+	env, err := events.New(subject, data)
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox add: %w", err)
+	}
+	raw, err := json.Marshal(env)
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+	}
+	hdr := nats.Header{}
+	bus.Inject(ctx, hdr)
+	hjson, err := json.Marshal(hdr)
+	if err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+	}
+	if _, err := tx.Exec(ctx,
+		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
+		env.ID, subject, raw, hjson); err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel); err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox notify: %w", err)
+	}
+	return env, nil
+}

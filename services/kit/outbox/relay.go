@@ -1,0 +1,229 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+
+	"github.com/msctl/msctl/services/kit/bus"
+)
+
+// Publisher is what the relay needs from the bus.
+type Publisher interface {
+	PublishBatch(ctx context.Context, msgs []*nats.Msg) []error
+}
+
+var _ Publisher = (*bus.Bus)(nil)
+
+// Relay publishes committed outbox rows and marks them sent.
+type Relay struct {
+	DB  *pgxpool.Pool
+	Bus Publisher
+	Log *slog.Logger
+	// Batch is the most rows published per round; default 256.
+	Batch int
+	// Poll is the fallback interval when no notification arrives; default 1s.
+	Poll time.Duration
+	// Retain is how long sent rows are kept before deletion; default 1h.
+	Retain time.Duration
+	// AfterPublish, when set, runs after a batch was published and before
+	// it is marked sent. Tests use it to crash the relay at the worst moment.
+	AfterPublish func()
+}
+
+// Run relays until ctx ends. Publishing failures (broker down) leave rows
+// unsent; they are retried on the next round.
+func (r *Relay) Run(ctx context.Context) error {
+	if r.Batch <= 0 {
+		r.Batch = 256
+	}
+	if r.Poll <= 0 {
+		r.Poll = time.Second
+	}
+	if r.Retain <= 0 {
+		r.Retain = time.Hour
+	}
+	if r.Log == nil {
+		r.Log = slog.Default()
+	}
+	wake := make(chan struct{}, 1)
+	go r.listen(ctx, wake)
+
+	poll := time.NewTicker(r.Poll)
+	defer poll.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		n, err := r.Flush(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			r.Log.Warn("outbox relay round failed", "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		case n == r.Batch:
+			backoff = 50 * time.Millisecond
+			continue // more rows are waiting
+		}
+		backoff = 50 * time.Millisecond
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-poll.C:
+		case <-prune.C:
+			if _, err := r.DB.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.Retain.String()); err != nil {
+				r.Log.Warn("outbox prune failed", "err", err)
+			}
+		}
+	}
+}
+
+// listen turns Postgres notifications from Add into wake-ups. When the
+// listening connection breaks, the relay still polls.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		r.Log.Debug("outbox listen failed", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+	pooled, err := r.DB.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire: %w", err)
+	}
+	// The connection will have run LISTEN; it must not return to the pool.
+	conn := pooled.Hijack()
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for {
+		if _, err := conn.WaitForNotification(ctx); err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+type row struct {
+	seq     int64
+	id      string
+	subject string
+	payload []byte
+	headers nats.Header
+}
+
+// Flush publishes one batch of unsent rows and marks the published ones.
+// Rows are locked with SKIP LOCKED, so replicas relay disjoint rows.
+func (r *Relay) Flush(ctx context.Context) (int, error) {
+	tx, err := r.DB.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+
+	rows, err := tx.Query(ctx, `SELECT seq, id, subject, payload, headers FROM outbox
+		WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`, r.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("select unsent: %w", err)
+	}
+	batch, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (row, error) {
+		var x row
+		var hjson []byte
+		if err := rs.Scan(&x.seq, &x.id, &x.subject, &x.payload, &hjson); err != nil {
+			return x, err
+		}
+		x.headers = nats.Header{}
+		if err := json.Unmarshal(hjson, &x.headers); err != nil {
+			return x, fmt.Errorf("headers of %s: %w", x.id, err)
+		}
+		return x, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read unsent: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+
+	msgs := make([]*nats.Msg, len(batch))
+	ends := make([]func(error), len(batch))
+	for i, x := range batch {
+		// The publish span is a child of the trace stored with the row, and
+		// the message carries the publish span, so the consumer's span
+		// nests under it.
+		pctx, span := bus.StartPublishSpan(bus.Extract(ctx, x.headers), x.subject)
+		hdr := nats.Header{}
+		for k, vs := range x.headers {
+			if k != bus.HeaderTraceparent && k != bus.HeaderTracestate {
+				hdr[k] = vs
+			}
+		}
+		bus.Inject(pctx, hdr)
+		msgs[i] = bus.NewMsg(pctx, x.subject, x.id, x.payload, hdr)
+		ends[i] = func(err error) {
+			if err != nil {
+				span.RecordError(err)
+			}
+			span.End()
+		}
+	}
+	// Acks lost to a broker restart must not stall the relay: unacked rows
+	// stay unsent and go again next round with the same id.
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	perr := r.Bus.PublishBatch(pctx, msgs)
+	cancel()
+	sent := make([]int64, 0, len(batch))
+	var firstErr error
+	for i, err := range perr {
+		ends[i](err)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		sent = append(sent, batch[i].seq)
+	}
+	if r.AfterPublish != nil && len(sent) > 0 {
+		r.AfterPublish()
+	}
+	if len(sent) > 0 {
+		if _, err := tx.Exec(ctx, `UPDATE outbox SET sent_at = now() WHERE seq = ANY($1)`, sent); err != nil {
+			return 0, fmt.Errorf("mark sent: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return 0, fmt.Errorf("commit: %w", err)
+		}
+	}
+	if firstErr != nil {
+		return len(sent), fmt.Errorf("publish: %w", firstErr)
+	}
+	return len(sent), nil
+}
