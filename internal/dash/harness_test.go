@@ -1,0 +1,69 @@
+package dash
+
+import (
+	"testing"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/msctl/msctl/internal/state"
+)
+
+// harness drives a Model by hand, the way the bubbletea runtime would, but
+// without running the commands it returns (tests run them explicitly).
+type harness struct {
+	t *testing.T
+	m *Model
+}
+
+func newHarness(t *testing.T, w, h int) *harness {
+	t.Helper()
+	m := New(&fakeSource{}, Options{Workspace: "/home/dev/shop", Now: fixedNow})
+	hs := &harness{t: t, m: m}
+	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
+	return hs
+}
+
+// send delivers msg and returns the command the model asked for.
+func (h *harness) send(msg tea.Msg) tea.Cmd {
+	h.t.Helper()
+	next, cmd := h.m.Update(msg)
+	if next != h.m {
+		h.t.Fatalf("Update returned a different model")
+	}
+	return cmd
+}
+
+// keys delivers each key in turn: names like "enter", "tab", "up" or a single rune.
+func (h *harness) keys(names ...string) {
+	h.t.Helper()
+	for _, n := range names {
+		h.send(keyMsg(n))
+	}
+}
+
+func (h *harness) snapshot(s state.Snapshot) tea.Cmd {
+	h.t.Helper()
+	return h.send(snapshotMsg{snap: s, at: now})
+}
+
+func keyMsg(name string) tea.KeyMsg {
+	named := map[string]tea.KeyType{
+		"enter": tea.KeyEnter, "tab": tea.KeyTab, "shift+tab": tea.KeyShiftTab, "esc": tea.KeyEsc,
+		"up": tea.KeyUp, "down": tea.KeyDown, "pgup": tea.KeyPgUp, "pgdown": tea.KeyPgDown,
+		"home": tea.KeyHome, "end": tea.KeyEnd, "backspace": tea.KeyBackspace, "ctrl+c": tea.KeyCtrlC,
+		"space": tea.KeySpace, "ctrl+u": tea.KeyCtrlU,
+	}
+	if t, ok := named[name]; ok {
+		return tea.KeyMsg{Type: t}
+	}
+	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(name)}
+}
+
+// logLines delivers lines as the log feed would, opening one first if needed.
+func (h *harness) logLines(lines []state.LogLine) {
+	h.t.Helper()
+	if h.m.feed == nil {
+		h.send(logsOpenedMsg{feed: &logFeed{lines: make(chan state.LogLine), cancel: func() {}}})
+	}
+	h.send(logsMsg{feed: h.m.feed, lines: lines})
+}

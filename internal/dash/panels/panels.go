@@ -1,0 +1,277 @@
+// Package panels renders the dashboard's panels. Each panel keeps the rows it
+// derived from the last snapshot (computed once per snapshot, not per frame)
+// and renders only the rows that fit.
+package panels
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/msctl/msctl/internal/dash/theme"
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Panel is what the dashboard asks of every panel.
+type Panel interface {
+	Title() string
+	// SetSnapshot replaces the panel's data; now is the time the snapshot was received.
+	SetSnapshot(s state.Snapshot, now time.Time)
+	// SetFilter narrows the rows to those containing q (case-insensitive).
+	SetFilter(q string)
+	// Move moves the selection by n rows; a large n goes to the first or last row.
+	Move(n int)
+	// View renders exactly height lines of at most width cells.
+	View(st theme.Styles, width, height int) string
+}
+
+// cursor is a selection within n rows and the first visible row.
+type cursor struct {
+	sel, top int
+}
+
+func (c *cursor) move(d, n int) {
+	c.sel = clamp(c.sel+d, 0, n-1)
+}
+
+// window returns the visible range [from, to) for height rows and keeps the
+// selection inside it.
+func (c *cursor) window(n, height int) (int, int) {
+	c.sel = clamp(c.sel, 0, n-1)
+	if height < 1 {
+		return 0, 0
+	}
+	if c.sel < c.top {
+		c.top = c.sel
+	}
+	if c.sel >= c.top+height {
+		c.top = c.sel - height + 1
+	}
+	c.top = clamp(c.top, 0, max(0, n-height))
+	return c.top, min(n, c.top+height)
+}
+
+func clamp(v, lo, hi int) int {
+	if hi < lo {
+		return lo
+	}
+	return max(lo, min(v, hi))
+}
+
+// fit pads or truncates plain text s to exactly w cells.
+func fit(s string, w int) string {
+	if w <= 0 {
+		return ""
+	}
+	if sw := ansi.StringWidth(s); sw <= w {
+		return s + strings.Repeat(" ", w-sw)
+	}
+	return ansi.Truncate(s, w, "…")
+}
+
+// fitRight is fit aligned to the right.
+func fitRight(s string, w int) string {
+	if sw := ansi.StringWidth(s); sw < w {
+		return strings.Repeat(" ", w-sw) + s
+	}
+	return fit(s, w)
+}
+
+// Line truncates a rendered line to w cells and pads it, so that no line wraps.
+func Line(s string, w int) string {
+	if ansi.StringWidth(s) > w {
+		s = ansi.Truncate(s, w, "…")
+	}
+	if sw := ansi.StringWidth(s); sw < w {
+		s += strings.Repeat(" ", w-sw)
+	}
+	return s
+}
+
+// Lines joins lines and pads with empty lines up to height, cutting the rest.
+func Lines(lines []string, width, height int) string {
+	if len(lines) > height {
+		lines = lines[:height]
+	}
+	var b strings.Builder
+	for i := range height {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i < len(lines) {
+			b.WriteString(Line(lines[i], width))
+		} else {
+			b.WriteString(strings.Repeat(" ", width))
+		}
+	}
+	return b.String()
+}
+
+// column describes one table column: Min cells, plus a share of the leftover
+// width proportional to Flex.
+type column struct {
+	title string
+	min   int
+	flex  int
+	right bool
+}
+
+// cell is one table cell; style is nil for plain text.
+type cell struct {
+	text  string
+	style *lipgloss.Style
+}
+
+func plain(s string) cell { return cell{text: s} }
+
+func styled(s string, st lipgloss.Style) cell { return cell{text: s, style: &st} }
+
+// widths distributes width among columns, a one-cell gap between them and a
+// two-cell selection gutter in front.
+func widths(cols []column, width int) []int {
+	w := make([]int, len(cols))
+	used, flex := 2+len(cols)-1, 0
+	for i, c := range cols {
+		w[i] = c.min
+		used += c.min
+		flex += c.flex
+	}
+	left := width - used
+	if left <= 0 || flex == 0 {
+		return w
+	}
+	given := 0
+	last := -1
+	for i, c := range cols {
+		if c.flex == 0 {
+			continue
+		}
+		extra := left * c.flex / flex
+		w[i] += extra
+		given += extra
+		last = i
+	}
+	w[last] += left - given
+	return w
+}
+
+func headerLine(st theme.Styles, cols []column, w []int) string {
+	var b strings.Builder
+	b.WriteString("  ")
+	for i, c := range cols {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if c.right {
+			b.WriteString(fitRight(c.title, w[i]))
+		} else {
+			b.WriteString(fit(c.title, w[i]))
+		}
+	}
+	return st.ColHeader.Render(b.String())
+}
+
+// rowLine renders one table row; the selected row gets a "▶" gutter so it is
+// visible without colour.
+func rowLine(st theme.Styles, cols []column, w []int, cells []cell, selected bool) string {
+	var b strings.Builder
+	if selected {
+		b.WriteString(st.Selected.Render("▶ "))
+	} else {
+		b.WriteString("  ")
+	}
+	for i, c := range cells {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		var s string
+		if cols[i].right {
+			s = fitRight(c.text, w[i])
+		} else {
+			s = fit(c.text, w[i])
+		}
+		switch {
+		case selected:
+			s = st.Selected.Render(s)
+		case c.style != nil:
+			s = c.style.Render(s)
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// table renders a header and rows[from:to] via cellsOf.
+func table(st theme.Styles, cols []column, width, height int, n int, cur *cursor, cellsOf func(i int) []cell) []string {
+	w := widths(cols, width)
+	lines := []string{headerLine(st, cols, w)}
+	from, to := cur.window(n, height-1)
+	for i := from; i < to; i++ {
+		lines = append(lines, rowLine(st, cols, w, cellsOf(i), i == cur.sel))
+	}
+	return lines
+}
+
+// matches reports whether any of fields contains the lower-cased query q.
+func matches(q string, fields ...string) bool {
+	if q == "" {
+		return true
+	}
+	for _, f := range fields {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
+}
+
+// Age formats a duration the way the panels show uptimes: two units at most.
+func Age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d/time.Minute), int(d%time.Minute/time.Second))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	default:
+		return fmt.Sprintf("%dd%02dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+	}
+}
+
+// Dur formats a span or trace duration with three significant digits.
+func Dur(d time.Duration) string {
+	switch {
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d.Nanoseconds())
+	case d < time.Millisecond:
+		return sig3(float64(d)/float64(time.Microsecond)) + "µs"
+	case d < time.Second:
+		return sig3(float64(d)/float64(time.Millisecond)) + "ms"
+	default:
+		return sig3(d.Seconds()) + "s"
+	}
+}
+
+// sig3 prints v with about three significant digits and never in exponent form.
+func sig3(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+// empty is the body of a panel with nothing to show.
+func empty(st theme.Styles, msg string) []string {
+	return []string{"", "  " + st.Dim.Render(msg)}
+}

@@ -1,0 +1,97 @@
+package panels
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/msctl/msctl/internal/dash/theme"
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Traces lists the recent traces the snapshot carries, newest first.
+type Traces struct {
+	all    []state.TraceSummary
+	rows   []state.TraceSummary
+	filter string
+	cur    cursor
+}
+
+var _ Panel = (*Traces)(nil)
+
+var traceCols = []column{
+	{title: "TIME", min: 8},
+	{title: "ROOT", min: 16, flex: 3},
+	{title: "SERVICES", min: 10, flex: 2},
+	{title: "DURATION", min: 8, right: true},
+	{title: "SPANS", min: 5, right: true},
+	{title: "ERR", min: 3, right: true},
+}
+
+// Title implements Panel.
+func (p *Traces) Title() string { return "Traces" }
+
+// SetSnapshot implements Panel. The selection follows its trace when newer
+// traces push it down the list.
+func (p *Traces) SetSnapshot(s state.Snapshot, _ time.Time) {
+	selected, hadSel := p.Selected()
+	p.all = slices.Clone(s.Traces)
+	slices.SortStableFunc(p.all, func(a, b state.TraceSummary) int { return b.Start.Compare(a.Start) })
+	p.apply()
+	if hadSel {
+		if i := slices.IndexFunc(p.rows, func(t state.TraceSummary) bool { return t.TraceID == selected.TraceID }); i >= 0 {
+			p.cur.top += i - p.cur.sel
+			p.cur.sel = i
+		}
+	}
+}
+
+// SetFilter implements Panel.
+func (p *Traces) SetFilter(q string) {
+	p.filter = strings.ToLower(q)
+	p.apply()
+}
+
+func (p *Traces) apply() {
+	p.rows = p.rows[:0]
+	for _, t := range p.all {
+		if matches(p.filter, append([]string{t.Root, t.TraceID}, t.Services...)...) {
+			p.rows = append(p.rows, t)
+		}
+	}
+}
+
+// Move implements Panel.
+func (p *Traces) Move(n int) { p.cur.move(n, len(p.rows)) }
+
+// Selected is the selected trace.
+func (p *Traces) Selected() (state.TraceSummary, bool) {
+	if len(p.rows) == 0 {
+		return state.TraceSummary{}, false
+	}
+	return p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)], true
+}
+
+// View implements Panel.
+func (p *Traces) View(st theme.Styles, width, height int) string {
+	if len(p.rows) == 0 {
+		return Lines(empty(st, "no traces yet: send a request through the gateway"+filterNote(p.filter)), width, height)
+	}
+	lines := table(st, traceCols, width, height, len(p.rows), &p.cur, func(i int) []cell {
+		t := p.rows[i]
+		errs := styled("0", st.Dim)
+		if t.Errors > 0 {
+			errs = styled(strconv.Itoa(t.Errors), st.Bad)
+		}
+		return []cell{
+			plain(t.Start.Format("15:04:05")),
+			plain(t.Root),
+			plain(strings.Join(t.Services, ",")),
+			plain(Dur(t.Duration)),
+			plain(strconv.Itoa(t.Spans)),
+			errs,
+		}
+	})
+	return Lines(lines, width, height)
+}

@@ -1,0 +1,108 @@
+package dash
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/msctl/msctl/internal/state"
+)
+
+// ErrNoWorkspace is what a Source returns (wrapped) when no agent runs for
+// the workspace, so the dashboard can say how to start one.
+var ErrNoWorkspace = errors.New("no workspace is up")
+
+// Source is what the dashboard needs from the workspace agent. Every call
+// happens inside a tea.Cmd, never in Update or View.
+type Source interface {
+	Snapshot(ctx context.Context) (state.Snapshot, error)
+	Trace(ctx context.Context, traceID string) ([]state.Span, error)
+	// FollowLogs streams every component's log lines, starting with the
+	// lines of the last since, until ctx ends or the agent goes away.
+	FollowLogs(ctx context.Context, since time.Duration) (LogStream, error)
+	Restart(ctx context.Context, service string) error
+}
+
+// LogStream is one open log stream.
+type LogStream interface {
+	// Next blocks for the next line; it returns an error when the stream ends.
+	Next() (state.LogLine, error)
+	Close() error
+}
+
+// Dialer connects to the workspace's agent.
+type Dialer func(ctx context.Context) (Source, error)
+
+// Redial is a Source that connects on first use and again after any failed
+// call, so the dashboard finds an agent that was restarted (with a new port
+// and token) without being restarted itself.
+func Redial(dial Dialer) Source { return &redial{dial: dial} }
+
+type redial struct {
+	dial Dialer
+	mu   sync.Mutex
+	cur  Source
+}
+
+var _ Source = (*redial)(nil)
+
+func (r *redial) get(ctx context.Context) (Source, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		return r.cur, nil
+	}
+	s, err := r.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.cur = s
+	return s, nil
+}
+
+// drop forgets s after a failed snapshot (the poll notices a dead agent
+// first), unless another caller replaced it already.
+func (r *redial) drop(s Source) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur == s {
+		r.cur = nil
+	}
+}
+
+func (r *redial) Snapshot(ctx context.Context) (state.Snapshot, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return state.Snapshot{}, err
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil {
+		r.drop(s)
+	}
+	return snap, err
+}
+
+func (r *redial) Trace(ctx context.Context, id string) ([]state.Span, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.Trace(ctx, id)
+}
+
+func (r *redial) FollowLogs(ctx context.Context, since time.Duration) (LogStream, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.FollowLogs(ctx, since)
+}
+
+func (r *redial) Restart(ctx context.Context, service string) error {
+	s, err := r.get(ctx)
+	if err != nil {
+		return err
+	}
+	return s.Restart(ctx, service)
+}
