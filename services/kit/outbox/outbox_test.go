@@ -218,8 +218,8 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	crashing := &outbox.Relay{DB: db, Bus: crashingPublisher{Publisher: b, cancel: cancel}, Log: quiet()}
-	if _, err := crashing.Flush(cctx); err == nil {
-		t.Fatal("mark should have failed")
+	if n, err := crashing.Flush(cctx); err == nil {
+		t.Fatalf("mark should have failed, flushed %d", n)
 	}
 	if n := unsent(t, db); n != 5 {
 		t.Fatalf("%d rows unsent after crash, want 5", n)
@@ -260,7 +260,8 @@ func TestInboxAbsorbsRepublishedCopies(t *testing.T) {
 	for seq := uint64(1); seq <= 20; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
-			t.Fatal(err)
+			info, _ := s.Info(ctx)
+			t.Fatalf("seq %d: %v (state %+v)", seq, err, info.State)
 		}
 		out := nats.NewMsg(m.Subject)
 		out.Data = m.Data

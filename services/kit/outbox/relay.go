@@ -37,9 +37,7 @@ type Relay struct {
 	AfterPublish func()
 }
 
-// Run relays until ctx ends. Publishing failures (broker down) leave rows
-// unsent; they are retried on the next round.
-func (r *Relay) Run(ctx context.Context) error {
+func (r *Relay) defaults() {
 	if r.Batch <= 0 {
 		r.Batch = 256
 	}
@@ -52,6 +50,12 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.Log == nil {
 		r.Log = slog.Default()
 	}
+}
+
+// Run relays until ctx ends. Publishing failures (broker down) leave rows
+// unsent; they are retried on the next round.
+func (r *Relay) Run(ctx context.Context) error {
+	r.defaults()
 	wake := make(chan struct{}, 1)
 	go r.listen(ctx, wake)
 
@@ -142,6 +146,7 @@ type row struct {
 // Flush publishes one batch of unsent rows and marks the published ones.
 // Rows are locked with SKIP LOCKED, so replicas relay disjoint rows.
 func (r *Relay) Flush(ctx context.Context) (int, error) {
+	r.defaults()
 	tx, err := r.DB.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("begin: %w", err)
