@@ -1,9 +1,12 @@
 package dash
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/msctl/msctl/internal/state"
 )
@@ -15,9 +18,20 @@ type harness struct {
 	m *Model
 }
 
+// newHarness is for tests that never run the model's commands: it keeps
+// the default poll interval, which the error screen shows.
 func newHarness(t *testing.T, w, h int) *harness {
 	t.Helper()
-	m := New(&fakeSource{}, Options{Workspace: "/home/dev/shop", Now: fixedNow})
+	hs := newHarnessWith(t, &fakeSource{}, w, h)
+	hs.m.opts.Interval = Options{}.withDefaults().Interval
+	return hs
+}
+
+// newHarnessWith reads from src; the poll interval is tiny so that running a
+// poll command in a test does not wait.
+func newHarnessWith(t *testing.T, src Source, w, h int) *harness {
+	t.Helper()
+	m := New(src, Options{Workspace: "/home/dev/shop", Now: fixedNow, Interval: time.Millisecond})
 	hs := &harness{t: t, m: m}
 	hs.send(tea.WindowSizeMsg{Width: w, Height: h})
 	return hs
@@ -67,3 +81,42 @@ func (h *harness) logLines(lines []state.LogLine) {
 	}
 	h.send(logsMsg{feed: h.m.feed, lines: lines})
 }
+
+// run executes cmd the way the runtime would, batches included, and returns
+// the messages it produced, in order.
+func run(t *testing.T, cmd tea.Cmd) []tea.Msg {
+	t.Helper()
+	if cmd == nil {
+		return nil
+	}
+	done := make(chan tea.Msg, 1)
+	go func() { done <- cmd() }()
+	var msg tea.Msg
+	select {
+	case msg = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("command did not return within 5s")
+	}
+	if batch, ok := msg.(tea.BatchMsg); ok {
+		var out []tea.Msg
+		for _, c := range batch {
+			out = append(out, run(t, c)...)
+		}
+		return out
+	}
+	if msg == nil {
+		return nil
+	}
+	return []tea.Msg{msg}
+}
+
+// kinds names the types of msgs, for comparing what commands produced.
+func kinds(msgs []tea.Msg) []string {
+	out := make([]string, 0, len(msgs))
+	for _, m := range msgs {
+		out = append(out, reflect.TypeOf(m).String())
+	}
+	return out
+}
+
+func lineWidth(s string) int { return lipgloss.Width(s) }

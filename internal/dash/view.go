@@ -40,9 +40,7 @@ func (m *Model) header() string {
 	s := m.snap
 	parts := []string{title, s.Workspace + " (" + s.Runtime + ")"}
 	if m.err != nil {
-		parts = append(parts,
-			st.Bad.Render("✗ agent unreachable since "+m.staleSince.Format("15:04:05")),
-			"showing the last snapshot, "+s.TakenAt.Format("15:04:05")+" (stale); reconnecting…")
+		parts = append(parts, st.Bad.Render("✗ STALE since "+m.staleSince.Format("15:04:05")), "reconnecting…")
 		return strings.Join(parts, " · ")
 	}
 	healthy, services := 0, 0
@@ -177,6 +175,12 @@ func (m *Model) statusLine() string {
 			return st.Bad.Render(m.status)
 		}
 		return st.Status.Render(m.status)
+	}
+	if !m.have {
+		return ""
+	}
+	if m.err != nil {
+		return st.Bad.Render(fmt.Sprintf("agent unreachable (%v); showing the snapshot of %s", m.err, m.snap.TakenAt.Format("15:04:05")))
 	}
 	var hints []string
 	if q := m.filters[m.active]; q != "" {

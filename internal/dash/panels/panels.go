@@ -110,11 +110,12 @@ func Lines(lines []string, width, height int) string {
 	return b.String()
 }
 
-// column describes one table column: Min cells, plus a share of the leftover
-// width proportional to Flex.
+// column describes one table column: min cells, plus a share of the leftover
+// width proportional to flex, up to max cells when max is set.
 type column struct {
 	title string
 	min   int
+	max   int
 	flex  int
 	right bool
 }
@@ -144,17 +145,26 @@ func widths(cols []column, width int) []int {
 		return w
 	}
 	given := 0
-	last := -1
+	last, open := -1, -1 // the last flex column, and the last without a max
 	for i, c := range cols {
 		if c.flex == 0 {
 			continue
 		}
 		extra := left * c.flex / flex
+		if c.max > 0 && w[i]+extra > c.max {
+			extra = max(c.max-w[i], 0)
+		}
 		w[i] += extra
 		given += extra
 		last = i
+		if c.max == 0 {
+			open = i
+		}
 	}
-	w[last] += left - given
+	if open < 0 {
+		open = last
+	}
+	w[open] += left - given
 	return w
 }
 

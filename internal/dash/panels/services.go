@@ -28,7 +28,7 @@ var serviceCols = []column{
 	{title: "HEALTH", min: 4, flex: 1},
 	{title: "INST", min: 4, right: true},
 	{title: "RST", min: 3, right: true},
-	{title: "ENDPOINT", min: 15, flex: 4},
+	{title: "ENDPOINT", min: 15, max: 32, flex: 4},
 	{title: "UPTIME", min: 6, right: true},
 }
 
