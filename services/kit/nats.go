@@ -1,0 +1,63 @@
+package kit
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/outbox"
+)
+
+// EnvCrashAfterPublish, when "1", makes the outbox relay exit the process
+// right after a batch is published and before it is marked sent. System
+// tests set it to prove the resulting duplicate is absorbed.
+const EnvCrashAfterPublish = "OUTBOX_CRASH_AFTER_PUBLISH"
+
+// crashExitCode is the exit status of a relay crash on purpose.
+const crashExitCode = 3
+
+// Bus returns a JetStream bus on the service's NATS connection after making
+// sure the shop's streams exist. The broker may still be starting, so it
+// retries until ctx ends or 30s pass.
+func (s *Service) Bus(ctx context.Context) (*bus.Bus, error) {
+	if s.NATS == nil {
+		return nil, fmt.Errorf("%s needs NATS: set NATS_URL", s.Config.ServiceName)
+	}
+	b, err := bus.New(s.NATS, s.Log)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		err = b.EnsureStreams(ctx)
+		if err == nil {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ensure streams: %w", err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// RelayOutbox runs the transactional outbox relay of the service's database
+// as a background worker.
+func (s *Service) RelayOutbox(b *bus.Bus) {
+	r := &outbox.Relay{DB: s.DB, Bus: b, Log: s.Log}
+	if os.Getenv(EnvCrashAfterPublish) == "1" {
+		r.AfterPublish = func() {
+			s.Log.Warn("crashing after publish, before mark", "env", EnvCrashAfterPublish)
+			os.Exit(crashExitCode)
+		}
+	}
+	s.Go(r.Run)
+}
+
+// Consume runs a durable consumer as a background worker.
+func (s *Service) Consume(b *bus.Bus, cfg bus.ConsumerConfig, h bus.Handler) {
+	s.Go(func(ctx context.Context) error { return b.Consume(ctx, cfg, h) })
+}

@@ -1,0 +1,118 @@
+// Package app holds the payments use cases: charge and refund, once per
+// order, answering each command with a reply event.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/payments/domain"
+)
+
+// ErrNotFound says there is no payment for the order.
+var ErrNotFound = errors.New("payment not found")
+
+// Repository stores payments. Writes run in the caller's transaction.
+type Repository interface {
+	// Insert adds p unless the order already has a payment; it reports whether it did.
+	Insert(ctx context.Context, tx pgx.Tx, p domain.Payment) (bool, error)
+	// Lock returns the order's payment locked for update, or ErrNotFound.
+	Lock(ctx context.Context, tx pgx.Tx, orderID string) (domain.Payment, error)
+	SetStatus(ctx context.Context, tx pgx.Tx, orderID, status string) error
+	Get(ctx context.Context, orderID string) (domain.Payment, error)
+}
+
+// Reply is the event answering a command.
+type Reply struct {
+	Subject string
+	Data    any
+}
+
+// App implements the use cases.
+type App struct {
+	repo   Repository
+	faults *Faults
+}
+
+// New builds the App.
+func New(repo Repository, faults *Faults) *App { return &App{repo: repo, faults: faults} }
+
+// Faults is the runtime fault knob.
+func (a *App) Faults() *Faults { return a.faults }
+
+// Charge charges an order once. A repeated command answers from the stored
+// payment, so the reply is the same however often the command arrives.
+func (a *App) Charge(ctx context.Context, tx pgx.Tx, cmd events.ChargePayment) (Reply, error) {
+	if err := a.faults.Inject(ctx); err != nil {
+		return Reply{}, fmt.Errorf("charge %s: %w", cmd.OrderID, err)
+	}
+	out := domain.Authorize(cmd.CardNumber, cmd.AmountCents)
+	p := domain.Payment{
+		OrderID: cmd.OrderID, UserID: cmd.UserID, Status: out.Status,
+		AmountCents: cmd.AmountCents, CardLast4: domain.Last4(cmd.CardNumber), Reason: out.Reason,
+	}
+	if _, err := a.repo.Insert(ctx, tx, p); err != nil {
+		return Reply{}, err
+	}
+	stored, err := a.repo.Lock(ctx, tx, cmd.OrderID)
+	if err != nil {
+		return Reply{}, err
+	}
+	return chargeReply(stored), nil
+}
+
+func chargeReply(p domain.Payment) Reply {
+	switch p.Status {
+	case domain.StatusCharged:
+		return Reply{events.PaymentsCharged, events.PaymentCharged{OrderID: p.OrderID, AmountCents: p.AmountCents}}
+	case domain.StatusDeclined:
+		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineCardDeclined, Reason: p.Reason}}
+	case domain.StatusFailed:
+		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineProcessing, Reason: p.Reason}}
+	default: // refunded or voided: the order was given up before this charge
+		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineOrderCancelled, Reason: "order already cancelled"}}
+	}
+}
+
+// Refund gives back an order's charge. Refunding an order never charged
+// voids it, so a charge command still in flight is declined afterwards.
+func (a *App) Refund(ctx context.Context, tx pgx.Tx, cmd events.RefundPayment) (Reply, error) {
+	if err := a.faults.Inject(ctx); err != nil {
+		return Reply{}, fmt.Errorf("refund %s: %w", cmd.OrderID, err)
+	}
+	void := domain.Payment{OrderID: cmd.OrderID, Status: domain.StatusVoided, Reason: cmd.Reason}
+	inserted, err := a.repo.Insert(ctx, tx, void)
+	if err != nil {
+		return Reply{}, err
+	}
+	refunded := events.PaymentRefunded{OrderID: cmd.OrderID}
+	if inserted {
+		return Reply{events.PaymentsRefunded, refunded}, nil
+	}
+	p, err := a.repo.Lock(ctx, tx, cmd.OrderID)
+	if err != nil {
+		return Reply{}, err
+	}
+	switch p.Status {
+	case domain.StatusCharged:
+		if err := a.repo.SetStatus(ctx, tx, cmd.OrderID, domain.StatusRefunded); err != nil {
+			return Reply{}, err
+		}
+		refunded.AmountCents = p.AmountCents
+	case domain.StatusRefunded:
+		refunded.AmountCents = p.AmountCents
+	}
+	return Reply{events.PaymentsRefunded, refunded}, nil
+}
+
+// Payment returns the order's payment or ErrNotFound.
+func (a *App) Payment(ctx context.Context, orderID string) (domain.Payment, error) {
+	if err := a.faults.Inject(ctx); err != nil {
+		return domain.Payment{}, err
+	}
+	return a.repo.Get(ctx, orderID)
+}
