@@ -1,0 +1,27 @@
+// Command inventory is the catalogue and stock service: it lists products and reserves and
+// releases stock per order, without ever selling more than it has.
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msctl/msctl/services/inventory/adapters/postgres"
+	"github.com/msctl/msctl/services/inventory/api"
+	"github.com/msctl/msctl/services/inventory/app"
+	"github.com/msctl/msctl/services/inventory/migrations"
+	"github.com/msctl/msctl/services/kit"
+)
+
+func main() {
+	kit.Run("inventory", migrations.FS, setup)
+}
+
+func setup(ctx context.Context, s *kit.Service) error {
+	if s.DB == nil {
+		return fmt.Errorf("inventory needs a database: set DATABASE_URL")
+	}
+	inv := app.New(s.DB, postgres.New(s.DB))
+	api.Register(s.Mux, inv)
+	return nil
+}
