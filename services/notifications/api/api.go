@@ -1,0 +1,57 @@
+// Package api is the notifications service's HTTP interface.
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/msctl/msctl/services/kit/errs"
+	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/notifications/app"
+	"github.com/msctl/msctl/services/notifications/domain"
+)
+
+// UserHeader carries the caller's id, set by the gateway after verifying the JWT.
+const UserHeader = "X-User-ID"
+
+// Notifications is what the handlers need from the app layer.
+type Notifications interface {
+	List(ctx context.Context, userID, orderID string) ([]domain.Notification, error)
+}
+
+var _ Notifications = (*app.App)(nil)
+
+// Register routes the notifications endpoints on mux.
+func Register(mux *http.ServeMux, n Notifications) {
+	h := &handlers{n: n}
+	mux.HandleFunc("GET /api/v1/notifications", h.list)
+}
+
+type handlers struct{ n Notifications }
+
+type notificationJSON struct {
+	ID        string    `json:"id"`
+	OrderID   string    `json:"order_id"`
+	Kind      string    `json:"kind"`
+	Message   string    `json:"message"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
+	user := r.Header.Get(UserHeader)
+	if user == "" {
+		httpx.WriteError(w, r, errs.Unauthorized("missing_user", "X-User-ID is required"))
+		return
+	}
+	ns, err := h.n.List(r.Context(), user, r.URL.Query().Get("order_id"))
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	out := make([]notificationJSON, len(ns))
+	for i, n := range ns {
+		out[i] = notificationJSON{ID: n.ID, OrderID: n.OrderID, Kind: n.Kind, Message: n.Message, CreatedAt: n.CreatedAt.UTC()}
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,34 @@
+// Command notifications tells customers how their orders ended: it consumes
+// the order confirmed/cancelled events and stores one notification per order
+// and kind.
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/notifications/adapters/broker"
+	"github.com/msctl/msctl/services/notifications/adapters/postgres"
+	"github.com/msctl/msctl/services/notifications/api"
+	"github.com/msctl/msctl/services/notifications/app"
+	"github.com/msctl/msctl/services/notifications/migrations"
+)
+
+func main() {
+	kit.Run("notifications", migrations.FS, setup)
+}
+
+func setup(ctx context.Context, s *kit.Service) error {
+	if s.DB == nil {
+		return fmt.Errorf("notifications needs a database: set DATABASE_URL")
+	}
+	a := app.New(postgres.New(s.DB))
+	b, err := s.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	s.Consume(b, broker.Consumer, broker.Handler(s.DB, a))
+	api.Register(s.Mux, a)
+	return nil
+}
