@@ -36,7 +36,19 @@ type Snapshot struct {
 	Traces     []TraceSummary        `json:"traces"`
 	Breakers   []Breaker             `json:"breakers"`
 	Events     []Event               `json:"events"`
+	// Phase is the workspace's lifecycle: starting, up, failed, stopping.
+	Phase string `json:"phase,omitempty"`
+	// Error says why the phase is failed.
+	Error string `json:"error,omitempty"`
 }
+
+// Workspace phases.
+const (
+	PhaseStarting = "starting"
+	PhaseUp       = "up"
+	PhaseFailed   = "failed"
+	PhaseStopping = "stopping"
+)
 
 // Component is one infra component or service.
 type Component struct {
