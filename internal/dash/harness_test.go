@@ -14,13 +14,13 @@ import (
 // harness drives a Model by hand, the way the bubbletea runtime would, but
 // without running the commands it returns (tests run them explicitly).
 type harness struct {
-	t *testing.T
+	t testing.TB
 	m *Model
 }
 
 // newHarness is for tests that never run the model's commands: it keeps
 // the default poll interval, which the error screen shows.
-func newHarness(t *testing.T, w, h int) *harness {
+func newHarness(t testing.TB, w, h int) *harness {
 	t.Helper()
 	hs := newHarnessWith(t, &fakeSource{}, w, h)
 	hs.m.opts.Interval = Options{}.withDefaults().Interval
@@ -29,7 +29,7 @@ func newHarness(t *testing.T, w, h int) *harness {
 
 // newHarnessWith reads from src; the poll interval is tiny so that running a
 // poll command in a test does not wait.
-func newHarnessWith(t *testing.T, src Source, w, h int) *harness {
+func newHarnessWith(t testing.TB, src Source, w, h int) *harness {
 	t.Helper()
 	m := New(src, Options{Workspace: "/home/dev/shop", Now: fixedNow, Interval: time.Millisecond})
 	hs := &harness{t: t, m: m}
@@ -84,7 +84,7 @@ func (h *harness) logLines(lines []state.LogLine) {
 
 // run executes cmd the way the runtime would, batches included, and returns
 // the messages it produced, in order.
-func run(t *testing.T, cmd tea.Cmd) []tea.Msg {
+func run(t testing.TB, cmd tea.Cmd) []tea.Msg {
 	t.Helper()
 	if cmd == nil {
 		return nil

@@ -94,18 +94,29 @@ func NewWaterfall(traceID string, spans []state.Span) *Waterfall {
 	}
 	w.rows = make([]wfRow, 0, len(idx))
 	visited := make(map[int32]bool, len(idx))
-	for len(stack) > 0 {
-		it := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if visited[it.i] { // a span id used twice must not loop
-			continue
+	walk := func() {
+		for len(stack) > 0 {
+			it := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if visited[it.i] { // a span id used twice must not loop
+				continue
+			}
+			visited[it.i] = true
+			s := spans[it.i]
+			s.Attrs = maps.Clone(s.Attrs)
+			w.rows = append(w.rows, wfRow{span: s, depth: it.depth})
+			for _, c := range slices.Backward(children[s.SpanID]) {
+				stack = append(stack, item{c, it.depth + 1})
+			}
 		}
-		visited[it.i] = true
-		s := spans[it.i]
-		s.Attrs = maps.Clone(s.Attrs)
-		w.rows = append(w.rows, wfRow{span: s, depth: it.depth})
-		for _, c := range slices.Backward(children[s.SpanID]) {
-			stack = append(stack, item{c, it.depth + 1})
+	}
+	walk()
+	// Spans whose parents form a cycle are reachable from no root; they
+	// are still drawn, each cycle from its earliest span.
+	for _, i := range idx {
+		if !visited[i] {
+			stack = append(stack, item{i, 0})
+			walk()
 		}
 	}
 	return w
