@@ -1,0 +1,160 @@
+// Package api is the gateway's HTTP surface: route matching, authentication,
+// rate limiting and proxying for every routed prefix, plus the order summary.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/msctl/msctl/services/gateway/auth"
+	"github.com/msctl/msctl/services/gateway/ratelimit"
+	"github.com/msctl/msctl/services/gateway/routes"
+	"github.com/msctl/msctl/services/gateway/summary"
+	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit/errs"
+	"github.com/msctl/msctl/services/kit/httpx"
+)
+
+// Verifier checks an Authorization header and returns the user id.
+type Verifier interface {
+	Verify(ctx context.Context, authorization string) (string, error)
+}
+
+// Limiter admits or rejects a request of one client.
+type Limiter interface {
+	Allow(key string) (ok bool, retryAfter time.Duration)
+}
+
+// Forwarder proxies a request to a service.
+type Forwarder interface {
+	Forward(in *http.Request, service string, body []byte, userID string) (*upstream.Response, error)
+}
+
+// Summarizer builds an order summary for a user.
+type Summarizer interface {
+	Build(ctx context.Context, orderID, userID string) (*summary.Summary, error)
+}
+
+var (
+	_ Verifier   = (*auth.Verifier)(nil)
+	_ Limiter    = (*ratelimit.Limiter)(nil)
+	_ Forwarder  = (*upstream.Pool)(nil)
+	_ Summarizer = (*summary.Aggregator)(nil)
+)
+
+// Gateway holds the collaborators of the handlers.
+type Gateway struct {
+	Routes   *routes.Table
+	Verifier Verifier
+	Limiter  Limiter
+	Upstream Forwarder
+	Summary  Summarizer
+	Log      *slog.Logger
+}
+
+// Register routes the gateway on mux. The catch-all leaves the more specific
+// kit routes (/healthz, /readyz, /debug/breakers) alone.
+func (g *Gateway) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/orders/{id}/summary", g.serveSummary)
+	mux.HandleFunc("/", g.serveProxy)
+}
+
+func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
+	route, ok := g.Routes.Match(r.URL.Path)
+	if !ok {
+		httpx.WriteError(w, r, errs.NotFound("not_found", "no route for "+r.URL.Path))
+		return
+	}
+	userID, ok := g.admit(w, r, route.Access == routes.Auth)
+	if !ok {
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpx.WriteError(w, r, errs.TooLarge("body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)))
+			return
+		}
+		httpx.WriteError(w, r, errs.BadRequest("bad_body", "could not read the request body").Wrap(err))
+		return
+	}
+	resp, err := g.Upstream.Forward(r, route.Service, body, userID)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	w.WriteHeader(resp.Status)
+	if r.Method != http.MethodHead {
+		if _, err := w.Write(resp.Body); err != nil {
+			g.Log.DebugContext(r.Context(), "write proxied response", "err", err)
+		}
+	}
+}
+
+func (g *Gateway) serveSummary(w http.ResponseWriter, r *http.Request) {
+	userID, ok := g.admit(w, r, true)
+	if !ok {
+		return
+	}
+	s, err := g.Summary.Build(r.Context(), r.PathValue("id"), userID)
+	if err != nil {
+		httpx.WriteError(w, r, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, s)
+}
+
+// admit authenticates (when required) and rate-limits a request, answering
+// it itself when it may not proceed. The client is the user when a valid token
+// is present, else the peer IP. Limiting comes before reporting a bad token,
+// so a flood of forged tokens is throttled per IP like any other traffic.
+func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, needAuth bool) (string, bool) {
+	var (
+		userID  string
+		authErr error
+	)
+	if needAuth {
+		userID, authErr = g.Verifier.Verify(r.Context(), r.Header.Get("Authorization"))
+	}
+	key := "ip:" + upstream.ClientIP(r)
+	if userID != "" {
+		key = "user:" + userID
+	}
+	if ok, wait := g.Limiter.Allow(key); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(ratelimit.RetryAfterSeconds(wait)))
+		httpx.WriteError(w, r, errs.TooManyRequests("rate_limited", "too many requests, retry later"))
+		return "", false
+	}
+	if authErr != nil {
+		g.unauthorized(w, r, authErr)
+		return "", false
+	}
+	return userID, true
+}
+
+func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	msg := "invalid token"
+	var ae *auth.Error
+	if errors.As(err, &ae) {
+		msg = ae.Reason
+	}
+	challenge := `Bearer realm="msctl"`
+	if r.Header.Get("Authorization") != "" {
+		// RFC 6750 §3: a presented but unusable token is invalid_token.
+		challenge += `, error="invalid_token", error_description=` + strconv.Quote(msg)
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	g.Log.DebugContext(r.Context(), "unauthorized", "path", r.URL.Path, "err", err)
+	httpx.WriteError(w, r, errs.Unauthorized("unauthorized", msg))
+}

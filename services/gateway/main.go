@@ -1,0 +1,94 @@
+// Command gateway is the only public entry of the shop: it routes by path
+// prefix to services found in the registry, verifies JWTs, rate-limits per
+// client, protects every upstream with a breaker, and aggregates order summaries.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/msctl/msctl/services/gateway/api"
+	"github.com/msctl/msctl/services/gateway/auth"
+	"github.com/msctl/msctl/services/gateway/ratelimit"
+	"github.com/msctl/msctl/services/gateway/routes"
+	"github.com/msctl/msctl/services/gateway/summary"
+	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/kit/client"
+	"github.com/msctl/msctl/services/kit/config"
+)
+
+func main() {
+	kit.Run("gateway", nil, setup)
+}
+
+// sweepInterval is how often idle rate-limit buckets are dropped.
+const sweepInterval = time.Minute
+
+func setup(_ context.Context, s *kit.Service) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	table, err := routes.Parse(cfg.Routes)
+	if err != nil {
+		return fmt.Errorf("GATEWAY_ROUTES: %w", err)
+	}
+
+	services := slices.Concat(table.Services(), summary.Services, []string{cfg.AuthService})
+	retries := cfg.UpstreamRetries
+	if retries == 0 {
+		retries = -1 // kit reads 0 as "default"
+	}
+	pool := upstream.NewPool(s.Picker(), services, client.Options{
+		Timeout:          cfg.UpstreamTimeout,
+		Retries:          retries,
+		FailureThreshold: uint32(cfg.BreakerFailures),
+		OpenTimeout:      cfg.BreakerOpenTimeout,
+	})
+
+	keys := auth.NewKeyCache(upstream.JWKS{Pool: pool, Service: cfg.AuthService}, cfg.JWKSMinRefresh, s.Log)
+	limiter := ratelimit.New(ratelimit.Options{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst, MaxClients: cfg.RateLimitClients})
+	g := &api.Gateway{
+		Routes:   table,
+		Verifier: auth.NewVerifier(keys, cfg.JWTIssuer, cfg.JWTAudience),
+		Limiter:  limiter,
+		Upstream: pool,
+		Summary:  summary.New(pool, cfg.SummaryTimeout, s.Log),
+		Log:      s.Log,
+	}
+	g.Register(s.Mux)
+
+	// Without keys no authenticated route can work, so the gateway is not ready
+	// until it has fetched them once; later outages of users keep the cached keys.
+	s.AddCheck("jwks", func(context.Context) error {
+		if keys.Len() == 0 {
+			return errors.New("no signing keys fetched from " + cfg.AuthService + " yet")
+		}
+		return nil
+	})
+	if r := s.Resolver(); r != nil {
+		s.AddCheck("registry", r.WaitSynced)
+	}
+	s.Go(func(ctx context.Context) error { return keys.Run(ctx, cfg.JWKSRefresh) })
+	s.Go(func(ctx context.Context) error {
+		t := time.NewTicker(sweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				limiter.Sweep()
+			}
+		}
+	})
+	s.Log.Info("gateway routes", "routes", cfg.Routes)
+	return nil
+}
