@@ -1,0 +1,169 @@
+package httpx
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/msctl/msctl/services/kit/logx"
+)
+
+type errBody struct {
+	Error struct{ Code, Message string } `json:"error"`
+}
+
+func newServer(t *testing.T, logs *bytes.Buffer) (*Server, *httptest.Server) {
+	t.Helper()
+	s := New(Options{Service: "test", Logger: logx.New("test", "debug", logs), MaxBodyBytes: 64})
+	s.Mux.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
+	s.Mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]any
+		if err := DecodeJSON(r, &in); err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, in)
+	})
+	s.Mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(logx.RequestID(r.Context())))
+	})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+	return s, ts
+}
+
+func do(t *testing.T, ts *httptest.Server, method, path, body string, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp, b.Bytes()
+}
+
+func TestPanicIs500JSONAndLogged(t *testing.T) {
+	var logs bytes.Buffer
+	_, ts := newServer(t, &logs)
+	resp, body := do(t, ts, "GET", "/panic", "", nil)
+	var e errBody
+	if resp.StatusCode != 500 || json.Unmarshal(body, &e) != nil || e.Error.Code != "internal" {
+		t.Fatalf("panic answered %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "boom") {
+		t.Fatalf("panic value leaked to the client: %s", body)
+	}
+	if !strings.Contains(logs.String(), `"panic":"boom"`) || !strings.Contains(logs.String(), `"stack"`) {
+		t.Fatalf("panic not logged with its stack: %s", logs.String())
+	}
+	// The server survives.
+	if resp, _ := do(t, ts, "GET", "/healthz", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("healthz after panic = %d", resp.StatusCode)
+	}
+}
+
+func TestDecodeAndBodyLimit(t *testing.T) {
+	_, ts := newServer(t, &bytes.Buffer{})
+	tests := []struct {
+		name     string
+		body     string
+		wantCode int
+		wantErr  string
+	}{
+		{"ok", `{"a":1}`, 200, ""},
+		{"too large", `{"a":"` + strings.Repeat("x", 100) + `"}`, 413, "body_too_large"},
+		{"empty", ``, 400, "invalid_json"},
+		{"syntax", `{"a":`, 400, "invalid_json"},
+		{"two values", `{"a":1}{"b":2}`, 400, "invalid_json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, ts, "POST", "/echo", tt.body, nil)
+			var e errBody
+			_ = json.Unmarshal(body, &e)
+			if resp.StatusCode != tt.wantCode || e.Error.Code != tt.wantErr || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("%d %s, want %d %s", resp.StatusCode, body, tt.wantCode, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	_, ts := newServer(t, &bytes.Buffer{})
+	resp, body := do(t, ts, "GET", "/id", "", map[string]string{RequestIDHeader: "abc-123"})
+	if resp.Header.Get(RequestIDHeader) != "abc-123" || string(body) != "abc-123" {
+		t.Fatalf("incoming id not kept: header %q, handler saw %q", resp.Header.Get(RequestIDHeader), body)
+	}
+	resp, body = do(t, ts, "GET", "/id", "", nil)
+	if id := resp.Header.Get(RequestIDHeader); id == "" || id != string(body) {
+		t.Fatalf("generated id: header %q, handler saw %q", id, body)
+	}
+	resp, _ = do(t, ts, "GET", "/id", "", map[string]string{RequestIDHeader: "bad id\twith spaces"})
+	if id := resp.Header.Get(RequestIDHeader); id == "" || strings.ContainsAny(id, " \t") {
+		t.Fatalf("invalid incoming id echoed: %q", id)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	s, ts := newServer(t, &bytes.Buffer{})
+	var dbErr atomic.Pointer[error]
+	s.AddCheck("db", func(context.Context) error {
+		if e := dbErr.Load(); e != nil {
+			return *e
+		}
+		return nil
+	})
+	s.AddCheck("nats", func(context.Context) error { return nil })
+
+	if resp, body := do(t, ts, "GET", "/readyz", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("readyz with passing checks = %d %s", resp.StatusCode, body)
+	}
+	refused := errors.New("connection refused")
+	dbErr.Store(&refused)
+	resp, body := do(t, ts, "GET", "/readyz", "", nil)
+	if resp.StatusCode != 503 || !strings.Contains(string(body), "connection refused") {
+		t.Fatalf("readyz with failing check = %d %s", resp.StatusCode, body)
+	}
+	if err := s.Ready(context.Background()); err == nil || !strings.Contains(err.Error(), "db: connection refused") {
+		t.Fatalf("Ready = %v", err)
+	}
+	if resp, _ := do(t, ts, "GET", "/healthz", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("healthz must not depend on checks, got %d", resp.StatusCode)
+	}
+	dbErr.Store(nil)
+	s.SetDraining()
+	if resp, _ := do(t, ts, "GET", "/readyz", "", nil); resp.StatusCode != 503 {
+		t.Fatalf("readyz while draining = %d", resp.StatusCode)
+	}
+}
+
+func TestLogsCarryRequestID(t *testing.T) {
+	var logs bytes.Buffer
+	_, ts := newServer(t, &logs)
+	do(t, ts, "GET", "/id", "", map[string]string{RequestIDHeader: "trace-me"})
+	found := false
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["msg"] == "request" && rec["request_id"] == "trace-me" && rec["service"] == "test" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no access log with the request id: %s", logs.String())
+	}
+}
