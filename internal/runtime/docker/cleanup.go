@@ -1,0 +1,83 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Cleanup removes every container and the network of the workspace, and
+// with volumes its data too. It is idempotent and works whichever process
+// created them.
+func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
+	cs, err := r.list(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	var emu sync.Mutex
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() {
+			if err := r.removeContainer(ctx, c.ID); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if err := r.cli.NetworkRemove(ctx, NetworkName(r.project)); err != nil && !isNotFound(err) {
+		errs = append(errs, fmt.Errorf("remove network: %w", err))
+	}
+	if volumes {
+		vs, err := r.cli.VolumeList(ctx, volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", LabelWorkspace+"="+r.project))})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list volumes: %w", err))
+		} else {
+			for _, v := range vs.Volumes {
+				if err := r.cli.VolumeRemove(ctx, v.Name, true); err != nil && !isNotFound(err) {
+					errs = append(errs, fmt.Errorf("remove volume %s: %w", v.Name, err))
+				}
+			}
+		}
+	}
+	r.mu.Lock()
+	r.infra = nil
+	r.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Prune removes what a new `up` cannot reuse and keeps the rest for
+// adoption: containers that are not running, and containers of services the
+// manifest no longer declares. Unchanged running containers stay, so that
+// Start and StartInfra adopt them.
+func (r *Runtime) Prune(ctx context.Context) error {
+	cs, err := r.list(ctx, nil)
+	if err != nil {
+		return err
+	}
+	infra := []string{runtime.Postgres, runtime.Broker, runtime.Registry}
+	var errs []error
+	for _, c := range cs {
+		name := c.Labels[LabelComponent]
+		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name) ||
+			c.Labels[LabelKind] == state.KindService && r.m.Services[name] != nil
+		if c.State == "running" && known || r.isClaimed(c.ID) {
+			continue
+		}
+		r.log.Debug("pruning", "component", name, "container", shortID(c.ID), "state", c.State)
+		if err := r.removeContainer(ctx, c.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,132 @@
+package docker_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/runtime/runtimetest"
+	"github.com/msctl/msctl/internal/testenv"
+)
+
+// uniqueProject names a workspace no other test (or person) uses.
+func uniqueProject(t testing.TB) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return "t" + hex.EncodeToString(b)
+}
+
+// echoWorkspace writes a manifest with the conformance suite's echo service.
+func echoWorkspace(t testing.TB, project string) *manifest.Manifest {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := "project: " + project + "\nservices:\n  echo:\n    path: " + runtimetest.EchoDir() + "\n    language: go\n"
+	if err := os.WriteFile(filepath.Join(dir, manifest.FileName), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// newRuntime returns a Runtime for m whose containers, network, volumes and
+// images are all removed when the test ends.
+func newRuntime(t testing.TB, m *manifest.Manifest) *docker.Runtime {
+	t.Helper()
+	rt, err := docker.New(docker.Options{Manifest: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { removeWorkspace(t, m.Project) })
+	t.Cleanup(func() { rt.Close() })
+	return rt
+}
+
+// removeWorkspace removes everything labelled with the project, whichever
+// Runtime made it.
+func removeWorkspace(t testing.TB, project string) {
+	t.Helper()
+	m := &manifest.Manifest{Project: project}
+	rt, err := docker.New(docker.Options{Manifest: m})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rt.Cleanup(ctx, true); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	if err := rt.RemoveImages(ctx); err != nil {
+		t.Errorf("remove images: %v", err)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	testenv.RequireDocker(t)
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
+		return newRuntime(t, echoWorkspace(t, uniqueProject(t)))
+	})
+}
+
+// leftovers lists what Docker still holds of a workspace.
+func leftovers(t testing.TB, project string) []string {
+	t.Helper()
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	label := filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))
+	var out []string
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		out = append(out, "container "+strings.Join(c.Names, ","))
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		out = append(out, "network "+n.Name)
+	}
+	return out
+}
+
+func volumesOf(t testing.TB, project string) []string {
+	t.Helper()
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	vs, err := cli.VolumeList(context.Background(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, v := range vs.Volumes {
+		out = append(out, v.Name)
+	}
+	return out
+}

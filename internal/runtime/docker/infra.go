@@ -1,0 +1,584 @@
+package docker
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/go-connections/nat"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Ports and paths of the infra images' contracts (the official images and
+// the offline stand-ins honour the same ones).
+const (
+	pgPort      = "5432/tcp"
+	natsPort    = "4222/tcp"
+	natsMonPort = "8222/tcp"
+	etcdPort    = "2379/tcp"
+
+	pgSuperuser = "postgres"
+)
+
+// infraTimeout bounds how long StartInfra waits for the infra to answer; a
+// first start initialises the Postgres data directory.
+const infraTimeout = 2 * time.Minute
+
+// infraState is what StartInfra learned, for EnsureDatabase and later calls.
+type infraState struct {
+	endpoints  runtime.Infra
+	pgHost     string // host:port of Postgres as the host reaches it
+	pgPassword string
+}
+
+// infraDef is how one infra container is configured.
+type infraDef struct {
+	name   string
+	image  string
+	env    map[string]string
+	cmd    []string
+	ports  map[nat.Port]int // container port → fixed host port, 0 = free
+	volume string
+	target string // where the volume is mounted
+	health *container.HealthConfig
+}
+
+func (d infraDef) hash(networkName string) string {
+	parts := []string{d.image, strings.Join(envList(d.env), "\n"), strings.Join(d.cmd, " "), d.volume, d.target, networkName}
+	for _, p := range sortedPorts(d.ports) {
+		parts = append(parts, string(p)+"="+strconv.Itoa(d.ports[p]))
+	}
+	if d.health != nil {
+		parts = append(parts, strings.Join(d.health.Test, " "))
+	}
+	return configHash(parts...)
+}
+
+// StartInfra starts (or adopts) Postgres, NATS with JetStream and etcd on
+// the workspace network and returns once all three answer through their
+// published ports.
+func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runtime.Infra, error) {
+	nw, err := r.ensureNetwork(ctx)
+	if err != nil {
+		return runtime.Infra{}, err
+	}
+	pgPassword, err := r.ensurePGVolume(ctx)
+	if err != nil {
+		return runtime.Infra{}, err
+	}
+	for _, c := range []string{runtime.Broker, runtime.Registry} {
+		if err := r.ensureVolume(ctx, c, nil); err != nil {
+			return runtime.Infra{}, err
+		}
+	}
+	defs := []infraDef{
+		{
+			name:   runtime.Postgres,
+			image:  orDefault(spec.PostgresImage, "postgres:15"),
+			env:    map[string]string{"POSTGRES_PASSWORD": pgPassword},
+			ports:  map[nat.Port]int{pgPort: spec.PostgresPort},
+			volume: r.volumeName(runtime.Postgres),
+			target: "/var/lib/postgresql/data",
+			health: &container.HealthConfig{
+				Test:     []string{"CMD", "pg_isready", "-U", pgSuperuser, "-h", "127.0.0.1"},
+				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3,
+			},
+		},
+		{
+			// The official image is FROM scratch: no shell for a HEALTHCHECK,
+			// so readiness is the monitoring port's /healthz, probed from here.
+			// JetStream flushes its file store when it stops on SIGTERM, which
+			// is how StopInfra and down stop it.
+			name:   runtime.Broker,
+			image:  orDefault(spec.BrokerImage, "nats:2.9"),
+			cmd:    []string{"-js", "-sd", "/data", "-p", "4222", "-m", "8222"},
+			ports:  map[nat.Port]int{natsPort: spec.BrokerPort, natsMonPort: 0},
+			volume: r.volumeName(runtime.Broker),
+			target: "/data",
+		},
+		{
+			name:  runtime.Registry,
+			image: orDefault(spec.RegistryImage, "bitnami/etcd:3.5"),
+			env: map[string]string{
+				"ALLOW_NONE_AUTHENTICATION":  "yes",
+				"ETCD_LISTEN_CLIENT_URLS":    "http://0.0.0.0:2379",
+				"ETCD_ADVERTISE_CLIENT_URLS": "http://" + runtime.Registry + ":2379",
+			},
+			ports:  map[nat.Port]int{etcdPort: spec.RegistryPort},
+			volume: r.volumeName(runtime.Registry),
+			target: "/bitnami/etcd",
+			health: &container.HealthConfig{
+				Test:     []string{"CMD", "etcdctl", "endpoint", "health"},
+				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3,
+			},
+		},
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, infraTimeout)
+	defer cancel()
+	hostPorts := make([]map[nat.Port]string, len(defs))
+	errs := make([]error, len(defs))
+	var wg sync.WaitGroup
+	for i, d := range defs {
+		wg.Go(func() {
+			ports, err := r.ensureInfra(ctx, d, nw.Name)
+			if err == nil {
+				err = r.waitInfra(ctx, d.name, ports, pgPassword)
+			}
+			hostPorts[i], errs[i] = ports, err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return runtime.Infra{}, err
+	}
+
+	loop := func(i int, p nat.Port) string { return net.JoinHostPort("127.0.0.1", hostPorts[i][p]) }
+	inf := runtime.Infra{
+		Host: runtime.Endpoints{
+			Postgres: loop(0, pgPort),
+			NATSURL:  "nats://" + loop(1, natsPort),
+			Etcd:     []string{"http://" + loop(2, etcdPort)},
+		},
+		Services: runtime.Endpoints{
+			Postgres: runtime.Postgres + ":5432",
+			NATSURL:  "nats://" + runtime.Broker + ":4222",
+			Etcd:     []string{"http://" + runtime.Registry + ":2379"},
+		},
+	}
+	if spec.OTLPHostAddr != "" {
+		host, port, err := net.SplitHostPort(spec.OTLPHostAddr)
+		if err != nil {
+			return runtime.Infra{}, fmt.Errorf("OTLP receiver address %q: %w", spec.OTLPHostAddr, err)
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			r.log.Warn("the OTLP receiver listens on loopback, containers cannot reach it; listen on OTLPListenAddr", "addr", spec.OTLPHostAddr)
+		}
+		inf.Host.OTLP = "http://" + spec.OTLPHostAddr
+		inf.Services.OTLP = "http://host.docker.internal:" + port
+	}
+	r.mu.Lock()
+	r.infra = &infraState{endpoints: inf, pgHost: inf.Host.Postgres, pgPassword: pgPassword}
+	r.mu.Unlock()
+	return inf, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// ensurePGVolume creates the Postgres volume unless it exists and returns
+// the superuser password its data directory was (or will be) initialised
+// with, which is kept as a label of the volume.
+func (r *Runtime) ensurePGVolume(ctx context.Context) (string, error) {
+	name := r.volumeName(runtime.Postgres)
+	v, err := r.cli.VolumeInspect(ctx, name)
+	if err == nil {
+		pw := v.Labels[labelPGPassword]
+		if pw == "" {
+			return "", fmt.Errorf("volume %s has no %s label; remove it with msctl down --volumes", name, labelPGPassword)
+		}
+		return pw, nil
+	}
+	if !isNotFound(err) {
+		return "", fmt.Errorf("inspect volume %s: %w", name, err)
+	}
+	pw := randomHex(16)
+	if err := r.ensureVolume(ctx, runtime.Postgres, map[string]string{labelPGPassword: pw}); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
+
+func (r *Runtime) ensureVolume(ctx context.Context, component string, extra map[string]string) error {
+	name := r.volumeName(component)
+	if _, err := r.cli.VolumeInspect(ctx, name); err == nil {
+		return nil
+	}
+	labels := r.labels(map[string]string{LabelComponent: component})
+	for k, v := range extra {
+		labels[k] = v
+	}
+	if _, err := r.cli.VolumeCreate(ctx, volume.CreateOptions{Name: name, Labels: labels}); err != nil {
+		return fmt.Errorf("create volume %s: %w", name, err)
+	}
+	return nil
+}
+
+// ensureInfra adopts the running container of d when its configuration is
+// unchanged, else replaces it, and returns the published host ports.
+func (r *Runtime) ensureInfra(ctx context.Context, d infraDef, networkName string) (map[nat.Port]string, error) {
+	hash := d.hash(networkName)
+	existing, err := r.list(ctx, map[string]string{LabelComponent: d.name})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range existing {
+		if c.State == "running" && c.Labels[LabelConfigHash] == hash {
+			info, err := r.cli.ContainerInspect(ctx, c.ID)
+			if err != nil {
+				return nil, fmt.Errorf("inspect %s: %w", d.name, err)
+			}
+			r.claim(c.ID)
+			r.log.Debug("adopted", "component", d.name, "container", shortID(c.ID))
+			return publishedPorts(info), nil
+		}
+		if err := r.removeContainer(ctx, c.ID); err != nil {
+			return nil, err
+		}
+	}
+
+	exposed := nat.PortSet{}
+	bindings := nat.PortMap{}
+	for p, host := range d.ports {
+		exposed[p] = struct{}{}
+		bindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: hostPortString(host)}}
+	}
+	cfg := &container.Config{
+		Image:        d.image,
+		Env:          envList(d.env),
+		Cmd:          d.cmd,
+		ExposedPorts: exposed,
+		Healthcheck:  d.health,
+		Labels: r.labels(map[string]string{
+			LabelComponent: d.name, LabelKind: state.KindInfra, LabelConfigHash: hash,
+		}),
+	}
+	host := &container.HostConfig{
+		PortBindings: bindings,
+		Mounts:       []mount.Mount{{Type: mount.TypeVolume, Source: d.volume, Target: d.target}},
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		networkName: {Aliases: []string{d.name}},
+	}}
+	id, err := r.createAndStart(ctx, cfg, host, netCfg, r.containerName(d.name), d.ports)
+	if err != nil {
+		return nil, fmt.Errorf("start %s (%s): %w", d.name, d.image, err)
+	}
+	info, err := r.cli.ContainerInspect(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("inspect %s: %w", d.name, err)
+	}
+	return publishedPorts(info), nil
+}
+
+// createAndStart creates and starts a container, translating host port
+// conflicts into *runtime.PortInUseError. A container that failed to start
+// is removed.
+func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, host *container.HostConfig,
+	netCfg *network.NetworkingConfig, name string, fixed map[nat.Port]int) (string, error) {
+	created, err := r.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
+	if err != nil {
+		if isNotFound(err) {
+			return "", fmt.Errorf("image %s is not present and cannot be pulled here: %w", cfg.Image, err)
+		}
+		return "", fmt.Errorf("create container %s: %w", name, err)
+	}
+	r.claim(created.ID)
+	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		_ = r.removeContainer(context.WithoutCancel(ctx), created.ID)
+		if isPortTaken(err) {
+			for _, p := range sortedPorts(fixed) {
+				if fixed[p] != 0 {
+					return "", &runtime.PortInUseError{Port: fixed[p], Holder: portHolder(fixed[p])}
+				}
+			}
+		}
+		return "", fmt.Errorf("start container %s: %w", name, err)
+	}
+	return created.ID, nil
+}
+
+func hostPortString(p int) string {
+	if p == 0 {
+		return ""
+	}
+	return strconv.Itoa(p)
+}
+
+// publishedPorts maps container ports to the host ports they are published
+// on (on 127.0.0.1).
+func publishedPorts(info container.InspectResponse) map[nat.Port]string {
+	out := map[nat.Port]string{}
+	if info.NetworkSettings == nil {
+		return out
+	}
+	for p, bs := range info.NetworkSettings.Ports {
+		for _, b := range bs {
+			if b.HostIP == "127.0.0.1" && b.HostPort != "" {
+				out[p] = b.HostPort
+				break
+			}
+		}
+	}
+	return out
+}
+
+// waitInfra returns once one infra component answers through its published
+// port, or with its last output when its container exits first.
+func (r *Runtime) waitInfra(ctx context.Context, name string, ports map[nat.Port]string, pgPassword string) error {
+	var probe func(context.Context) error
+	switch name {
+	case runtime.Postgres:
+		dsn := superDSN(net.JoinHostPort("127.0.0.1", ports[pgPort]), pgPassword, "postgres")
+		probe = func(ctx context.Context) error {
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			return conn.Ping(ctx)
+		}
+	case runtime.Broker:
+		probe = httpOK("http://127.0.0.1:" + ports[natsMonPort] + "/healthz")
+	case runtime.Registry:
+		probe = httpOK("http://127.0.0.1:" + ports[etcdPort] + "/health")
+	}
+	var last error
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		last = probe(pctx)
+		cancel()
+		if last == nil {
+			return nil
+		}
+		if attempt%8 == 7 {
+			if exited, tail := r.exitedWithTail(ctx, name); exited {
+				return fmt.Errorf("%s exited before it was ready; last output:\n%s", name, tail)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready: %w (last probe: %v)", name, ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
+func httpOK(u string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := probeClient.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("GET %s: %s", u, resp.Status)
+		}
+		return nil
+	}
+}
+
+// exitedWithTail tells whether the container of an infra component has
+// exited, and if so its last lines of output.
+func (r *Runtime) exitedWithTail(ctx context.Context, name string) (bool, string) {
+	cs, err := r.list(ctx, map[string]string{LabelComponent: name})
+	if err != nil || len(cs) == 0 || cs[0].State == "running" || cs[0].State == "created" {
+		return false, ""
+	}
+	var b strings.Builder
+	_ = r.collectLogs(ctx, cs[0].ID, "20", func(_, line string) {
+		b.WriteString("\t" + line + "\n")
+	})
+	return true, b.String()
+}
+
+func superDSN(hostport, password, db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(pgSuperuser, password),
+		Host:     hostport,
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable&connect_timeout=5",
+	}
+	return u.String()
+}
+
+// EnsureDatabase creates the role and database of one service (once) in the
+// Postgres container, connecting through its published port as the
+// superuser, and returns the DSN services use on the workspace network. The
+// role's password is derived from the superuser's, so that it is the same on
+// every run and adopted containers keep working.
+func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, error) {
+	r.mu.Lock()
+	inf := r.infra
+	r.mu.Unlock()
+	if inf == nil {
+		return "", errors.New("ensure database: infra is not started")
+	}
+	if service == "" || len(service) > 63 || service == pgSuperuser {
+		return "", fmt.Errorf("ensure database: %q cannot be a database and role name", service)
+	}
+	mac := hmac.New(sha256.New, []byte(inf.pgPassword))
+	mac.Write([]byte("role:" + service))
+	password := hex.EncodeToString(mac.Sum(nil))[:32]
+
+	r.dbMu.Lock()
+	defer r.dbMu.Unlock()
+	conn, err := pgx.Connect(ctx, superDSN(inf.pgHost, inf.pgPassword, "postgres"))
+	if err != nil {
+		return "", fmt.Errorf("ensure database %s: connect: %w", service, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	id := pgx.Identifier{service}.Sanitize()
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", service).Scan(&exists); err != nil {
+		return "", fmt.Errorf("ensure database %s: look up role: %w", service, err)
+	}
+	verb := "CREATE"
+	if exists {
+		verb = "ALTER"
+	}
+	// The password is hex: nothing in it needs quoting.
+	if _, err := conn.Exec(ctx, verb+" ROLE "+id+" LOGIN PASSWORD '"+password+"'"); err != nil {
+		return "", fmt.Errorf("ensure database %s: %s role: %w", service, strings.ToLower(verb), err)
+	}
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", service).Scan(&exists); err != nil {
+		return "", fmt.Errorf("ensure database %s: look up database: %w", service, err)
+	}
+	if !exists {
+		if _, err := conn.Exec(ctx, "CREATE DATABASE "+id+" OWNER "+id); err != nil && !hasCode(err, "42P04") {
+			return "", fmt.Errorf("ensure database %s: create: %w", service, err)
+		}
+	}
+	// Database per service: by default PUBLIC may connect to every database.
+	if _, err := conn.Exec(ctx, "REVOKE CONNECT, TEMPORARY ON DATABASE "+id+" FROM PUBLIC"); err != nil {
+		return "", fmt.Errorf("ensure database %s: revoke public access: %w", service, err)
+	}
+	u := url.URL{
+		Scheme: "postgres", User: url.UserPassword(service, password),
+		Host: runtime.Postgres + ":5432", Path: "/" + service, RawQuery: "sslmode=disable",
+	}
+	return u.String(), nil
+}
+
+func hasCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// StopInfra stops the infra containers gracefully; their data stays in the
+// volumes and the containers stay until Cleanup.
+func (r *Runtime) StopInfra(ctx context.Context, grace time.Duration) error {
+	cs, err := r.list(ctx, map[string]string{LabelKind: state.KindInfra})
+	if err != nil {
+		return err
+	}
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Go(func() {
+			if err := r.stopContainer(ctx, c.ID, grace); err != nil {
+				errs[i] = fmt.Errorf("stop %s: %w", c.Labels[LabelComponent], err)
+			}
+		})
+	}
+	wg.Wait()
+	r.mu.Lock()
+	r.infra = nil
+	r.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) stopContainer(ctx context.Context, id string, grace time.Duration) error {
+	secs := int((grace + time.Second - 1) / time.Second)
+	err := r.cli.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs})
+	if err != nil && !isNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+// list returns the containers of this workspace (running or not) that carry
+// the extra labels too.
+func (r *Runtime) list(ctx context.Context, extra map[string]string) ([]container.Summary, error) {
+	return listWorkspace(ctx, r.cli, r.project, extra)
+}
+
+func listWorkspace(ctx context.Context, cli containerLister, project string, extra map[string]string) ([]container.Summary, error) {
+	args := filters.NewArgs(filters.Arg("label", LabelWorkspace+"="+project))
+	for k, v := range extra {
+		args.Add("label", k+"="+v)
+	}
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: args})
+	if err != nil {
+		return nil, fmt.Errorf("list containers of %s: %w", project, err)
+	}
+	return cs, nil
+}
+
+type containerLister interface {
+	ContainerList(ctx context.Context, options container.ListOptions) ([]container.Summary, error)
+}
+
+func (r *Runtime) claim(id string) {
+	r.mu.Lock()
+	r.claimed[id] = true
+	r.mu.Unlock()
+}
+
+func (r *Runtime) release(id string) {
+	r.mu.Lock()
+	delete(r.claimed, id)
+	r.mu.Unlock()
+}
+
+func (r *Runtime) isClaimed(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.claimed[id]
+}
+
+// removeContainer removes a container whatever its state; one already gone
+// is not an error.
+func (r *Runtime) removeContainer(ctx context.Context, id string) error {
+	err := r.cli.ContainerRemove(ctx, id, container.RemoveOptions{Force: true})
+	r.release(id)
+	if err != nil && !isNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
+		return fmt.Errorf("remove container %s: %w", shortID(id), err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	return err != nil && (clientNotFound(err) || strings.Contains(err.Error(), "No such"))
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
