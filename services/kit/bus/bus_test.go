@@ -248,3 +248,30 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 		})
 	}
 }
+
+func TestReplayReadsAFilteredStreamOnce(t *testing.T) {
+	b := newBus(t)
+	ctx := context.Background()
+	for i := range 300 {
+		publish(t, b, ctx, events.OrderCreated, events.OrderCreatedV1{OrderID: fmt.Sprint("o", i)})
+		if i%100 == 0 {
+			publish(t, b, ctx, events.InventoryReserved, events.StockReserved{OrderID: "other"})
+		}
+	}
+	var ids []string
+	n, err := b.Replay(ctx, events.StreamEvents, []string{"orders.evt.>"}, func(m bus.Message) error {
+		ids = append(ids, m.Payload.(*events.OrderCreatedV1).OrderID)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 300 || len(ids) != 300 || ids[0] != "o0" || ids[299] != "o299" {
+		t.Fatalf("replayed %d (%d ids, first %v)", n, len(ids), ids[:1])
+	}
+	// An empty selection returns at once.
+	n, err = b.Replay(ctx, events.StreamEvents, []string{"payments.evt.>"}, func(bus.Message) error { return nil })
+	if err != nil || n != 0 {
+		t.Fatalf("empty replay = %d, %v", n, err)
+	}
+}

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/orders/domain"
+)
+
+// ReadModelSubjects are the events the read model is built from.
+var ReadModelSubjects = []string{"orders.evt.>"}
+
+// maxList bounds the order list.
+const maxList = 200
+
+// Project applies one order event to the read model. The projection is
+// idempotent and order-insensitive: created only inserts, and an outcome
+// only overwrites a PENDING row, so duplicates and reordering converge.
+func (a *App) Project(ctx context.Context, tx pgx.Tx, env events.Envelope, payload any) error {
+	v, ok := viewOf(payload)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("read model does not handle %T", payload))
+	}
+	v.UpdatedAt = env.OccurredAt.UTC()
+	return a.repo.UpsertView(ctx, tx, v)
+}
+
+func viewOf(payload any) (domain.View, bool) {
+	switch e := payload.(type) {
+	case *events.OrderCreatedV1:
+		items := make([]domain.Item, len(e.Items))
+		for i, it := range e.Items {
+			items[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
+		}
+		return domain.View{OrderID: e.OrderID, UserID: e.UserID, Status: domain.StatusPending, Items: items, CreatedAt: e.CreatedAt}, true
+	case *events.OrderConfirmedV1:
+		return domain.View{OrderID: e.OrderID, UserID: e.UserID, Status: domain.StatusConfirmed, Items: viewItems(e.Items), TotalCents: e.TotalCents, CreatedAt: e.CreatedAt}, true
+	case *events.OrderCancelledV1:
+		return domain.View{OrderID: e.OrderID, UserID: e.UserID, Status: domain.StatusCancelled, Reason: e.Reason, Items: viewItems(e.Items), TotalCents: e.TotalCents, CreatedAt: e.CreatedAt}, true
+	}
+	return domain.View{}, false
+}
+
+func viewItems(in []events.PricedItem) []domain.Item {
+	out := make([]domain.Item, len(in))
+	for i, it := range in {
+		p := it.UnitPriceCents
+		out[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity, UnitPriceCents: &p}
+	}
+	return out
+}
+
+// Orders lists the caller's orders, newest first, from the read model.
+func (a *App) Orders(ctx context.Context, userID string) ([]domain.View, error) {
+	return a.repo.Views(ctx, userID, maxList)
+}
+
+// Replayer reads a stream from its start.
+type Replayer interface {
+	Replay(ctx context.Context, stream string, subjects []string, fn func(bus.Message) error) (int, error)
+}
+
+var _ Replayer = (*bus.Bus)(nil)
+
+// RebuildReadModel throws the read model away and rebuilds it by replaying
+// the order events, in one transaction: readers see the old model until the
+// new one is complete. It returns the number of events replayed.
+func (a *App) RebuildReadModel(ctx context.Context, r Replayer) (int, error) {
+	n := 0
+	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
+		if err := a.repo.ClearViews(ctx, tx); err != nil {
+			return err
+		}
+		var err error
+		n, err = r.Replay(ctx, events.StreamEvents, ReadModelSubjects, func(m bus.Message) error {
+			return a.Project(ctx, tx, m.Envelope, m.Payload)
+		})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("rebuild read model: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,60 @@
+// Command orders takes orders and settles them with an orchestrated saga
+// over the bus: reserve stock, charge the card, confirm, or compensate
+// (refund, release) and cancel. Commands and events leave through a
+// transactional outbox; replies are handled once through an inbox. The
+// order list is served from a read model fed by the order events and
+// rebuildable from the stream (ORDERS_REBUILD_READ_MODEL=true at start, or
+// POST /internal/read-model/rebuild).
+//
+// Prices: the total is computed from the unit prices inventory returns in
+// its StockReserved reply, i.e. the prices the stock was reserved at.
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/orders/adapters/broker"
+	"github.com/msctl/msctl/services/orders/adapters/postgres"
+	"github.com/msctl/msctl/services/orders/api"
+	"github.com/msctl/msctl/services/orders/app"
+	"github.com/msctl/msctl/services/orders/migrations"
+)
+
+func main() {
+	kit.Run("orders", migrations.FS, setup)
+}
+
+func setup(ctx context.Context, s *kit.Service) error {
+	var cfg Config
+	if err := config.Load(&cfg); err != nil {
+		return err
+	}
+	if cfg.StepTimeout <= 0 || cfg.MaxAttempts < 1 {
+		return fmt.Errorf("ORDERS_SAGA_STEP_TIMEOUT must be positive and ORDERS_SAGA_MAX_ATTEMPTS at least 1 (for example 10s and 3)")
+	}
+	if s.DB == nil {
+		return fmt.Errorf("orders needs a database: set DATABASE_URL")
+	}
+	a := app.New(s.DB, postgres.New(s.DB), app.SagaConfig{StepTimeout: cfg.StepTimeout, MaxAttempts: cfg.MaxAttempts}, s.Log)
+	b, err := s.Bus(ctx)
+	if err != nil {
+		return err
+	}
+	rebuild := func(ctx context.Context) (int, error) { return a.RebuildReadModel(ctx, b) }
+	if cfg.RebuildReadModel {
+		n, err := rebuild(ctx)
+		if err != nil {
+			return err
+		}
+		s.Log.Info("read model rebuilt", "events", n)
+	}
+	s.RelayOutbox(b)
+	s.Consume(b, broker.SagaConsumer, broker.SagaHandler(s.DB, a))
+	s.Consume(b, broker.ReadModelConsumer, broker.ReadModelHandler(s.DB, a))
+	s.Go(a.RunSweeper)
+	api.Register(s.Mux, a, rebuild)
+	return nil
+}
