@@ -202,7 +202,11 @@ func (o *Orchestrator) Up(ctx context.Context, opts UpOptions) error {
 	}
 	o.mu.Unlock()
 
-	if err := o.rt.Cleanup(ctx, false); err != nil {
+	clean := func(ctx context.Context) error { return o.rt.Cleanup(ctx, false) }
+	if p, ok := o.rt.(runtime.Pruner); ok {
+		clean = p.Prune
+	}
+	if err := clean(ctx); err != nil {
 		return fmt.Errorf("clean up after the previous run: %w", err)
 	}
 

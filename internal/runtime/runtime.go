@@ -53,6 +53,14 @@ type Runtime interface {
 	Cleanup(ctx context.Context, volumes bool) error
 }
 
+// Pruner is implemented by runtimes whose instances outlive the process
+// that started them (containers). Before Up, the orchestrator calls Prune
+// instead of Cleanup: it removes only what cannot be reused, so that
+// StartInfra and Start adopt unchanged instances instead of replacing them.
+type Pruner interface {
+	Prune(ctx context.Context) error
+}
+
 // InfraSpec says how to start the infra.
 type InfraSpec struct {
 	// Postgres, Broker and Registry are fixed host ports; 0 picks free ones.

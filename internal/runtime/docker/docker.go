@@ -78,7 +78,10 @@ type Runtime struct {
 	dbMu sync.Mutex // serialises CREATE ROLE/DATABASE
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime = (*Runtime)(nil)
+	_ runtime.Pruner  = (*Runtime)(nil)
+)
 
 // Options configure a Runtime.
 type Options struct {
