@@ -221,7 +221,10 @@ func (s *system) standIn(service string) {
 	reg := registry.NewRegistrar(s.etcd, registry.Instance{ID: service + "-standin", Service: service, Addr: srv.Listener.Addr().String()},
 		2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	done := make(chan struct{})
-	go func() { defer close(done); reg.Run(ctx, func(context.Context) error { return nil }, 200*time.Millisecond) }()
+	go func() {
+		defer close(done)
+		reg.Run(ctx, func(context.Context) error { return nil }, 200*time.Millisecond)
+	}()
 	s.standins[service] = func() { cancel(); <-done }
 	s.t.Cleanup(s.standins[service])
 	s.waitRegistered(service, 1, nil)

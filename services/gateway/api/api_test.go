@@ -449,4 +449,3 @@ func TestSummaryOrderNotFound(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 }
-
