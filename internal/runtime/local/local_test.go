@@ -1,0 +1,199 @@
+package local_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/local"
+	"github.com/msctl/msctl/internal/runtime/runtimetest"
+)
+
+// stateDir is a fresh .msctl for one test. As root, Postgres runs as
+// another user, who must be able to reach the data directory: t.TempDir
+// makes 0700 directories, so this one is opened up.
+func stateDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "msctl-local-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return filepath.Join(dir, ".msctl")
+}
+
+func newRuntime(t *testing.T, dir string) *local.Runtime {
+	t.Helper()
+	rt, err := local.New(local.Options{StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rt
+}
+
+func TestConformance(t *testing.T) {
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, stateDir(t)) })
+}
+
+// alive reports whether pid runs and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ')' {
+			return len(s) > i+2 && s[i+2] != 'Z'
+		}
+	}
+	return true
+}
+
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 200 && alive(pid); i++ {
+		time.Sleep(25 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("process %d still runs", pid)
+	}
+}
+
+// TestStopKillsTheProcessGroup checks that what a service spawned goes
+// with it.
+func TestStopKillsTheProcessGroup(t *testing.T) {
+	rt := newRuntime(t, stateDir(t))
+	ctx := t.Context()
+	if err := rt.Build(ctx, []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	in, err := rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := spawn(t, in)
+	if err := in.Stop(ctx, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, in.Info().PID)
+	waitGone(t, child)
+}
+
+func spawn(t *testing.T, in runtime.Instance) int {
+	t.Helper()
+	var body []byte
+	for i := 0; i < 200; i++ {
+		resp, err := http.Get("http://" + in.Info().Endpoint + "/spawn")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	pid, err := strconv.Atoi(string(body))
+	if err != nil {
+		t.Fatalf("spawn: %q", body)
+	}
+	return pid
+}
+
+// TestCleanupReapsLeftovers plays an agent killed with SIGKILL: its
+// runtime never stops the instance; a new runtime on the same state
+// directory finds it in pids.json and stops it with everything it spawned,
+// but leaves alone a process whose pid was recorded with another start time
+// (a recycled pid is not ours).
+func TestCleanupReapsLeftovers(t *testing.T) {
+	dir := stateDir(t)
+	ctx := t.Context()
+	old := newRuntime(t, dir)
+	if err := old.Build(ctx, []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	in, err := old.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := spawn(t, in)
+
+	stranger := exec.Command("sleep", "30")
+	stranger.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := stranger.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stranger.Process.Kill(); _ = stranger.Wait() })
+	var procs []map[string]any
+	data, err := os.ReadFile(filepath.Join(dir, "pids.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &procs); err != nil {
+		t.Fatal(err)
+	}
+	procs = append(procs, map[string]any{"pid": stranger.Process.Pid, "pgid": stranger.Process.Pid, "what": "echo-2", "start": 1})
+	data, _ = json.Marshal(procs)
+	if err := os.WriteFile(filepath.Join(dir, "pids.json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := newRuntime(t, dir).Cleanup(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, in.Info().PID)
+	waitGone(t, child)
+	if !alive(stranger.Process.Pid) {
+		t.Error("cleanup killed a process that was not ours")
+	}
+}
+
+func TestTakenPortNamesHolder(t *testing.T) {
+	rt := newRuntime(t, stateDir(t))
+	ctx := t.Context()
+	if err := rt.Build(ctx, []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Stop(context.Background(), time.Second)
+	_, portStr, _ := splitPort(holder.Info().Endpoint)
+	port, _ := strconv.Atoi(portStr)
+	for i := 0; i < 200; i++ { // until it listens
+		if resp, err := http.Get("http://" + holder.Info().Endpoint + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	_, err = rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-2", HostPort: port})
+	pe, ok := err.(*runtime.PortInUseError)
+	if !ok {
+		t.Fatalf("err = %v, want PortInUseError", err)
+	}
+	if want := "pid " + strconv.Itoa(holder.Info().PID) + " (echo)"; pe.Holder != want {
+		t.Errorf("holder = %q, want %q", pe.Holder, want)
+	}
+}
+
+func splitPort(addr string) (string, string, error) {
+	for i := len(addr) - 1; i >= 0; i-- {
+		if addr[i] == ':' {
+			return addr[:i], addr[i+1:], nil
+		}
+	}
+	return addr, "", nil
+}
