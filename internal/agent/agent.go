@@ -1,0 +1,388 @@
+// Package agent is the one owner of a running workspace: it drives the
+// orchestrator, collects traces, breaker states, registry entries, broker
+// events and logs, and serves them on a token-protected local API. Client
+// is how the CLI and the dashboard talk to it.
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/orchestrator"
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Bounds of what the agent keeps in memory.
+const (
+	maxTraces     = 1000
+	maxSpans      = 50000
+	maxEvents     = 1000
+	snapshotTrace = 200 // trace summaries per snapshot
+)
+
+// Options configure an agent.
+type Options struct {
+	Manifest *manifest.Manifest
+	Runtime  runtime.Runtime
+	Log      *slog.Logger
+	// Grace is how long a stopping service gets; zero is the orchestrator's
+	// default.
+	Grace time.Duration
+}
+
+// Agent runs one workspace.
+type Agent struct {
+	m         *manifest.Manifest
+	rt        runtime.Runtime
+	log       *slog.Logger
+	stateDir  string
+	orch      *orchestrator.Orchestrator
+	traces    *traceStore
+	col       *collector
+	token     string
+	lockFile  *os.File
+	api, otlp *http.Server
+	info      Info
+
+	collectStop context.CancelFunc
+	collectWG   sync.WaitGroup
+
+	mu      sync.Mutex
+	phase   string
+	failure string
+	downReq chan bool // receives volumes once a client asks for down
+	closed  bool
+}
+
+// Start takes the workspace's agent lock, starts the API and OTLP
+// listeners and writes .msctl/agent.json. It does not start anything of
+// the workspace yet: that is Up.
+func Start(opts Options) (*Agent, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir := StateDir(opts.Manifest.Dir())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	lf, err := lock(dir)
+	if err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		m: opts.Manifest, rt: opts.Runtime, log: opts.Log, stateDir: dir,
+		traces: newTraceStore(maxTraces, maxSpans), col: newCollector(maxEvents),
+		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
+	}
+	fail := func(err error) (*Agent, error) {
+		lf.Close()
+		return nil, err
+	}
+	tok := make([]byte, 24)
+	if _, err := rand.Read(tok); err != nil {
+		return fail(err)
+	}
+	a.token = hex.EncodeToString(tok)
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(fmt.Errorf("agent API listener: %w", err))
+	}
+	otlpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		apiLn.Close()
+		return fail(fmt.Errorf("agent OTLP listener: %w", err))
+	}
+	a.orch, err = orchestrator.New(orchestrator.Options{
+		Manifest: opts.Manifest, Runtime: opts.Runtime, Log: opts.Log,
+		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace,
+	})
+	if err != nil {
+		apiLn.Close()
+		otlpLn.Close()
+		return fail(err)
+	}
+	otlpMux := http.NewServeMux()
+	otlpMux.Handle("/v1/traces", otlpHandler(a.traces))
+	a.otlp = &http.Server{Handler: otlpMux, ReadHeaderTimeout: 5 * time.Second}
+	a.api = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = a.otlp.Serve(otlpLn) }()
+	go func() { _ = a.api.Serve(apiLn) }()
+	a.info = Info{
+		PID: os.Getpid(), Addr: apiLn.Addr().String(), Token: a.token, OTLP: otlpLn.Addr().String(),
+		Runtime: opts.Runtime.Name(), StartedAt: time.Now().UTC(),
+	}
+	if err := writeInfo(dir, a.info); err != nil {
+		a.closeServers()
+		return fail(err)
+	}
+	return a, nil
+}
+
+// Info returns what agent.json says about this agent.
+func (a *Agent) Info() Info { return a.info }
+
+// Up starts the workspace (all services, or those named and their
+// dependencies) and returns once everything is ready. On failure the
+// snapshot's phase is failed with the error; the caller then calls Down.
+func (a *Agent) Up(ctx context.Context, services []string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	a.mu.Lock()
+	a.collectStop = cancel
+	a.mu.Unlock()
+	a.collectWG.Add(1)
+	go func() {
+		defer a.collectWG.Done()
+		a.col.pollBreakers(ctx, a.serviceEndpoints)
+	}()
+	err := a.orch.Up(ctx, orchestrator.UpOptions{Services: services})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.phase, a.failure = state.PhaseFailed, err.Error()
+		return err
+	}
+	a.phase = state.PhaseUp
+	if inf, ok := a.orch.Infra(); ok {
+		a.startCollectors(ctx, inf.Host)
+	}
+	return nil
+}
+
+// startCollectors follows the registry and the broker. They are
+// observers: when one cannot connect, the snapshot just lacks its part.
+func (a *Agent) startCollectors(ctx context.Context, ep runtime.Endpoints) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: ep.Etcd, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		a.log.Warn("registry reader", "err", err)
+	} else {
+		a.collectWG.Add(1)
+		go func() {
+			defer a.collectWG.Done()
+			defer cli.Close()
+			a.col.pollRegistry(ctx, cli)
+		}()
+	}
+	nc, err := nats.Connect(ep.NATSURL, nats.Name("msctl-agent"), nats.MaxReconnects(-1))
+	if err != nil {
+		a.log.Warn("event reader", "err", err)
+		return
+	}
+	if err := a.col.watchEvents(ctx, nc); err != nil {
+		a.log.Warn("event reader", "err", err)
+		nc.Close()
+		return
+	}
+	a.collectWG.Add(1)
+	go func() {
+		defer a.collectWG.Done()
+		<-ctx.Done()
+		nc.Close()
+	}()
+}
+
+func (a *Agent) serviceEndpoints() map[string]string {
+	out := map[string]string{}
+	for _, c := range a.orch.Ps() {
+		if c.Kind == state.KindService && c.Endpoint != "" && (c.State == state.StateHealthy || c.State == state.StateUnhealthy) {
+			out[c.Name] = c.Endpoint
+		}
+	}
+	return out
+}
+
+// DownRequested delivers, once, a client's request to stop everything;
+// the value says whether to remove the data too.
+func (a *Agent) DownRequested() <-chan bool { return a.downReq }
+
+// Down stops the workspace, closes the API and releases the workspace. It
+// is safe to call more than once.
+func (a *Agent) Down(ctx context.Context, volumes bool) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	if a.phase != state.PhaseFailed {
+		a.phase = state.PhaseStopping
+	}
+	stop := a.collectStop
+	a.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	a.collectWG.Wait()
+	err := a.orch.Down(ctx, orchestrator.DownOptions{Volumes: volumes})
+	a.closeServers()
+	_ = os.Remove(infoPath(a.stateDir))
+	a.lockFile.Close()
+	return err
+}
+
+func (a *Agent) closeServers() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = a.api.Shutdown(ctx)
+	_ = a.otlp.Shutdown(ctx)
+	a.api.Close()
+	a.otlp.Close()
+}
+
+// Snapshot copies everything a reader may know.
+func (a *Agent) Snapshot() state.Snapshot {
+	s := state.Snapshot{
+		Workspace:  a.m.Dir(),
+		Runtime:    a.rt.Name(),
+		AgentPID:   os.Getpid(),
+		StartedAt:  a.info.StartedAt,
+		TakenAt:    time.Now().UTC(),
+		Components: a.orch.Ps(),
+		Traces:     a.traces.summaries(snapshotTrace),
+	}
+	if pub := a.m.Public(); pub != nil {
+		s.GatewayURL = "http://127.0.0.1:" + strconv.Itoa(a.m.Gateway.Port)
+	}
+	a.col.snapshot(&s)
+	a.mu.Lock()
+	s.Phase, s.Error = a.phase, a.failure
+	a.mu.Unlock()
+	return s
+}
+
+// Restart restarts one service.
+func (a *Agent) Restart(ctx context.Context, service string) error {
+	return a.orch.Restart(ctx, service)
+}
+
+// Logs streams log lines; see orchestrator.Orchestrator.Logs.
+func (a *Agent) Logs(ctx context.Context, opts orchestrator.LogsOptions) <-chan state.LogLine {
+	return a.orch.Logs(ctx, opts)
+}
+
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, a.Snapshot())
+	})
+	mux.HandleFunc("GET /api/traces/{id}", func(w http.ResponseWriter, r *http.Request) {
+		spans, ok := a.traces.get(r.PathValue("id"))
+		if !ok {
+			writeError(w, http.StatusNotFound, "not_found", "no trace "+r.PathValue("id"))
+			return
+		}
+		writeJSON(w, http.StatusOK, spans)
+	})
+	mux.HandleFunc("GET /api/logs", a.handleLogs)
+	mux.HandleFunc("POST /api/restart/{service}", func(w http.ResponseWriter, r *http.Request) {
+		svc := r.PathValue("service")
+		if _, ok := a.m.Services[svc]; !ok {
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown service %q", svc))
+			return
+		}
+		if err := a.Restart(r.Context(), svc); err != nil {
+			writeError(w, http.StatusConflict, "restart_failed", err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/down", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case a.downReq <- r.URL.Query().Get("volumes") == "1":
+		default: // already requested
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong token (see .msctl/agent.json)")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var opts orchestrator.LogsOptions
+	if s := q.Get("service"); s != "" {
+		opts.Services = strings.Split(s, ",")
+	}
+	if g := q.Get("grep"); g != "" {
+		re, err := regexp.Compile(g)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_grep", err.Error())
+			return
+		}
+		opts.Grep = re
+	}
+	if s := q.Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_since", err.Error())
+			return
+		}
+		opts.Since = time.Now().Add(-d)
+	}
+	opts.Follow = q.Get("follow") == "1"
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	lines := a.Logs(r.Context(), opts)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				return
+			}
+			if enc.Encode(l) != nil {
+				return
+			}
+			// Flush when the backlog is drained, not per line.
+			if fl != nil && len(lines) == 0 {
+				fl.Flush()
+			}
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// errorBody is the API's error shape.
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
