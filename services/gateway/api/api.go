@@ -93,9 +93,13 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	for k, v := range resp.Header {
 		w.Header()[k] = v
 	}
-	w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	// HEAD, 204 and 304 answers carry no body, so their length is not ours to state.
+	hasBody := r.Method != http.MethodHead && resp.Status != http.StatusNoContent && resp.Status != http.StatusNotModified
+	if hasBody {
+		w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	}
 	w.WriteHeader(resp.Status)
-	if r.Method != http.MethodHead {
+	if hasBody {
 		if _, err := w.Write(resp.Body); err != nil {
 			g.Log.DebugContext(r.Context(), "write proxied response", "err", err)
 		}
