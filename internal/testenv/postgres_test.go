@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,25 @@ func TestPostgresDatabaseIsolated(t *testing.T) {
 	if c, err := pgx.Connect(ctx, cross); err == nil {
 		c.Close(ctx)
 		t.Fatalf("role of %s connected to %s", cfgA.Database, cfgB.Database)
+	}
+}
+
+func TestPostgresParallelDatabases(t *testing.T) {
+	for i := range 4 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			dsn := Database(t, "parallel")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

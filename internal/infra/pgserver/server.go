@@ -151,6 +151,10 @@ func (s *Server) run(ctx context.Context, port int) error {
 	if err != nil {
 		return fmt.Errorf("create socket directory: %w", err)
 	}
+	if err := s.acct.checkTraverse(sockDir); err != nil {
+		os.RemoveAll(sockDir)
+		return fmt.Errorf("socket directory (set TMPDIR elsewhere): %w", err)
+	}
 	if err := s.acct.chown(sockDir); err != nil {
 		os.RemoveAll(sockDir)
 		return err
