@@ -1,0 +1,265 @@
+package systest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/msctl/msctl/internal/systest"
+	"github.com/msctl/msctl/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// Seeded products (services/inventory/migrations).
+const (
+	keyboard = "bf16a7f8-dad1-48c7-9049-62fbe5440f29" // 8900 cents
+	cable    = "224c7270-6004-47fc-ac37-68bc532b5403" // 900 cents
+	docking  = "0d9a2d03-a28a-450a-8e07-fd1643d11f59" // out of stock
+)
+
+const (
+	goodCard     = "4242424242424242"
+	declinedCard = "4000000000000002"
+	failingCard  = "4000000000000119"
+)
+
+// shop is the saga's services, talked to directly (no gateway).
+type shop struct {
+	t    testing.TB
+	env  *systest.Env
+	http *http.Client
+	dbs  map[string]*pgxpool.Pool
+}
+
+// sagaServices are started in dependency order.
+var sagaServices = []string{"inventory", "payments", "notifications", "orders"}
+
+func startShop(t testing.TB, extra map[string]map[string]string) *shop {
+	t.Helper()
+	systest.Build(t, sagaServices...)
+	env := systest.New(t)
+	s := &shop{t: t, env: env, http: &http.Client{Timeout: 10 * time.Second}, dbs: map[string]*pgxpool.Pool{}}
+	for _, name := range sagaServices {
+		svc := env.Start(name, extra[name])
+		db, err := pgxpool.New(context.Background(), svc.DSN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.dbs[name] = db
+	}
+	// Closed before the services stop and their databases are dropped.
+	t.Cleanup(func() {
+		for _, db := range s.dbs {
+			db.Close()
+		}
+	})
+	return s
+}
+
+type item struct {
+	ProductID      string `json:"product_id"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceCents *int64 `json:"unit_price_cents,omitempty"`
+}
+
+type order struct {
+	ID         string    `json:"id"`
+	UserID     string    `json:"user_id"`
+	Status     string    `json:"status"`
+	Items      []item    `json:"items"`
+	TotalCents int64     `json:"total_cents"`
+	Reason     string    `json:"reason"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+func (s *shop) do(method, svc, path, user string, hdr map[string]string, body any, out any) int {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, s.env.URL(svc)+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if user != "" {
+		req.Header.Set("X-User-ID", user)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// place posts an order and returns its id; it fails the test unless 202.
+func (s *shop) place(user, idemKey, card string, items ...item) string {
+	s.t.Helper()
+	var out struct{ ID, Status string }
+	hdr := map[string]string{}
+	if idemKey != "" {
+		hdr["Idempotency-Key"] = idemKey
+	}
+	code := s.do("POST", "orders", "/api/v1/orders", user, hdr, map[string]any{"items": items, "card_number": card}, &out)
+	if code != http.StatusAccepted || out.ID == "" || out.Status != "PENDING" {
+		s.t.Fatalf("place order: %d %+v", code, out)
+	}
+	return out.ID
+}
+
+func (s *shop) order(user, id string) (order, int) {
+	s.t.Helper()
+	var o order
+	code := s.do("GET", "orders", "/api/v1/orders/"+id, user, nil, nil, &o)
+	return o, code
+}
+
+// settle waits until the order leaves PENDING.
+func (s *shop) settle(user, id string, timeout time.Duration) order {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		o, code := s.order(user, id)
+		if code != http.StatusOK {
+			s.t.Fatalf("get order %s: %d", id, code)
+		}
+		if o.Status != "PENDING" {
+			return o
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("order %s still PENDING after %v", id, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eventually retries cond until it holds or timeout passes.
+func (s *shop) eventually(what string, timeout time.Duration, cond func() error) {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *shop) stock(productID string) int {
+	s.t.Helper()
+	var p struct {
+		Stock int `json:"stock"`
+	}
+	if code := s.do("GET", "inventory", "/internal/products/"+productID, "", nil, nil, &p); code != http.StatusOK {
+		s.t.Fatalf("get product %s: %d", productID, code)
+	}
+	return p.Stock
+}
+
+type payment struct {
+	OrderID     string `json:"order_id"`
+	Status      string `json:"status"`
+	AmountCents int64  `json:"amount_cents"`
+	CardLast4   string `json:"card_last4"`
+}
+
+func (s *shop) payment(orderID string) (payment, int) {
+	s.t.Helper()
+	var p payment
+	code := s.do("GET", "payments", "/internal/payments?order_id="+orderID, "", nil, nil, &p)
+	return p, code
+}
+
+type notification struct {
+	ID      string `json:"id"`
+	OrderID string `json:"order_id"`
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+func (s *shop) notifications(user, orderID string) []notification {
+	s.t.Helper()
+	var ns []notification
+	if code := s.do("GET", "notifications", "/api/v1/notifications?order_id="+orderID, user, nil, nil, &ns); code != http.StatusOK {
+		s.t.Fatalf("list notifications: %d", code)
+	}
+	return ns
+}
+
+// count runs a counting query on a service's database.
+func (s *shop) count(svc, sql string, args ...any) int {
+	s.t.Helper()
+	var n int
+	if err := s.dbs[svc].QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %s: %v", svc, sql, err)
+	}
+	return n
+}
+
+// setStock gives a product plenty of stock for load runs.
+func (s *shop) setStock(productID string, n int) {
+	s.t.Helper()
+	if _, err := s.dbs["inventory"].Exec(context.Background(), `UPDATE products SET stock = $2 WHERE id = $1`, productID, n); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// outboxDrained checks that no service has unsent outbox rows.
+func (s *shop) outboxDrained() error {
+	var pending []string
+	for _, svc := range []string{"orders", "inventory", "payments"} {
+		if n := s.count(svc, `SELECT count(*) FROM outbox WHERE sent_at IS NULL`); n > 0 {
+			pending = append(pending, fmt.Sprintf("%s: %d", svc, n))
+		}
+	}
+	if len(pending) > 0 {
+		return fmt.Errorf("unsent outbox rows: %s", strings.Join(pending, ", "))
+	}
+	return nil
+}
+
+func (s *shop) readModel() []string {
+	s.t.Helper()
+	rows, err := s.dbs["orders"].Query(context.Background(),
+		`SELECT concat_ws('|', order_id, user_id, status, reason, items::text, total_cents, created_at, updated_at) FROM order_views ORDER BY order_id`)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
