@@ -134,7 +134,7 @@ recipe_hash() {
 }
 
 build_standin() {
-	local dir="$1" tag="$2" hash label start
+	local dir="$1" tag="$2" hash label start old=
 	hash="$(recipe_hash "$dir")"
 	if has_image "$tag"; then
 		label="$(docker image inspect -f '{{index .Config.Labels "dev.msctl.recipe"}}' "$tag" 2>/dev/null || true)"
@@ -143,6 +143,7 @@ build_standin() {
 			return
 		fi
 		log "image $tag was built from another recipe ($label), rebuilding"
+		old="$(docker image inspect -f '{{.Id}}' "$tag")"
 	fi
 	has_image "$base_tag" || build_base
 	start=$SECONDS
@@ -155,6 +156,10 @@ build_standin() {
 		exit 1
 	fi
 	log "built $tag in $((SECONDS - start))s"
+	# The replaced build is now untagged; a container still using it keeps it alive.
+	if [[ -n "$old" ]]; then
+		docker rmi "$old" >/dev/null 2>&1 || true
+	fi
 }
 
 main() {
