@@ -11,10 +11,10 @@ build:
 
 ## test: every package, then the Pact contract tests (need libpact_ffi: `make pact`)
 test:
-	go test ./... -count=1 -timeout 45m
+	go test -v ./... -count=1 -timeout 45m
 	@if [ -n "$$(find contracts -name '*.go' 2>/dev/null | head -n 1)" ]; then \
-		echo "go test -tags contracts ./contracts/... -count=1"; \
-		go test -tags contracts ./contracts/... -count=1; \
+		echo "go test -v -tags contracts ./contracts/... -count=1"; \
+		go test -v -tags contracts ./contracts/... -count=1; \
 	fi
 
 ## lint: gofmt and go vet must be clean
