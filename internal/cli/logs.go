@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/state"
+)
+
+type logsOptions struct {
+	root   *rootOptions
+	follow bool
+	grep   string
+	since  time.Duration
+}
+
+func newLogsCmd(root *rootOptions) *cobra.Command {
+	o := &logsOptions{root: root}
+	cmd := &cobra.Command{
+		Use:   "logs [service...]",
+		Short: "Show the merged, prefixed logs of the services",
+		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
+	}
+	// No -f shorthand: -f is the global --file.
+	cmd.Flags().BoolVar(&o.follow, "follow", false, "keep printing new lines")
+	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
+	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
+	return cmd
+}
+
+func (o *logsOptions) run(ctx context.Context, services []string) error {
+	m, err := loadManifest(o.root)
+	if err != nil {
+		return err
+	}
+	if o.grep != "" {
+		if _, err := regexp.Compile(o.grep); err != nil {
+			return usageError(fmt.Errorf("--grep: %w", err))
+		}
+	}
+	for _, s := range services {
+		if _, ok := m.Services[s]; !ok {
+			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
+		}
+	}
+	c, err := agent.Connect(m.Dir())
+	if err != nil {
+		return err
+	}
+	width := 0
+	for _, n := range m.ServiceNames() {
+		width = max(width, len(n))
+	}
+	err = c.Logs(ctx, agent.LogsQuery{Services: services, Grep: o.grep, Since: o.since, Follow: o.follow}, func(l state.LogLine) error {
+		_, err := fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
+		return err
+	})
+	if ctx.Err() != nil && o.follow {
+		// Ctrl-C is how one leaves -f: not a failure.
+		return nil
+	}
+	return err
+}

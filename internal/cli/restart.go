@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msctl/msctl/internal/agent"
+)
+
+type restartOptions struct {
+	root *rootOptions
+}
+
+func newRestartCmd(root *rootOptions) *cobra.Command {
+	o := &restartOptions{root: root}
+	return &cobra.Command{
+		Use:   "restart SERVICE",
+		Short: "Restart one service gracefully and wait until it is ready again",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args[0]) },
+	}
+}
+
+func (o *restartOptions) run(ctx context.Context, svc string) error {
+	m, err := loadManifest(o.root)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.Services[svc]; !ok {
+		return usageError(fmt.Errorf("unknown service %q (services: %s)", svc, strings.Join(m.ServiceNames(), ", ")))
+	}
+	c, err := agent.Connect(m.Dir())
+	if err != nil {
+		return err
+	}
+	begin := time.Now()
+	if err := c.Restart(ctx, svc); err != nil {
+		return fmt.Errorf("restart %s: %w", svc, err)
+	}
+	fmt.Fprintf(o.root.stderr, "restarted %s in %s\n", svc, round(time.Since(begin)))
+	return nil
+}

@@ -1,0 +1,387 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/orchestrator"
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/local"
+	"github.com/msctl/msctl/internal/state"
+)
+
+type upOptions struct {
+	root     *rootOptions
+	detach   bool
+	runtime  string
+	services []string
+}
+
+func newUpCmd(root *rootOptions) *cobra.Command {
+	o := &upOptions{root: root}
+	cmd := &cobra.Command{
+		Use:   "up [service...]",
+		Short: "Build and start the workspace: infra, then services in dependency order",
+		Long: "up builds the services, starts the infra and then every service once its dependencies are ready,\n" +
+			"and shows progress until everything is healthy. Without -d it stays in the foreground, shows the\n" +
+			"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
+			"keeps the workspace running and up returns once everything is healthy.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.services = args
+			return o.run(cmd.Context())
+		},
+	}
+	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
+	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto or local (auto picks local)")
+	return cmd
+}
+
+func (o *upOptions) run(ctx context.Context) error {
+	m, err := loadManifest(o.root)
+	if err != nil {
+		return err
+	}
+	rtName, err := resolveRuntime(o.runtime)
+	if err != nil {
+		return err
+	}
+	for _, s := range o.services {
+		if _, ok := m.Services[s]; !ok {
+			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
+		}
+	}
+	if c, err := agent.Connect(m.Dir()); err == nil {
+		fmt.Fprintf(o.root.stderr, "already up (agent pid %d, %s runtime); msctl ps shows it, msctl down stops it\n", c.Info().PID, c.Info().Runtime)
+		return nil
+	}
+	if o.detach {
+		return o.detached(ctx, m, rtName)
+	}
+	return o.foreground(ctx, m, rtName)
+}
+
+// resolveRuntime turns --runtime into a runtime name. auto picks local:
+// it is the runtime that runs everywhere msctl itself does.
+func resolveRuntime(flag string) (string, error) {
+	switch flag {
+	case "auto", local.Name:
+		return local.Name, nil
+	default:
+		return "", usageError(fmt.Errorf("--runtime %q is not one of auto, local", flag))
+	}
+}
+
+// newRuntime makes the runtime named name for the workspace m.
+func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs io.Writer) (runtime.Runtime, error) {
+	switch name {
+	case local.Name:
+		return local.New(local.Options{StateDir: agent.StateDir(m.Dir()), Log: log, InfraLogs: infraLogs})
+	default:
+		return nil, fmt.Errorf("unknown runtime %q", name)
+	}
+}
+
+// startAgent starts an agent for m, logging to .msctl/agent.log (the
+// agent's own messages) and .msctl/infra.log (Postgres, NATS, etcd).
+func startAgent(m *manifest.Manifest, rtName string, logTo io.Writer) (*agent.Agent, func(), error) {
+	dir := agent.StateDir(m.Dir())
+	infraLog, err := os.OpenFile(filepath.Join(dir, "infra.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open infra log: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(logTo, nil))
+	rt, err := newRuntime(rtName, m, log, infraLog)
+	if err != nil {
+		infraLog.Close()
+		return nil, nil, err
+	}
+	a, err := agent.Start(agent.Options{Manifest: m, Runtime: rt, Log: log})
+	if err != nil {
+		infraLog.Close()
+		return nil, nil, err
+	}
+	return a, func() { infraLog.Close() }, nil
+}
+
+// foreground runs the agent in this process.
+func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName string) error {
+	// Our own subscription keeps SIGINT from killing us once the root
+	// context has seen the first one: the second one forces the stop.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	if err := os.MkdirAll(agent.StateDir(m.Dir()), 0o755); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	agentLog, err := os.OpenFile(filepath.Join(agent.StateDir(m.Dir()), "agent.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("open agent log: %w", err)
+	}
+	defer agentLog.Close()
+	a, closeLogs, err := startAgent(m, rtName, agentLog)
+	if errors.Is(err, agent.ErrAlreadyRunning) {
+		fmt.Fprintln(o.root.stderr, "already starting in another msctl; msctl ps shows it")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closeLogs()
+
+	begin := time.Now()
+	upErr := make(chan error, 1)
+	upCtx, cancelUp := context.WithCancel(ctx)
+	defer cancelUp()
+	go func() { upErr <- a.Up(upCtx, o.services) }()
+	prog := newProgress(o.root.stderr, begin)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+
+	stop := func(volumes bool) error {
+		fmt.Fprintln(o.root.stderr, "stopping…")
+		dctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			select {
+			case <-sigs:
+				fmt.Fprintln(o.root.stderr, "forcing stop")
+				cancel()
+			case <-dctx.Done():
+			}
+		}()
+		t0 := time.Now()
+		err := a.Down(dctx, volumes)
+		fmt.Fprintf(o.root.stderr, "stopped in %s\n", round(time.Since(t0)))
+		return err
+	}
+	for up := false; !up; {
+		select {
+		case err := <-upErr:
+			prog.update(a.Snapshot())
+			if err != nil {
+				if ctx.Err() != nil {
+					_ = stop(false)
+					return ctx.Err()
+				}
+				_ = stop(false)
+				return upError(err, m)
+			}
+			up = true
+		case <-tick.C:
+			prog.update(a.Snapshot())
+		case <-ctx.Done():
+			cancelUp()
+			<-upErr
+			_ = stop(false)
+			return ctx.Err()
+		case v := <-a.DownRequested():
+			cancelUp()
+			<-upErr
+			return stop(v)
+		}
+	}
+	o.printReady(a.Snapshot(), begin)
+	fmt.Fprintln(o.root.stderr, "press Ctrl-C to stop")
+
+	logCtx, cancelLogs := context.WithCancel(ctx)
+	defer cancelLogs()
+	go printLogs(o.root.stdout, a.Logs(logCtx, orchestrator.LogsOptions{Follow: true, LogFilter: orchestrator.LogFilter{Since: time.Now()}}), m)
+	select {
+	case <-ctx.Done():
+		cancelLogs()
+		_ = stop(false)
+		return ctx.Err()
+	case v := <-a.DownRequested():
+		cancelLogs()
+		return stop(v)
+	}
+}
+
+func (o *upOptions) printReady(s state.Snapshot, begin time.Time) {
+	if s.GatewayURL != "" {
+		fmt.Fprintf(o.root.stdout, "gateway %s\n", s.GatewayURL)
+	}
+	fmt.Fprintf(o.root.stderr, "up in %s\n", round(time.Since(begin)))
+}
+
+// upError adds the fix to errors a user can fix.
+func upError(err error, m *manifest.Manifest) error {
+	var pe *runtime.PortInUseError
+	if errors.As(err, &pe) && pe.Port == m.Gateway.Port {
+		return fmt.Errorf("gateway port %d is already in use%s\n\tfix: stop it or set gateway.port in %s", pe.Port, holder(pe.Holder), manifest.FileName)
+	}
+	return err
+}
+
+func holder(h string) string {
+	if h == "" {
+		return ""
+	}
+	return " by " + h
+}
+
+// detached starts `msctl agent` in a new session and follows its progress
+// until everything is healthy.
+func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName string) error {
+	dir := agent.StateDir(m.Dir())
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find msctl: %w", err)
+	}
+	logPath := filepath.Join(dir, "agent.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("open agent log: %w", err)
+	}
+	args := append([]string{"agent", "-f", m.Path(), "--runtime", rtName}, o.services...)
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = m.Dir()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	logf.Close()
+	if err != nil {
+		return fmt.Errorf("start the agent: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+
+	begin := time.Now()
+	prog := newProgress(o.root.stderr, begin)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var c *agent.Client
+	for {
+		select {
+		case <-exited:
+			if c != nil {
+				if s, err := c.Snapshot(context.Background()); err == nil && s.Error != "" {
+					return errors.New(s.Error)
+				}
+			}
+			return fmt.Errorf("the agent exited during start-up; its log (%s) ends with:\n%s", logPath, tailFile(logPath, 15))
+		case <-ctx.Done():
+			if c != nil {
+				_ = c.Down(context.Background(), false)
+			} else {
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				<-exited
+			}
+			return ctx.Err()
+		case <-tick.C:
+		}
+		if c == nil {
+			cc, err := agent.Connect(m.Dir())
+			if err != nil || cc.Info().PID != cmd.Process.Pid {
+				continue
+			}
+			c = cc
+		}
+		s, err := c.Snapshot(ctx)
+		if err != nil {
+			continue // the agent is stopping after a failure: exited tells
+		}
+		prog.update(s)
+		switch s.Phase {
+		case state.PhaseUp:
+			o.printReady(s, begin)
+			return nil
+		case state.PhaseFailed:
+			_ = c.WaitGone(context.Background())
+			return upError(asPortErr(s.Error, m), m)
+		}
+	}
+}
+
+// asPortErr recovers the port conflict of the gateway from the agent's
+// failure message, which crossed a process boundary as text.
+func asPortErr(msg string, m *manifest.Manifest) error {
+	prefix := fmt.Sprintf("port %d is already in use", m.Gateway.Port)
+	i := strings.Index(msg, prefix)
+	if i < 0 {
+		return errors.New(msg)
+	}
+	return &runtime.PortInUseError{Port: m.Gateway.Port, Holder: strings.TrimPrefix(strings.TrimSpace(msg[i+len(prefix):]), "by ")}
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "\t(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	return "\t" + strings.Join(lines, "\n\t")
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Second {
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// progress prints one line per component each time its state changes,
+// with the time since up began: plain lines that read the same in a
+// terminal and in a CI log.
+type progress struct {
+	w     io.Writer
+	begin time.Time
+	last  map[string]string
+}
+
+func newProgress(w io.Writer, begin time.Time) *progress {
+	return &progress{w: w, begin: begin, last: map[string]string{}}
+}
+
+func (p *progress) update(s state.Snapshot) {
+	width := 0
+	for _, c := range s.Components {
+		width = max(width, len(c.Name))
+	}
+	for _, c := range s.Components {
+		if c.State == "" || p.last[c.Name] == c.State {
+			continue
+		}
+		p.last[c.Name] = c.State
+		detail := ""
+		if c.State != state.StateHealthy && c.Health != "" && c.Health != "ok" {
+			detail = "  " + firstLine(c.Health)
+		}
+		fmt.Fprintf(p.w, "%-*s  %-9s %6s%s\n", width, c.Name, c.State, round(time.Since(p.begin)), detail)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// printLogs writes followed log lines prefixed with their service.
+func printLogs(w io.Writer, lines <-chan state.LogLine, m *manifest.Manifest) {
+	width := 0
+	for _, n := range m.ServiceNames() {
+		width = max(width, len(n))
+	}
+	for l := range lines {
+		fmt.Fprintf(w, "%-*s | %s\n", width, l.Service, l.Text)
+	}
+}
