@@ -28,7 +28,6 @@ type (
 	}
 	logsOpenedMsg struct {
 		feed *logFeed
-		err  error
 	}
 	logsMsg struct {
 		feed   *logFeed
@@ -89,36 +88,27 @@ type logFeed struct {
 	resumed bool
 }
 
+// openLogs starts a feed; whether the stream could be opened shows as the
+// feed ending (with its error) or not.
 func openLogs(src Source, since time.Duration, resumed bool) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithCancel(context.Background())
-		ls, err := src.FollowLogs(ctx, since)
-		if err != nil {
-			cancel()
-			return logsOpenedMsg{err: err}
-		}
 		f := &logFeed{lines: make(chan state.LogLine, logBatch), cancel: cancel, resumed: resumed}
-		go f.pump(ctx, ls)
+		go f.pump(ctx, src, since)
 		return logsOpenedMsg{feed: f}
 	}
 }
 
-func (f *logFeed) pump(ctx context.Context, ls LogStream) {
+func (f *logFeed) pump(ctx context.Context, src Source, since time.Duration) {
 	defer close(f.lines)
-	defer ls.Close()
-	for {
-		l, err := ls.Next()
-		if err != nil {
-			f.err = err
-			return
-		}
+	f.err = src.FollowLogs(ctx, since, func(l state.LogLine) error {
 		select {
 		case f.lines <- l:
+			return nil
 		case <-ctx.Done():
-			f.err = ctx.Err()
-			return
+			return ctx.Err()
 		}
-	}
+	})
 }
 
 // wait blocks for the next line, then gathers what else arrives within

@@ -163,9 +163,6 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, nil
 	case logsOpenedMsg:
 		m.logsOpening = false
-		if msg.err != nil {
-			return m, nil // retried on the next successful snapshot
-		}
 		m.feed = msg.feed
 		return m, m.feed.wait()
 	case logsMsg:
@@ -173,6 +170,7 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			return m, nil
 		}
 		if msg.closed {
+			m.feed.cancel()
 			m.feed = nil // reopened on the next successful snapshot
 			return m, nil
 		}

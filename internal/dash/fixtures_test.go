@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -179,13 +178,19 @@ func (f *fakeSource) Trace(_ context.Context, id string) ([]state.Span, error) {
 	return spans, nil
 }
 
-func (f *fakeSource) FollowLogs(context.Context, time.Duration) (LogStream, error) {
+func (f *fakeSource) FollowLogs(_ context.Context, _ time.Duration, fn func(state.LogLine) error) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return nil, f.err
+	lines, err := f.logs, f.err
+	f.mu.Unlock()
+	if err != nil {
+		return err
 	}
-	return &sliceStream{lines: f.logs}, nil
+	for _, l := range lines {
+		if err := fn(l); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *fakeSource) Restart(_ context.Context, svc string) error {
@@ -197,17 +202,3 @@ func (f *fakeSource) Restart(_ context.Context, svc string) error {
 	f.restarted = append(f.restarted, svc)
 	return nil
 }
-
-// sliceStream yields its lines, then io.EOF.
-type sliceStream struct{ lines []state.LogLine }
-
-func (s *sliceStream) Next() (state.LogLine, error) {
-	if len(s.lines) == 0 {
-		return state.LogLine{}, io.EOF
-	}
-	l := s.lines[0]
-	s.lines = s.lines[1:]
-	return l, nil
-}
-
-func (s *sliceStream) Close() error { return nil }

@@ -18,17 +18,11 @@ var ErrNoWorkspace = errors.New("no workspace is up")
 type Source interface {
 	Snapshot(ctx context.Context) (state.Snapshot, error)
 	Trace(ctx context.Context, traceID string) ([]state.Span, error)
-	// FollowLogs streams every component's log lines, starting with the
-	// lines of the last since, until ctx ends or the agent goes away.
-	FollowLogs(ctx context.Context, since time.Duration) (LogStream, error)
+	// FollowLogs calls fn with every component's log lines, starting with
+	// those of the last since, then new ones as they come, until ctx ends,
+	// the agent goes away or fn fails.
+	FollowLogs(ctx context.Context, since time.Duration, fn func(state.LogLine) error) error
 	Restart(ctx context.Context, service string) error
-}
-
-// LogStream is one open log stream.
-type LogStream interface {
-	// Next blocks for the next line; it returns an error when the stream ends.
-	Next() (state.LogLine, error)
-	Close() error
 }
 
 // Dialer connects to the workspace's agent.
@@ -91,12 +85,12 @@ func (r *redial) Trace(ctx context.Context, id string) ([]state.Span, error) {
 	return s.Trace(ctx, id)
 }
 
-func (r *redial) FollowLogs(ctx context.Context, since time.Duration) (LogStream, error) {
+func (r *redial) FollowLogs(ctx context.Context, since time.Duration, fn func(state.LogLine) error) error {
 	s, err := r.get(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return s.FollowLogs(ctx, since)
+	return s.FollowLogs(ctx, since, fn)
 }
 
 func (r *redial) Restart(ctx context.Context, service string) error {
