@@ -46,6 +46,12 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 	root.AddCommand(
 		newConfigCmd(opts),
 		newDoctorCmd(opts),
+		newUpCmd(opts),
+		newDownCmd(opts),
+		newPsCmd(opts),
+		newLogsCmd(opts),
+		newRestartCmd(opts),
+		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))
 	return root
