@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/state"
+)
+
+func TestKilledServiceIsRestarted(t *testing.T) {
+	ensureUp(t)
+	c := client(t)
+	before := component(ps(t), "payments")
+	snap, err := c.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Registry["payments"]) != 1 {
+		t.Fatalf("registry before: %+v", snap.Registry["payments"])
+	}
+	oldID := snap.Registry["payments"][0].ID
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var dropped bool
+	eventually(t, 60*time.Second, "payments re-registered under a new instance", func() bool {
+		s, err := c.Snapshot(t.Context())
+		if err != nil {
+			return false
+		}
+		ins := s.Registry["payments"]
+		if len(ins) == 0 || len(ins) == 1 && ins[0].ID != oldID {
+			dropped = true
+		}
+		return dropped && len(ins) == 1 && ins[0].ID != oldID
+	})
+	after := component(ps(t), "payments")
+	if after.Restarts != before.Restarts+1 || after.PID == before.PID || after.State != state.StateHealthy {
+		t.Errorf("payments after kill -9: %+v (before %+v)", after, before)
+	}
+}
+
+func TestKilledAgentThenUp(t *testing.T) {
+	ensureUp(t)
+	c := client(t)
+	old := processes(t)
+	if err := syscall.Kill(c.Info().PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "agent dead", func() bool { return !alive(c.Info().PID) })
+	if r := mustMsctl(t, "ps"); !strings.Contains(r.stderr, "nothing is up") {
+		t.Errorf("ps after the agent died: %q", r.stderr)
+	}
+	mustMsctl(t, "up", "-d")
+	assertGone(t, old)
+	for _, comp := range ps(t) {
+		if comp.State != state.StateHealthy {
+			t.Errorf("%s is %s after the restart", comp.Name, comp.State)
+		}
+	}
+}
+
+func TestDownLeavesNothingButData(t *testing.T) {
+	ensureUp(t)
+	comps := ps(t)
+	pids := processes(t)
+	r := mustMsctl(t, "down")
+	if !strings.Contains(r.stderr, "stopped") {
+		t.Errorf("down said %q", r.stderr)
+	}
+	assertGone(t, pids)
+	assertPortsFree(t, comps)
+	if _, err := os.Stat(filepath.Join(workspace, ".msctl", "postgres")); err != nil {
+		t.Errorf("postgres data removed by down: %v", err)
+	}
+	if r := mustMsctl(t, "down"); !strings.Contains(r.stderr, "nothing is up") {
+		t.Errorf("second down said %q", r.stderr)
+	}
+}
+
+func TestForegroundInterrupt(t *testing.T) {
+	mustMsctl(t, "down")
+	cmd := exec.Command(msctlBin, "up")
+	cmd.Dir = workspace
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	eventually(t, 3*time.Minute, "foreground up healthy", func() bool {
+		return strings.Contains(out.String(), "gateway http://")
+	})
+	comps := ps(t)
+	pids := processes(t)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("foreground up after SIGINT: %v, want exit 130\n%s", err, errb.String())
+	}
+	assertGone(t, pids)
+	assertPortsFree(t, comps)
+	if _, err := agent.Connect(workspace); err != agent.ErrNotRunning {
+		t.Errorf("agent still reachable: %v", err)
+	}
+}
+
+func TestGatewayPortTaken(t *testing.T) {
+	mustMsctl(t, "down")
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(gwPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := msctl(t, "up", "-d")
+	if r.code != 1 || !strings.Contains(r.stderr, "stop it or set gateway.port") || !strings.Contains(r.stderr, "pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("up with the gateway port taken: exit %d\n%s", r.code, r.stderr)
+	}
+	if _, err := agent.Connect(workspace); err != agent.ErrNotRunning {
+		t.Errorf("agent left running after a failed up: %v", err)
+	}
+}
+
+func TestDownVolumesRemovesData(t *testing.T) {
+	ensureUp(t)
+	mustMsctl(t, "down", "--volumes")
+	for _, d := range []string{"postgres", "nats", "etcd"} {
+		if _, err := os.Stat(filepath.Join(workspace, ".msctl", d)); !os.IsNotExist(err) {
+			t.Errorf(".msctl/%s after down --volumes: %v", d, err)
+		}
+	}
+}
+
+// BenchmarkLocalUp measures a warm `msctl up -d` to all-healthy and `msctl
+// down` on the local runtime.
+func BenchmarkLocalUp(b *testing.B) {
+	mustMsctl(b, "up", "-d") // warm the builds and the data
+	mustMsctl(b, "down")
+	var up, down time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		mustMsctl(b, "up", "-d")
+		up += time.Since(t0)
+		t1 := time.Now()
+		mustMsctl(b, "down")
+		down += time.Since(t1)
+	}
+	b.ReportMetric(up.Seconds()/float64(b.N), "up-s")
+	b.ReportMetric(down.Seconds()/float64(b.N), "down-s")
+}
