@@ -18,6 +18,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/msctl/msctl/internal/infra/embetcd"
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/registry"
@@ -268,3 +270,35 @@ type pickAs struct {
 }
 
 func (p pickAs) Pick(string) (registry.Instance, error) { return p.p.Pick(p.service) }
+
+func TestRegistrationRetriesUntilEtcdIsUp(t *testing.T) {
+	ports, err := freeport.GetN(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endpoints := []string{fmt.Sprintf("http://127.0.0.1:%d", ports[0])}
+	cli := newClient(t, endpoints)
+	r := registry.NewRegistrar(cli, registry.Instance{ID: "late-1", Service: "late", Addr: "127.0.0.1:9"}, 2*time.Second, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.Run(ctx, func(context.Context) error { return nil }, 100*time.Millisecond)
+	}()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+
+	time.Sleep(500 * time.Millisecond) // a few failed attempts against nothing
+	if r.Registered() {
+		t.Fatal("registered without etcd")
+	}
+	etcd, err := embetcd.Start(embetcd.Config{DataDir: t.TempDir(), ClientPort: ports[0], PeerPort: ports[1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(etcd.Close)
+	eventually(t, 10*time.Second, "registered once etcd is up", func() bool { return keyExists(t, cli, registry.Key("late", "late-1")) })
+	// Deregister and hang up while etcd still runs; a server closing under a live client waits.
+	stop()
+	_ = cli.Close()
+}
