@@ -54,6 +54,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))
+	root.AddCommand(newNewCmd(opts))
 	return root
 }
 
