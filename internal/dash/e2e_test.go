@@ -210,7 +210,16 @@ func newWorkspace(t *testing.T) workspace {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: as root, Postgres runs as user postgres, which must be
+	// able to reach .msctl/ below, and t.TempDir's parent is private.
+	dir, err := os.MkdirTemp("", "msctl-dash-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
