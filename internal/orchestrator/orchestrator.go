@@ -567,7 +567,7 @@ func (o *Orchestrator) watch(ctx context.Context, c *component, in *instance, in
 		default:
 			in.health = err.Error()
 			c.health = err.Error()
-			delay = min(delay*2, 500*time.Millisecond)
+			delay = min(delay*2, 200*time.Millisecond)
 		}
 		o.mu.Unlock()
 		t.Reset(delay)
