@@ -216,9 +216,14 @@ func jsonMessage(raw []byte) (message.Body, message.Metadata, error) {
 	return raw, message.Metadata{"contentType": "application/json"}, nil
 }
 
-// stateParam reads a string parameter of a provider state.
+// stateParam reads a string parameter of a provider state. pact-go passes
+// the state change body through, so the FFI's "params" object arrives nested.
 func stateParam(s models.ProviderState, key string) (string, error) {
-	v, ok := s.Parameters[key].(string)
+	params := s.Parameters
+	if nested, ok := params["params"].(map[string]any); ok {
+		params = nested
+	}
+	v, ok := params[key].(string)
 	if !ok || v == "" {
 		return "", fmt.Errorf("provider state %q needs the string parameter %q", s.Name, key)
 	}
@@ -231,4 +236,12 @@ func decodeBody(t *testing.T, body *bytes.Buffer, v any) {
 	if err := json.Unmarshal(body.Bytes(), v); err != nil {
 		t.Fatalf("decode %q: %v", body.String(), err)
 	}
+}
+
+func mustJSON(v any) []byte {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return raw
 }

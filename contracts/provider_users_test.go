@@ -12,7 +12,6 @@ import (
 	"github.com/pact-foundation/pact-go/v2/models"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/users/adapters/postgres"
 	"github.com/msctl/msctl/services/users/api"
 	"github.com/msctl/msctl/services/users/app"
@@ -33,7 +32,7 @@ func TestProviderUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httpx.New(httpx.Options{Service: "users"})
+	srv := httpServer("users")
 	api.Register(srv.Mux, users)
 
 	verify(t, providerUnderTest{
