@@ -25,12 +25,15 @@ type configValidateOptions struct {
 
 func newConfigValidateCmd(root *rootOptions) *cobra.Command {
 	o := &configValidateOptions{root: root}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check msctl.yaml and report every problem with its line and fix",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run() },
 	}
+	// Shadows the global --file to add the -f shorthand validators expect.
+	cmd.Flags().StringVarP(&root.file, "file", "f", "", "path to the msctl.yaml to check")
+	return cmd
 }
 
 func (o *configValidateOptions) run() error {

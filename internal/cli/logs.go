@@ -28,7 +28,7 @@ func newLogsCmd(root *rootOptions) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
 	// No -f shorthand: -f is the global --file.
-	cmd.Flags().BoolVar(&o.follow, "follow", false, "keep printing new lines")
+	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
 	return cmd

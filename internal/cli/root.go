@@ -18,7 +18,7 @@ import (
 // process's streams. Each command's constructor takes it and keeps it in its
 // own options struct.
 type rootOptions struct {
-	// file is -f/--file: the manifest path; empty means found with
+	// file is --file: the manifest path; empty means found with
 	// manifest.Find from the working directory.
 	file   string
 	stdout io.Writer
@@ -41,7 +41,9 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 	root.SetVersionTemplate("msctl {{.Version}}\n")
 	root.SetOut(opts.stdout)
 	root.SetErr(opts.stderr)
-	root.PersistentFlags().StringVarP(&opts.file, "file", "f", "", "path to msctl.yaml (default: found from the current directory upwards)")
+	// No shorthand: -f means --follow for logs, as in other tools; config validate
+	// keeps -f for the file it checks.
+	root.PersistentFlags().StringVar(&opts.file, "file", "", "path to msctl.yaml (default: found from the current directory upwards)")
 
 	root.AddCommand(
 		newConfigCmd(opts),

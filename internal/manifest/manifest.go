@@ -208,7 +208,7 @@ func Find(startDir string) (string, error) {
 		if parent == dir {
 			return "", &Error{
 				Msg: fmt.Sprintf("no %s in %s or any parent directory", FileName, startDir),
-				Fix: "run msctl inside a workspace, or pass the manifest with -f PATH",
+				Fix: "run msctl inside a workspace, or pass the manifest with --file PATH",
 				err: ErrNotFound,
 			}
 		}
