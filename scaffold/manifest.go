@@ -80,7 +80,7 @@ func addService(src []byte, name string, lines []entryLine) ([]byte, error) {
 		case v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0:
 			indent := strings.Repeat(" ", v.Content[0].Column-1)
 			unit := "  "
-			if first := v.Content[1]; first.Kind == yaml.MappingNode && len(first.Content) > 0 && first.Content[0].Column > v.Content[0].Column {
+			if first := v.Content[1]; first.Kind == yaml.MappingNode && first.Style&yaml.FlowStyle == 0 && len(first.Content) > 0 && first.Content[0].Column > v.Content[0].Column {
 				unit = strings.Repeat(" ", first.Content[0].Column-v.Content[0].Column)
 			}
 			// After the block's last line of content: comments and blank
