@@ -56,6 +56,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))
+	root.AddCommand(newContractsCmd(opts))
 	root.AddCommand(newNewCmd(opts))
 	return root
 }
