@@ -8,13 +8,19 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/msctl/msctl/internal/systest"
 	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/services/kit/bus"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -38,6 +44,7 @@ type shop struct {
 	env  *systest.Env
 	http *http.Client
 	dbs  map[string]*pgxpool.Pool
+	bus  *bus.Bus
 }
 
 // sagaServices are started in dependency order.
@@ -56,8 +63,16 @@ func startShop(t testing.TB, extra map[string]map[string]string) *shop {
 		}
 		s.dbs[name] = db
 	}
+	nc, err := nats.Connect(env.NATS.URL(), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.bus, err = bus.New(nc, nil); err != nil {
+		t.Fatal(err)
+	}
 	// Closed before the services stop and their databases are dropped.
 	t.Cleanup(func() {
+		nc.Close()
 		for _, db := range s.dbs {
 			db.Close()
 		}
@@ -223,10 +238,19 @@ func (s *shop) count(svc, sql string, args ...any) int {
 	return n
 }
 
-// setStock gives a product plenty of stock for load runs.
-func (s *shop) setStock(productID string, n int) {
+// loadProducts are the products load runs spread their orders over, so
+// that not every reservation waits for the same row lock.
+var loadProducts = []string{
+	keyboard, cable,
+	"fe9cc123-161a-45cd-87e1-7236b398020b", // mouse
+	"70820ef6-6e2f-4a42-b18d-26baf5e3d987", // monitor
+	"6d4947b4-8939-4f55-a7fc-26ec48194714", // headset
+}
+
+// setStock gives products plenty of stock for load runs.
+func (s *shop) setStock(productIDs []string, n int) {
 	s.t.Helper()
-	if _, err := s.dbs["inventory"].Exec(context.Background(), `UPDATE products SET stock = $2 WHERE id = $1`, productID, n); err != nil {
+	if _, err := s.dbs["inventory"].Exec(context.Background(), `UPDATE products SET stock = $2 WHERE id = ANY($1)`, productIDs, n); err != nil {
 		s.t.Fatal(err)
 	}
 }
@@ -262,4 +286,146 @@ func (s *shop) readModel() []string {
 		out = append(out, r)
 	}
 	return out
+}
+
+// streamCount counts the messages on subject in stream about orderID.
+func (s *shop) streamCount(stream, subject, orderID string) int {
+	s.t.Helper()
+	n := 0
+	_, err := s.bus.Replay(context.Background(), stream, []string{subject}, func(m bus.Message) error {
+		var p struct {
+			OrderID string `json:"order_id"`
+		}
+		if err := json.Unmarshal(m.Envelope.Data, &p); err != nil {
+			return err
+		}
+		if p.OrderID == orderID {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// duplicateEverything republishes every command and event once more under a
+// new Nats-Msg-Id (so stream dedup lets it through and only the consumers'
+// inboxes can absorb it) until stop is called.
+func (s *shop) duplicateEverything(originals, copies *atomic.Int64) (stop func()) {
+	s.t.Helper()
+	nc, err := nats.Connect(s.env.NATS.URL())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	js := s.bus.JetStream()
+	var inflight sync.WaitGroup
+	var subs []*nats.Subscription
+	for _, subject := range []string{"inventory.>", "payments.>", "orders.>"} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+			id := m.Header.Get(jetstream.MsgIDHeader)
+			if strings.HasPrefix(id, "copy:") {
+				return
+			}
+			originals.Add(1)
+			out := nats.NewMsg(m.Subject)
+			out.Data = m.Data
+			for k, v := range m.Header {
+				out.Header[k] = v
+			}
+			out.Header.Set(jetstream.MsgIDHeader, "copy:"+id)
+			inflight.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if _, err := js.PublishMsg(ctx, out); err == nil {
+					copies.Add(1)
+				}
+			})
+		})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := nc.Flush(); err != nil {
+		s.t.Fatal(err)
+	}
+	return func() {
+		for _, sub := range subs {
+			_ = sub.Unsubscribe()
+		}
+		nc.Close()
+		inflight.Wait()
+	}
+}
+
+// ids runs a query returning one text column.
+func (s *shop) ids(svc, sql string) []string {
+	s.t.Helper()
+	rows, err := s.dbs[svc].Query(context.Background(), sql)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+type loadResult struct {
+	ids     []string
+	refused int
+	elapsed time.Duration
+}
+
+// load places n one-item orders (over loadProducts) from clients concurrent users named
+// prefix-<client>. after(placed) runs on the placing goroutine after each
+// accepted order, with the running count.
+func (s *shop) load(n, clients int, prefix string, after func(placed int)) loadResult {
+	s.t.Helper()
+	var (
+		mu      sync.Mutex
+		res     loadResult
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		started = time.Now()
+	)
+	bodies := make([][]byte, len(loadProducts))
+	for i, p := range loadProducts {
+		bodies[i], _ = json.Marshal(map[string]any{"items": []item{{ProductID: p, Quantity: 1}}, "card_number": goodCard})
+	}
+	url := s.env.URL("orders") + "/api/v1/orders"
+	for c := range clients {
+		wg.Go(func() {
+			user := fmt.Sprintf("%s-%d", prefix, c)
+			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+				req, _ := http.NewRequest("POST", url, bytes.NewReader(bodies[i%int64(len(bodies))]))
+				req.Header.Set("X-User-ID", user)
+				var out struct{ ID string }
+				resp, err := s.http.Do(req)
+				ok := err == nil && resp.StatusCode == http.StatusAccepted
+				if err == nil {
+					ok = ok && json.NewDecoder(resp.Body).Decode(&out) == nil
+					resp.Body.Close()
+				}
+				mu.Lock()
+				if !ok {
+					res.refused++
+					mu.Unlock()
+					continue
+				}
+				res.ids = append(res.ids, out.ID)
+				placed := len(res.ids)
+				mu.Unlock()
+				if after != nil {
+					after(placed)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(started)
+	return res
 }

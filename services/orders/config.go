@@ -6,7 +6,7 @@ import "time"
 type Config struct {
 	// StepTimeout is how long a saga step waits for its reply before it is
 	// re-sent (or, after MaxAttempts, compensated).
-	StepTimeout time.Duration `env:"ORDERS_SAGA_STEP_TIMEOUT" default:"10s" example:"10s"`
+	StepTimeout time.Duration `env:"ORDERS_SAGA_STEP_TIMEOUT" default:"30s" example:"30s"`
 	// MaxAttempts is how often a forward step's command is sent before the saga gives up.
 	MaxAttempts int `env:"ORDERS_SAGA_MAX_ATTEMPTS" default:"3" example:"3"`
 	// RebuildReadModel rebuilds the read model from the order events at start.
