@@ -251,7 +251,7 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 	if err != nil {
 		return fmt.Errorf("open agent log: %w", err)
 	}
-	args := append([]string{"agent", "-f", m.Path(), "--runtime", rtName}, o.services...)
+	args := append([]string{"agent", "--file", m.Path(), "--runtime", rtName}, o.services...)
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = m.Dir()
 	cmd.Stdout, cmd.Stderr = logf, logf
