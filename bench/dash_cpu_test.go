@@ -1,0 +1,204 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+const (
+	// idleWindow is how long the dashboard's CPU time is sampled.
+	idleWindow = 30 * time.Second
+	// userHZ is the unit of utime and stime in /proc/<pid>/stat: fixed at
+	// 100 by the kernel's ABI whatever the internal tick rate.
+	userHZ = 100
+)
+
+// BenchmarkDashIdleCPU runs the real `msctl dash` in a tmux pane and
+// samples its CPU time over 30 s with nobody touching it: "waiting" has no
+// workspace up (the dashboard retries the agent), "live" watches a workspace
+// brought up with `msctl up -d` (snapshots polled and drawn every 500 ms).
+func BenchmarkDashIdleCPU(b *testing.B) {
+	if testing.Short() {
+		b.Skip("runs msctl dash for 30 s per case, and a workspace")
+	}
+	if _, err := exec.LookPath("tmux"); err != nil {
+		b.Skip("tmux is not installed; the dashboard needs a terminal")
+	}
+	bin := buildMsctl(b)
+	b.Run("waiting", func(b *testing.B) {
+		ws := workspace(b)
+		for b.Loop() {
+			measureDash(b, bin, ws)
+		}
+	})
+	b.Run("live", func(b *testing.B) {
+		ws := workspace(b)
+		msctl(b, bin, ws, "up", "-d")
+		b.Cleanup(func() { msctl(b, bin, ws, "down", "--volumes") })
+		for b.Loop() {
+			measureDash(b, bin, ws)
+		}
+	})
+}
+
+// measureDash starts the dashboard, lets it settle, and reports the share of
+// one core it used over idleWindow and its resident memory afterwards.
+func measureDash(b *testing.B, bin, ws string) {
+	sock := filepath.Join(b.TempDir(), "tmux.sock")
+	tmux := func(args ...string) string {
+		cmd := exec.Command("tmux", append([]string{"-S", sock, "-f", "/dev/null"}, args...)...)
+		cmd.Env = append(os.Environ(), "TERM=xterm-256color")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.Fatalf("tmux %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	tmux("new-session", "-d", "-s", "dash", "-x", "160", "-y", "48", "-c", ws, "exec "+bin+" dash")
+	defer func() { _ = exec.Command("tmux", "-S", sock, "kill-server").Run() }()
+	pid, err := strconv.Atoi(tmux("list-panes", "-t", "dash", "-F", "#{pane_pid}"))
+	if err != nil {
+		b.Fatalf("pane pid: %v", err)
+	}
+	// Startup (first connect, first frames) is not idle: wait it out.
+	time.Sleep(3 * time.Second)
+	screen := tmux("capture-pane", "-p", "-t", "dash")
+	if strings.TrimSpace(screen) == "" {
+		b.Fatal("the dashboard drew nothing in 3 s")
+	}
+	t0, start := time.Now(), cpuTicks(b, pid)
+	time.Sleep(idleWindow)
+	ticks, wall := cpuTicks(b, pid)-start, time.Since(t0)
+	b.ReportMetric(float64(ticks)/userHZ/wall.Seconds()*100, "cpu-pct")
+	b.ReportMetric(float64(rssKB(b, pid))/1024, "rss-MB")
+}
+
+// cpuTicks is utime+stime of pid; the process must still be running.
+func cpuTicks(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("the dashboard is gone: %v", err)
+	}
+	// The command name in parentheses may hold spaces: fields count from
+	// after its closing parenthesis, where state is field 3.
+	fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+	if len(fields) < 13 {
+		b.Fatalf("short /proc/%d/stat: %q", pid, data)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parse /proc/%d/stat: %q", pid, data)
+	}
+	return utime + stime
+}
+
+func rssKB(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatalf("the dashboard is gone: %v", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				b.Fatalf("parse VmRSS %q: %v", v, err)
+			}
+			return kb
+		}
+	}
+	b.Fatalf("no VmRSS in /proc/%d/status", pid)
+	return 0
+}
+
+func buildMsctl(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "msctl")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/msctl")
+	cmd.Dir = repoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build msctl: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// workspace writes the repository's manifest into a fresh directory with a
+// free gateway port and absolute service paths, so a workspace can run there
+// beside anyone else's. The directory is world-readable: Postgres runs as
+// another user when we are root and must reach its data under it.
+func workspace(b *testing.B) string {
+	dir, err := os.MkdirTemp("", "msctl-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	root := repoRoot()
+	data, err := os.ReadFile(filepath.Join(root, "msctl.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		b.Fatalf("parse msctl.yaml: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	doc["gateway"] = map[string]any{"port": l.Addr().(*net.TCPAddr).Port}
+	l.Close()
+	services, ok := doc["services"].(map[string]any)
+	if !ok {
+		b.Fatal("msctl.yaml has no services map")
+	}
+	for name, v := range services {
+		svc, ok := v.(map[string]any)
+		if !ok {
+			b.Fatalf("msctl.yaml: service %s is not a map", name)
+		}
+		p, _ := svc["path"].(string)
+		if p == "" {
+			p = "services/" + name
+		}
+		svc["path"] = filepath.Join(root, p)
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), out, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// msctl runs the binary in the workspace, bounded in time, and fails the
+// benchmark on a non-zero exit.
+func msctl(b *testing.B, bin, ws string, args ...string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = ws
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("msctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
