@@ -22,11 +22,9 @@ lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 
-## bench: run the benchmarks of every package that has some
+## bench: every other benchmark with -benchmem, then the DESIGN.md §5 targets measured side by side, as one table
 bench:
-	@pkgs="$$(grep -rl --include='*_test.go' '^func Benchmark' . | xargs -r -n1 dirname | sort -u)"; \
-	echo "go test -run '^$$' -bench . -benchmem $$pkgs"; \
-	go test -run '^$$' -bench . -benchmem $$pkgs
+	go run ./bench/report -others
 
 ## images: build the offline stand-in infra images (postgres, nats, etcd)
 images:

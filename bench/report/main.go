@@ -93,10 +93,9 @@ func run(stdout, stderr io.Writer, others, short bool) (int, error) {
 	if short {
 		extra = append(extra, "-short")
 	}
+	var othersFailed []string
 	if others {
-		if err := runOthers(root, index, extra, stderr); err != nil {
-			return 1, err
-		}
+		othersFailed = runOthers(root, index, extra, stderr)
 	}
 
 	results := map[string]outcome{} // by benchmark name
@@ -131,6 +130,10 @@ func run(stdout, stderr io.Writer, others, short bool) (int, error) {
 	fmt.Fprintln(stdout)
 	fmt.Fprintln(stdout, "DESIGN.md §5 targets (one run; shared machine: figures are noisy)")
 	printTable(stdout, rows)
+	if len(othersFailed) > 0 {
+		fmt.Fprintln(stdout, "other benchmarks failed in:", strings.Join(othersFailed, " "))
+		bad = true
+	}
 	if bad {
 		return 1, nil
 	}
@@ -249,8 +252,8 @@ func goTest(root, pkg string, benches []string, benchtime string, extra []string
 }
 
 // runOthers runs, with default benchtime and -benchmem, every benchmark no
-// target reads, one go test per package.
-func runOthers(root string, index map[string][]string, extra []string, progress io.Writer) error {
+// target reads, one go test per package, and returns the packages that failed.
+func runOthers(root string, index map[string][]string, extra []string, progress io.Writer) []string {
 	byPkg := map[string][]string{}
 	for name, pkgs := range index {
 		if slices.ContainsFunc(targets, func(t target) bool { return topLevel(t.bench) == name }) {
@@ -265,6 +268,7 @@ func runOthers(root string, index map[string][]string, extra []string, progress 
 		pkgs = append(pkgs, p)
 	}
 	slices.Sort(pkgs)
+	var failed []string
 	for _, p := range pkgs {
 		slices.Sort(byPkg[p])
 		args := append([]string{"test", "-run", "^$", "-bench", "^(" + strings.Join(byPkg[p], "|") + ")$", "-benchmem"}, extra...)
@@ -274,10 +278,10 @@ func runOthers(root string, index map[string][]string, extra []string, progress 
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = progress, progress
 		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("benchmarks of %s: %w", p, err)
+			failed = append(failed, p)
 		}
 	}
-	return nil
+	return failed
 }
 
 func lastLine(out string, err error) string {
