@@ -45,6 +45,27 @@ func TestSaga(t *testing.T) {
 			t.Errorf("another user reads the order: %d", code)
 		}
 	})
+	t.Run("one order is one trace", func(t *testing.T) {
+		s := s.with(t)
+		const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+		var out struct{ ID string }
+		code := s.do("POST", "orders", "/api/v1/orders", "ivan", map[string]string{"traceparent": "00-" + traceID + "-00f067aa0ba902b7-01"},
+			map[string]any{"items": []item{{ProductID: cable, Quantity: 1}}, "card_number": goodCard}, &out)
+		if code != http.StatusAccepted {
+			t.Fatalf("place: %d", code)
+		}
+		if o := s.settle("ivan", out.ID, 10*time.Second); o.Status != "CONFIRMED" {
+			t.Fatalf("order = %+v", o)
+		}
+		// Every message about the order, whichever service wrote it, carries the trace.
+		for svc, want := range map[string]int{"orders": 4, "inventory": 1, "payments": 1} {
+			q := `SELECT count(*) FROM outbox WHERE convert_from(payload, 'UTF8') LIKE '%' || $1 || '%'
+				AND headers->'traceparent'->>0 LIKE '00-' || $2 || '-%'`
+			if n := s.count(svc, q, out.ID, traceID); n != want {
+				t.Errorf("%s: %d traced messages about the order, want %d", svc, n, want)
+			}
+		}
+	})
 
 	t.Run("declined card", func(t *testing.T) {
 		s := s.with(t)
@@ -206,6 +227,38 @@ func TestSaga(t *testing.T) {
 		}
 		if n := s.count("notifications", `SELECT count(*) FROM notifications WHERE user_id = 'heidi'`); n != len(ids) {
 			t.Errorf("%d notifications, want %d", n, len(ids))
+		}
+	})
+	t.Run("payments fault knob", func(t *testing.T) {
+		s := s.with(t)
+		set := func(rate float64, latency int) {
+			t.Helper()
+			if code := s.do("POST", "payments", "/internal/faults", "", nil, map[string]any{"failure_rate": rate, "latency_ms": latency}, nil); code != http.StatusOK {
+				t.Fatalf("set faults: %d", code)
+			}
+		}
+		set(1, 0)
+		if _, code := s.payment("any-order"); code != http.StatusServiceUnavailable {
+			t.Errorf("lookup with failure_rate 1: %d, want 503", code)
+		}
+		// Charges fail too: the command is retried, then parked.
+		id := s.place("judy", "", goodCard, item{ProductID: cable, Quantity: 1})
+		s.eventually("charge attempted and failing", 10*time.Second, func() error {
+			if n := s.count("orders", `SELECT count(*) FROM sagas WHERE order_id = $1 AND step = 'charge'`, id); n != 1 {
+				return fmt.Errorf("saga not at the charge step")
+			}
+			return nil
+		})
+		set(0, 0)
+		if _, code := s.payment("any-order"); code != http.StatusNotFound {
+			t.Errorf("lookup with the knob off: %d, want 404", code)
+		}
+		if code := s.do("POST", "payments", "/internal/faults", "", nil, map[string]any{"failure_rate": 2}, nil); code != http.StatusBadRequest {
+			t.Errorf("failure_rate 2: %d, want 400", code)
+		}
+		// The retried (or, once parked, re-sent) charge goes through after the knob is off.
+		if o := s.settle("judy", id, 90*time.Second); o.Status != "CONFIRMED" {
+			t.Errorf("order = %+v", o)
 		}
 	})
 
