@@ -136,7 +136,7 @@ func kill(t *testing.T, cmd *exec.Cmd) {
 
 // twoServiceWorkspace writes a workspace with two copies of the echo
 // service, beta public on a free gateway port, as its own Go module.
-func twoServiceWorkspace(t *testing.T, project string) string {
+func twoServiceWorkspace(t testing.TB, project string) string {
 	t.Helper()
 	dir := t.TempDir()
 	src, err := os.ReadFile(filepath.Join(runtimetest.EchoDir(), "main.go"))
@@ -157,7 +157,7 @@ func twoServiceWorkspace(t *testing.T, project string) string {
 	return filepath.Join(dir, manifest.FileName)
 }
 
-func writeManifest(t *testing.T, dir, project string, withBeta bool) {
+func writeManifest(t testing.TB, dir, project string, withBeta bool) {
 	t.Helper()
 	yaml := fmt.Sprintf("project: %s\ngateway:\n  port: %d\nservices:\n  alpha:\n    path: services/alpha\n    language: go\n    database: true\n",
 		project, freePort(t))
@@ -167,14 +167,14 @@ func writeManifest(t *testing.T, dir, project string, withBeta bool) {
 	write(t, filepath.Join(dir, manifest.FileName), yaml)
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

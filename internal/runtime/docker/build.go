@@ -186,6 +186,14 @@ func (r *Runtime) pruneImages(ctx context.Context, service, keep string) {
 	}
 }
 
+// Image returns the image Build made for a service.
+func (r *Runtime) Image(service string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	tag, ok := r.images[service]
+	return tag, ok
+}
+
 // RemoveImages removes every service image of the workspace.
 func (r *Runtime) RemoveImages(ctx context.Context) error {
 	imgs, err := r.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(

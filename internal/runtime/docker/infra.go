@@ -41,6 +41,10 @@ const (
 	pgSuperuser = "postgres"
 )
 
+// healthGrace is how long failing healthchecks do not count: a first start
+// initialises the data directory before the server listens.
+const healthGrace = time.Minute
+
 // infraTimeout bounds how long StartInfra waits for the infra to answer; a
 // first start initialises the Postgres data directory.
 const infraTimeout = 2 * time.Minute
@@ -102,7 +106,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			target: "/var/lib/postgresql/data",
 			health: &container.HealthConfig{
 				Test:     []string{"CMD", "pg_isready", "-U", pgSuperuser, "-h", "127.0.0.1"},
-				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3,
+				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3, StartPeriod: healthGrace,
 			},
 		},
 		{
@@ -130,7 +134,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			target: "/bitnami/etcd",
 			health: &container.HealthConfig{
 				Test:     []string{"CMD", "etcdctl", "endpoint", "health"},
-				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3,
+				Interval: time.Second, Timeout: 3 * time.Second, Retries: 3, StartPeriod: healthGrace,
 			},
 		},
 	}
