@@ -83,11 +83,20 @@ func LoadPacts(dir string) ([]Pact, error) {
 			return nil, fmt.Errorf("pact %s names no consumer or provider", f)
 		}
 		p := Pact{File: f, Consumer: pf.Consumer.Name, Provider: pf.Provider.Name}
+		// Merging message pacts can leave identical copies of an interaction
+		// in the file; the verifier selects by description and states, so
+		// they are one interaction.
+		seen := map[string]bool{}
 		for _, in := range pf.Interactions {
 			it := Interaction{Description: in.Description, Kind: in.Type}
 			for _, s := range in.ProviderStates {
 				it.States = append(it.States, s.Name)
 			}
+			key := in.Type + "\x00" + in.Description + "\x00" + strings.Join(it.States, "\x00")
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
 			p.Interactions = append(p.Interactions, it)
 		}
 		out = append(out, p)
