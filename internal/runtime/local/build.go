@@ -11,18 +11,20 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/msctl/msctl/internal/runtime"
 )
 
-// Build compiles Go services into .msctl/bin/<name>. Services of one Go
-// module are built by a single `go build` (it shares package loading and
-// compiles in parallel); modules build in parallel with each other. Go's
-// build cache skips compiling unchanged packages, and `go build -o` leaves
-// an up-to-date binary untouched, so a warm build costs little and reports
-// Cached. Node services need no build.
+// Build compiles Go services into .msctl/bin/<name>. A service whose
+// source key (see sourceKey) matches the one recorded beside its binary
+// is not handed to the toolchain at all: even a fully cached `go build`
+// of a module with this many dependencies takes a second or more, most
+// of a warm `msctl up`. The others of one Go module are built by a single
+// `go build` (it shares package loading and compiles in parallel); modules
+// build in parallel with each other. Node services need no build.
 func (r *Runtime) Build(ctx context.Context, specs []runtime.BuildSpec, progress func(runtime.BuildEvent)) error {
 	if progress == nil {
 		progress = func(runtime.BuildEvent) {}
@@ -69,14 +71,39 @@ func (r *Runtime) Build(ctx context.Context, specs []runtime.BuildSpec, progress
 }
 
 func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.BuildSpec, progress func(runtime.BuildEvent)) error {
+	// Keys are taken before building, so that a source edited while go
+	// build runs makes the next Build compile again rather than trust a
+	// binary made from the older text.
+	keys := map[string]string{}
+	var stale []runtime.BuildSpec
+	for _, s := range group {
+		key, err := sourceKey(root, s.Dir)
+		if err != nil {
+			// Not knowing the inputs only costs the shortcut.
+			r.log.Debug("no source key, leaving it to go build", "service", s.Name, "err", err)
+		}
+		if key != "" && readKey(r.keyPath(s.Name)) == stamp(key, r.binPath(s.Name)) {
+			r.setBuilt(s)
+			progress(runtime.BuildEvent{Service: s.Name, Done: true, Cached: true})
+			continue
+		}
+		keys[s.Name] = key
+		stale = append(stale, s)
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+
 	// go build -o DIR names each binary after its package directory; build
 	// one package per distinct directory name, else a per-service output.
 	before := map[string]string{}
 	args := []string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}
 	sameName := true
-	for _, s := range group {
+	for _, s := range stale {
 		progress(runtime.BuildEvent{Service: s.Name})
 		before[s.Name] = fileHash(r.binPath(s.Name))
+		// The old key must not vouch for whatever this build leaves behind.
+		_ = os.Remove(r.keyPath(s.Name))
 		rel, err := filepath.Rel(root, s.Dir)
 		if err != nil {
 			return fmt.Errorf("build %s: %w", s.Name, err)
@@ -88,7 +115,7 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 	if sameName {
 		runs = [][]string{args}
 	} else {
-		for i, s := range group {
+		for i, s := range stale {
 			runs = append(runs, []string{"build", "-trimpath", "-o", r.binPath(s.Name), args[4+i]})
 		}
 	}
@@ -96,14 +123,14 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 	for _, a := range runs {
 		cmd := exec.CommandContext(ctx, "go", a...)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = append(os.Environ(), buildEnv...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
 			failed = fmt.Errorf("go build in %s: %w\n%s", root, err, strings.TrimSpace(out.String()))
 		}
 	}
-	for _, s := range group {
+	for _, s := range stale {
 		after := fileHash(r.binPath(s.Name))
 		switch {
 		case after == "":
@@ -116,14 +143,42 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 			// This run failed, maybe because of s: its binary may be stale.
 			progress(runtime.BuildEvent{Service: s.Name, Done: true, Err: failed})
 		default:
+			if k := keys[s.Name]; k != "" {
+				if err := os.WriteFile(r.keyPath(s.Name), []byte(stamp(k, r.binPath(s.Name))+"\n"), 0o644); err != nil {
+					r.log.Warn("record source key", "service", s.Name, "err", err)
+				}
+			}
 			r.setBuilt(s)
 			progress(runtime.BuildEvent{Service: s.Name, Done: true, Cached: after == before[s.Name]})
 		}
 	}
-	if failed != nil {
-		return failed
+	return failed
+}
+
+// buildEnv is added to the toolchain's environment: services are static
+// binaries.
+var buildEnv = []string{"CGO_ENABLED=0"}
+
+// keyPath is where the source key of a service's binary is recorded.
+func (r *Runtime) keyPath(service string) string { return r.binPath(service) + ".key" }
+
+// stamp ties a source key to the binary built from it, by size and
+// modification time: a binary replaced or removed behind our back no longer
+// matches its recorded key, without reading tens of megabytes to tell.
+func stamp(key, bin string) string {
+	fi, err := os.Stat(bin)
+	if err != nil {
+		return "missing"
 	}
-	return nil
+	return key + " " + strconv.FormatInt(fi.Size(), 10) + " " + strconv.FormatInt(fi.ModTime().UnixNano(), 10)
+}
+
+func readKey(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // fileHash is the SHA-256 of a file, "" when it cannot be read. go build
