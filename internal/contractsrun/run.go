@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 )
@@ -57,6 +58,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, fmt.Errorf("no contract tests in %s: %w", opts.ModuleDir, err)
 	}
 	pactDir := filepath.Join(opts.ModuleDir, PactDirName)
+	unlock, err := lockDir(pactDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if err := cleanPacts(pactDir); err != nil {
 		return nil, err
 	}
@@ -121,10 +127,24 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func cleanPacts(dir string) error {
+// lockDir holds an exclusive lock on the pact directory until unlock: two
+// runs in one checkout would otherwise delete and verify each other's pacts.
+func lockDir(dir string) (unlock func(), err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("create pact directory: %w", err)
+		return nil, fmt.Errorf("create pact directory: %w", err)
 	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock pact directory: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock pact directory: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func cleanPacts(dir string) error {
 	old, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
 		return fmt.Errorf("list old pacts: %w", err)
