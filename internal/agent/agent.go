@@ -107,7 +107,7 @@ func Start(opts Options) (*Agent, error) {
 	if err != nil {
 		return fail(fmt.Errorf("agent API listener: %w", err))
 	}
-	otlpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	otlpLn, err := listenOTLP(opts.Runtime)
 	if err != nil {
 		apiLn.Close()
 		return fail(fmt.Errorf("agent OTLP listener: %w", err))
@@ -385,4 +385,22 @@ type errorBody struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// listenOTLP listens for traces on loopback, or where a runtime whose
+// services cannot reach loopback says; if its port is taken, on another.
+func listenOTLP(rt runtime.Runtime) (net.Listener, error) {
+	l, ok := rt.(runtime.OTLPListener)
+	if !ok {
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	addr, err := l.OTLPListenAddr(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		return ln, nil
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	return net.Listen("tcp", net.JoinHostPort(host, "0"))
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/doctor"
+	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/local"
 )
 
@@ -46,6 +48,20 @@ func (o *downOptions) run(ctx context.Context) error {
 		}
 		if err := rt.Cleanup(ctx, o.volumes); err != nil {
 			return err
+		}
+		if doctor.PickRuntime(ctx) == docker.Name {
+			// Containers outlive a killed agent: stop the infra gracefully
+			// (its data stays consistent), then remove everything.
+			drt, err := newRuntime(docker.Name, m, nil, io.Discard)
+			if err != nil {
+				return err
+			}
+			if err := drt.StopInfra(ctx, 10*time.Second); err != nil {
+				return err
+			}
+			if err := drt.Cleanup(ctx, o.volumes); err != nil {
+				return err
+			}
 		}
 		fmt.Fprintln(o.root.stderr, "nothing is up")
 		if o.volumes {

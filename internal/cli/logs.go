@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -49,13 +51,26 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
 		}
 	}
-	c, err := agent.Connect(m.Dir())
-	if err != nil {
-		return err
-	}
 	width := 0
 	for _, n := range m.ServiceNames() {
 		width = max(width, len(n))
+	}
+	c, err := agent.Connect(m.Dir())
+	if errors.Is(err, agent.ErrNotRunning) {
+		// A killed agent's containers run on: Docker still has their output.
+		re := regexp.MustCompile(o.grep) // checked above
+		err = docker.Logs(ctx, m.Project, docker.LogsOptions{Services: services, Since: o.since, Follow: o.follow}, func(l state.LogLine) {
+			if re.MatchString(l.Text) {
+				fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
+			}
+		})
+		if ctx.Err() != nil && o.follow {
+			return nil
+		}
+		return err
+	}
+	if err != nil {
+		return err
 	}
 	err = c.Logs(ctx, agent.LogsQuery{Services: services, Grep: o.grep, Since: o.since, Follow: o.follow}, func(l state.LogLine) error {
 		_, err := fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -41,6 +42,11 @@ func (o *psOptions) run(ctx context.Context) error {
 	c, err := agent.Connect(m.Dir())
 	switch {
 	case errors.Is(err, agent.ErrNotRunning):
+		// A killed agent's containers run on: Docker still knows them.
+		if dc, derr := docker.ListContainers(ctx, m.Project); derr == nil && len(dc) > 0 {
+			comps = dc
+			break
+		}
 		if !o.json {
 			fmt.Fprintln(o.root.stderr, "nothing is up")
 			return nil

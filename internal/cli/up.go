@@ -20,6 +20,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 )
@@ -46,7 +47,7 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
-	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto or local (auto picks local)")
+	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks local)")
 	return cmd
 }
 
@@ -80,8 +81,10 @@ func resolveRuntime(flag string) (string, error) {
 	switch flag {
 	case "auto", local.Name:
 		return local.Name, nil
+	case docker.Name:
+		return docker.Name, nil
 	default:
-		return "", usageError(fmt.Errorf("--runtime %q is not one of auto, local", flag))
+		return "", usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker", flag))
 	}
 }
 
@@ -90,6 +93,8 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 	switch name {
 	case local.Name:
 		return local.New(local.Options{StateDir: agent.StateDir(m.Dir()), Log: log, InfraLogs: infraLogs})
+	case docker.Name:
+		return docker.New(docker.Options{Manifest: m, Log: log})
 	default:
 		return nil, fmt.Errorf("unknown runtime %q", name)
 	}

@@ -61,6 +61,13 @@ type Pruner interface {
 	Prune(ctx context.Context) error
 }
 
+// OTLPListener is implemented by runtimes whose services cannot reach the
+// host's loopback (containers): the agent's OTLP receiver listens where
+// OTLPListenAddr says instead of on 127.0.0.1.
+type OTLPListener interface {
+	OTLPListenAddr(ctx context.Context) (string, error)
+}
+
 // InfraSpec says how to start the infra.
 type InfraSpec struct {
 	// Postgres, Broker and Registry are fixed host ports; 0 picks free ones.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
@@ -18,6 +19,8 @@ import (
 // with volumes its data too. It is idempotent and works whichever process
 // created them.
 func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
+	ctx, cancel := forced(ctx)
+	defer cancel()
 	cs, err := r.list(ctx, nil)
 	if err != nil {
 		return err
@@ -54,6 +57,19 @@ func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
 	r.infra = nil
 	r.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// forcedTimeout bounds the removals of a forced stop.
+const forcedTimeout = 30 * time.Second
+
+// forced returns ctx, or when ctx has ended (a forced stop: the user does
+// not want to wait) a short-lived context of its own: removing containers
+// takes a moment, leaving them running would outlive msctl.
+func forced(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx.Err() == nil {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(context.WithoutCancel(ctx), forcedTimeout)
 }
 
 // Prune removes what a new `up` cannot reuse and keeps the rest for

@@ -79,8 +79,9 @@ type Runtime struct {
 }
 
 var (
-	_ runtime.Runtime = (*Runtime)(nil)
-	_ runtime.Pruner  = (*Runtime)(nil)
+	_ runtime.Runtime      = (*Runtime)(nil)
+	_ runtime.Pruner       = (*Runtime)(nil)
+	_ runtime.OTLPListener = (*Runtime)(nil)
 )
 
 // Options configure a Runtime.
@@ -129,8 +130,11 @@ func New(opts Options) (*Runtime, error) {
 	}, nil
 }
 
+// Name is the runtime's name, as --runtime takes it.
+const Name = "docker"
+
 // Name is "docker".
-func (r *Runtime) Name() string { return "docker" }
+func (r *Runtime) Name() string { return Name }
 
 // Close stops following containers and closes the client. Containers keep
 // running: stopping them is Stop's, StopInfra's and Cleanup's business.

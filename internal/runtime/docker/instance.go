@@ -211,19 +211,29 @@ func (in *instance) Done() <-chan struct{}      { return in.done }
 func (in *instance) Exit() runtime.Exit         { return in.exit }
 
 // Stop stops the container with SIGTERM, SIGKILL after grace, and returns
-// once it is removed.
+// once it is removed. When ctx ends first (a forced stop) the container is
+// killed and removed at once rather than left running.
 func (in *instance) Stop(ctx context.Context, grace time.Duration) error {
 	var err error
 	in.stopOnce.Do(func() { err = in.r.stopContainer(ctx, in.id, grace) })
-	if err != nil {
+	if ctx.Err() == nil && err != nil {
 		return fmt.Errorf("stop container %s: %w", shortID(in.id), err)
 	}
 	select {
 	case <-in.done:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
 	}
+	kctx, cancel := forced(ctx)
+	defer cancel()
+	if err := in.r.removeContainer(kctx, in.id); err != nil {
+		return err
+	}
+	select {
+	case <-in.done:
+	case <-kctx.Done():
+	}
+	return nil
 }
 
 // follow passes the container's output to the instance's Output line by
