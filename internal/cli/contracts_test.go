@@ -47,7 +47,7 @@ func TestContractsVerifyCommand(t *testing.T) {
 	}
 	junit := filepath.Join(t.TempDir(), "contracts.xml")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"-f", filepath.Join(repo, "msctl.yaml"), "contracts", "verify", "--json", "--junit", junit}, &stdout, &stderr, newRootCmd)
+	code := run([]string{"--file", filepath.Join(repo, "msctl.yaml"), "contracts", "verify", "--json", "--junit", junit}, &stdout, &stderr, newRootCmd)
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
@@ -58,7 +58,7 @@ func TestContractsVerifyCommand(t *testing.T) {
 	if raw, err := os.ReadFile(junit); err != nil || !bytes.Contains(raw, []byte("<testsuites")) {
 		t.Errorf("junit: %v %.200s", err, raw)
 	}
-	code = run([]string{"-f", filepath.Join(repo, "msctl.yaml"), "contracts", "can-i-deploy", "orders"}, &stdout, &stderr, newRootCmd)
+	code = run([]string{"--file", filepath.Join(repo, "msctl.yaml"), "contracts", "can-i-deploy", "orders"}, &stdout, &stderr, newRootCmd)
 	if code != exitOK {
 		t.Errorf("can-i-deploy orders after a green verify: exit %d\n%s", code, stderr.String())
 	}
