@@ -19,7 +19,7 @@ import (
 )
 
 // Build compiles Go services into .msctl/bin/<name>. A service whose
-// source key (see sourceKey) matches the one recorded beside its binary
+// source key (see keyer) matches the one recorded beside its binary
 // is not handed to the toolchain at all: even a fully cached `go build`
 // of a module with this many dependencies takes a second or more, most
 // of a warm `msctl up`. The others of one Go module are built by a single
@@ -76,8 +76,9 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 	// binary made from the older text.
 	keys := map[string]string{}
 	var stale []runtime.BuildSpec
+	kr := newKeyer(root)
 	for _, s := range group {
-		key, err := sourceKey(root, s.Dir)
+		key, err := kr.key(s.Dir)
 		if err != nil {
 			// Not knowing the inputs only costs the shortcut.
 			r.log.Debug("no source key, leaving it to go build", "service", s.Name, "err", err)

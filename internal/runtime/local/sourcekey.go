@@ -19,7 +19,7 @@ import (
 	"strings"
 )
 
-// sourceKey names everything `go build` reads to make the binary of the
+// A source key names everything `go build` reads to make the binary of the
 // package in dir, inside the module rooted at root:
 //
 //   - the toolchain (the go binary found on PATH, by path, size and mtime)
@@ -34,50 +34,79 @@ import (
 // files to the key, never leave one out. Set-ups whose sources live outside
 // the module (a go.work, replace directives pointing at directories, a
 // vendor directory) get no key: go build decides every time.
-func sourceKey(root, dir string) (string, error) {
+//
+// A keyer computes the source keys of several packages of one module,
+// reading each file once however many of them import it.
+type keyer struct {
+	root, modPath string
+	base          []byte // digest of the toolchain, environment, go.mod and go.sum
+	err           error  // why the module gets no keys
+	pkgs          map[string]pkgDigest
+}
+
+type pkgDigest struct {
+	rel     string // slash-separated, relative to the module root
+	sum     []byte
+	imports []string
+	err     error
+}
+
+func newKeyer(root string) *keyer {
+	k := &keyer{root: root, pkgs: map[string]pkgDigest{}}
+	k.base, k.modPath, k.err = moduleDigest(root)
+	return k
+}
+
+func moduleDigest(root string) ([]byte, string, error) {
 	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	modPath, err := parseModule(gomod)
 	if err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if err := keyable(root, gomod); err != nil {
-		return "", err
+		return nil, "", err
 	}
 	h := sha256.New()
 	if err := hashToolchain(h); err != nil {
-		return "", err
+		return nil, "", err
 	}
 	fmt.Fprintf(h, "mod %s\n", modPath)
 	if err := hashFile(h, "go.mod", filepath.Join(root, "go.mod")); err != nil {
-		return "", err
+		return nil, "", err
 	}
 	if err := hashFile(h, "go.sum", filepath.Join(root, "go.sum")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", err
+		return nil, "", err
 	}
+	return h.Sum(nil), modPath, nil
+}
+
+// key is the source key of the main package in dir.
+func (k *keyer) key(dir string) (string, error) {
+	if k.err != nil {
+		return "", k.err
+	}
+	h := sha256.New()
+	h.Write(k.base)
 	seen := map[string]bool{dir: true}
 	queue := []string{dir}
 	for len(queue) > 0 {
 		d := queue[0]
 		queue = queue[1:]
-		rel, err := filepath.Rel(root, d)
-		if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-			return "", fmt.Errorf("package %s is outside module %s", d, root)
-		}
-		fmt.Fprintf(h, "pkg %s\n", filepath.ToSlash(rel))
-		imports, err := hashPackage(h, d, rel)
+		p, err := k.pkg(d)
 		if err != nil {
 			return "", err
 		}
-		for _, imp := range imports {
+		fmt.Fprintf(h, "pkg %s %x\n", p.rel, p.sum)
+		for _, imp := range p.imports {
 			var sub string
 			switch {
-			case imp == modPath:
-				sub = root
-			case strings.HasPrefix(imp, modPath+"/"):
-				sub = filepath.Join(root, filepath.FromSlash(strings.TrimPrefix(imp, modPath+"/")))
+			case imp == k.modPath:
+				sub = k.root
+			case strings.HasPrefix(imp, k.modPath+"/"):
+				sub = filepath.Join(k.root, filepath.FromSlash(strings.TrimPrefix(imp, k.modPath+"/")))
 			default:
 				continue
 			}
@@ -88,6 +117,24 @@ func sourceKey(root, dir string) (string, error) {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (k *keyer) pkg(dir string) (pkgDigest, error) {
+	if p, ok := k.pkgs[dir]; ok {
+		return p, p.err
+	}
+	var p pkgDigest
+	rel, err := filepath.Rel(k.root, dir)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		p.err = fmt.Errorf("package %s is outside module %s", dir, k.root)
+	} else {
+		h := sha256.New()
+		p.rel = filepath.ToSlash(rel)
+		p.imports, p.err = hashPackage(h, dir, rel)
+		p.sum = h.Sum(nil)
+	}
+	k.pkgs[dir] = p
+	return p, p.err
 }
 
 // parseModule returns the module path declared by a go.mod.

@@ -58,9 +58,9 @@ func TestSourceKey(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := writeModule(t)
 			svc := filepath.Join(root, "svc")
-			before, err := sourceKey(root, svc)
+			before, err := newKeyer(root).key(svc)
 			if err != nil || before == "" {
-				t.Fatalf("sourceKey = %q, %v", before, err)
+				t.Fatalf("key = %q, %v", before, err)
 			}
 			p := filepath.Join(root, filepath.FromSlash(tt.edit))
 			f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
@@ -71,7 +71,7 @@ func TestSourceKey(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.Close()
-			after, err := sourceKey(root, svc)
+			after, err := newKeyer(root).key(svc)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,8 +102,8 @@ func TestSourceKeyRefusesOutsideSources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			root := writeModule(t)
 			tt.setup(t, root)
-			if key, err := sourceKey(root, filepath.Join(root, "svc")); err == nil || key != "" {
-				t.Errorf("sourceKey = %q, %v; want no key", key, err)
+			if key, err := newKeyer(root).key(filepath.Join(root, "svc")); err == nil || key != "" {
+				t.Errorf("key = %q, %v; want none", key, err)
 			}
 		})
 	}
@@ -125,7 +125,7 @@ func BenchmarkSourceKeyGateway(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		if _, err := sourceKey(root, filepath.Join(root, "services", "gateway")); err != nil {
+		if _, err := newKeyer(root).key(filepath.Join(root, "services", "gateway")); err != nil {
 			b.Fatal(err)
 		}
 	}
