@@ -2,8 +2,13 @@ package scaffold
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/msctl/msctl/services/kit/events"
@@ -46,13 +51,6 @@ var known = []struct {
 	{"OrderCancelled", events.OrderCancelled, events.OrderCancelledV1{}},
 }
 
-// streamIdents names the kit/events constant of each stream, for generated
-// consumer configurations.
-var streamIdents = map[string]string{
-	events.StreamCommands: "StreamCommands",
-	events.StreamEvents:   "StreamEvents",
-}
-
 // EventNames lists the names --consumes and --publishes accept, sorted.
 func EventNames() []string {
 	names := make([]string, len(known))
@@ -82,11 +80,13 @@ func LookupEvent(s string) (Event, error) {
 // streamOf returns the stream whose subjects capture subject. A stream's
 // subjects are NATS patterns: '*' is one token, a final '>' the rest.
 func streamOf(subject string) (string, error) {
-	for stream, patterns := range events.StreamSubjects {
-		if _, ok := streamIdents[stream]; !ok {
-			continue
-		}
-		for _, p := range patterns {
+	streams := make([]string, 0, len(events.StreamSubjects))
+	for stream := range events.StreamSubjects {
+		streams = append(streams, stream)
+	}
+	sort.Strings(streams)
+	for _, stream := range streams {
+		for _, p := range events.StreamSubjects[stream] {
 			if subjectMatches(p, subject) {
 				return stream, nil
 			}
@@ -109,4 +109,60 @@ func subjectMatches(pattern, subject string) bool {
 		}
 	}
 	return len(pt) == len(st)
+}
+
+// eventsDir is where a workspace keeps kit/events.
+const eventsDir = "services/kit/events"
+
+// streamExprs maps stream names to the Go expression generated code uses
+// for them: the workspace's own kit/events constant (events.StreamX), read
+// from its source so generated code follows kit's naming. A stream kit
+// declares no constant for is written as a quoted string.
+func streamExprs(root string) (map[string]string, error) {
+	exprs := map[string]string{}
+	files, err := filepath.Glob(filepath.Join(root, filepath.FromSlash(eventsDir), "*.go"))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", eventsDir, err)
+	}
+	fset := token.NewFileSet()
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", eventsDir, err)
+		}
+		for _, decl := range file.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, name := range vs.Names {
+					if i >= len(vs.Values) || !name.IsExported() {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !ok || lit.Kind != token.STRING {
+						continue
+					}
+					v, err := strconv.Unquote(lit.Value)
+					if err != nil {
+						continue
+					}
+					if _, ok := events.StreamSubjects[v]; ok {
+						exprs[v] = "events." + name.Name
+					}
+				}
+			}
+		}
+	}
+	for stream := range events.StreamSubjects {
+		if _, ok := exprs[stream]; !ok {
+			exprs[stream] = strconv.Quote(stream)
+		}
+	}
+	return exprs, nil
 }

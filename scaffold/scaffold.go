@@ -128,8 +128,8 @@ type Data struct {
 
 // Stream is one stream the service consumes from.
 type Stream struct {
-	// Ident is the kit/events constant naming the stream.
-	Ident  string
+	// Expr is the Go expression naming the stream, e.g. events.StreamOrderEvents.
+	Expr   string
 	Events []Event
 }
 
@@ -173,7 +173,12 @@ func New(opts Options) (*Plan, error) {
 	if d.Publishes, err = lookupEvents("--publishes", opts.Publishes); err != nil {
 		return nil, err
 	}
-	d.Streams = groupByStream(d.Consumes)
+	root := m.Dir()
+	exprs, err := streamExprs(root)
+	if err != nil {
+		return nil, err
+	}
+	d.Streams = groupByStream(d.Consumes, exprs)
 	if !d.DB && (len(d.Consumes) > 0 || len(d.Publishes) > 0) {
 		d.DB = true
 		notes = append(notes, "database: true, because the inbox (--consumes) and the outbox (--publishes) are tables")
@@ -181,7 +186,6 @@ func New(opts Options) (*Plan, error) {
 	if err := checkPort(m, opts.Port); err != nil {
 		return nil, err
 	}
-	root := m.Dir()
 	if d.Module, err = modulePath(root); err != nil {
 		return nil, err
 	}
@@ -319,18 +323,18 @@ func lookupEvents(flag string, names []string) ([]Event, error) {
 	return out, nil
 }
 
-func groupByStream(evs []Event) []Stream {
+func groupByStream(evs []Event, exprs map[string]string) []Stream {
 	var out []Stream
 	for _, e := range evs {
-		id := streamIdents[e.Stream]
-		i := slices.IndexFunc(out, func(s Stream) bool { return s.Ident == id })
+		expr := exprs[e.Stream]
+		i := slices.IndexFunc(out, func(s Stream) bool { return s.Expr == expr })
 		if i < 0 {
-			out = append(out, Stream{Ident: id})
+			out = append(out, Stream{Expr: expr})
 			i = len(out) - 1
 		}
 		out[i].Events = append(out[i].Events, e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Ident < out[j].Ident })
+	sort.Slice(out, func(i, j int) bool { return out[i].Expr < out[j].Expr })
 	return out
 }
 

@@ -46,6 +46,12 @@ func workspace(t *testing.T) *manifest.Manifest {
 		"services/users/main.go":   "package main\n",
 		"services/gateway/main.go": "package main\n",
 	}
+	// The workspace's own kit/events names the streams in generated code.
+	kitEvents, err := os.ReadFile(filepath.Join("..", "services", "kit", "events", "events.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files["services/kit/events/events.go"] = string(kitEvents)
 	for p, data := range files {
 		p = filepath.Join(dir, filepath.FromSlash(p))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
