@@ -180,10 +180,10 @@ func TestSaga(t *testing.T) {
 		if got := s.stock(keyboard); got != before-1 {
 			t.Errorf("stock %d, want %d (reserved once)", got, before-1)
 		}
-		if n := s.streamCount("EVENTS", "orders.evt.created", id); n != 1 {
+		if n := s.streamCount("ORDERS_EVT", "orders.evt.created", id); n != 1 {
 			t.Errorf("%d OrderCreated messages in the stream, want 1", n)
 		}
-		if n := s.streamCount("COMMANDS", "inventory.cmd.reserve", id); n != 1 {
+		if n := s.streamCount("INVENTORY_CMD", "inventory.cmd.reserve", id); n != 1 {
 			t.Errorf("%d reserve commands in the stream, want 1", n)
 		}
 		s.eventually("outbox drained", 10*time.Second, s.outboxDrained)

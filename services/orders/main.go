@@ -52,7 +52,9 @@ func setup(ctx context.Context, s *kit.Service) error {
 		s.Log.Info("read model rebuilt", "events", n)
 	}
 	s.RelayOutbox(b)
-	s.Consume(b, broker.SagaConsumer, broker.SagaHandler(s.DB, a))
+	for _, c := range broker.SagaConsumers {
+		s.Consume(b, c, broker.SagaHandler(s.DB, a))
+	}
 	s.Consume(b, broker.ReadModelConsumer, broker.ReadModelHandler(s.DB, a))
 	s.Go(a.RunSweeper)
 	api.Register(s.Mux, a, rebuild)

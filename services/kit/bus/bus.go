@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -81,7 +83,7 @@ func StreamConfig(name string) (jetstream.StreamConfig, error) {
 // EnsureStreams creates or updates every stream of the shop. It is
 // idempotent, so every service calls it at start.
 func (b *Bus) EnsureStreams(ctx context.Context) error {
-	for _, name := range []string{events.StreamCommands, events.StreamEvents, events.StreamDLQ} {
+	for _, name := range slices.Sorted(maps.Keys(events.StreamSubjects)) {
 		cfg, err := StreamConfig(name)
 		if err != nil {
 			return err

@@ -60,7 +60,7 @@ func newBus(t *testing.T) *bus.Bus {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, s := range []string{events.StreamCommands, events.StreamEvents, events.StreamDLQ} {
+	for s := range events.StreamSubjects {
 		_ = b.JetStream().DeleteStream(ctx, s)
 	}
 	if err := b.EnsureStreams(ctx); err != nil {
@@ -127,14 +127,14 @@ func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
 	if err := b.Publish(ctx, env, raw); err != nil {
 		t.Fatal(err)
 	}
-	if n := streamMsgs(t, b, events.StreamCommands); n != 1 {
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
 	}
 
 	var mu sync.Mutex
 	var got []bus.Message
 	var gotTrace trace.TraceID
-	consume(t, b, bus.ConsumerConfig{Stream: events.StreamCommands, Durable: "t1", Subjects: []string{"inventory.cmd.>"}},
+	consume(t, b, bus.ConsumerConfig{Stream: events.StreamInventoryCommands, Durable: "t1", Subjects: []string{"inventory.cmd.>"}},
 		func(ctx context.Context, m bus.Message) error {
 			mu.Lock()
 			defer mu.Unlock()
@@ -208,7 +208,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 			b := newBus(t)
 			tt.send(t, b)
 			var calls atomic.Int32
-			consume(t, b, bus.ConsumerConfig{Stream: events.StreamCommands, Durable: "poison", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 3},
+			consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "poison", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 3},
 				tt.handler(&calls))
 			waitFor(t, "parked message", func() bool { return streamMsgs(t, b, events.StreamDLQ) == 1 })
 
@@ -234,7 +234,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 			if c := calls.Load(); c != tt.wantCalls {
 				t.Errorf("handler called %d times, want %d", c, tt.wantCalls)
 			}
-			cons, err := b.JetStream().Consumer(context.Background(), events.StreamCommands, "poison")
+			cons, err := b.JetStream().Consumer(context.Background(), events.StreamPaymentsCommands, "poison")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,7 +259,7 @@ func TestReplayReadsAFilteredStreamOnce(t *testing.T) {
 		}
 	}
 	var ids []string
-	n, err := b.Replay(ctx, events.StreamEvents, []string{"orders.evt.>"}, func(m bus.Message) error {
+	n, err := b.Replay(ctx, events.StreamOrderEvents, []string{"orders.evt.>"}, func(m bus.Message) error {
 		ids = append(ids, m.Payload.(*events.OrderCreatedV1).OrderID)
 		return nil
 	})
@@ -270,7 +270,7 @@ func TestReplayReadsAFilteredStreamOnce(t *testing.T) {
 		t.Fatalf("replayed %d (%d ids, first %v)", n, len(ids), ids[:1])
 	}
 	// An empty selection returns at once.
-	n, err = b.Replay(ctx, events.StreamEvents, []string{"payments.evt.>"}, func(bus.Message) error { return nil })
+	n, err = b.Replay(ctx, events.StreamOrderEvents, []string{"orders.evt.confirmed"}, func(bus.Message) error { return nil })
 	if err != nil || n != 0 {
 		t.Fatalf("empty replay = %d, %v", n, err)
 	}

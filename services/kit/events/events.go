@@ -44,19 +44,27 @@ const (
 	OrderCancelled = "orders.evt.cancelled"
 )
 
-// Streams and the subjects each one stores. The subject sets must not
+// Streams: one per service and kind of message. With sync_interval always
+// a stream stores one message per disk sync, so separate streams are what
+// lets the saga's messages be stored in parallel. The subject sets must not
 // overlap: JetStream refuses overlapping streams.
 const (
-	StreamCommands = "COMMANDS"
-	StreamEvents   = "EVENTS"
-	StreamDLQ      = "DLQ"
+	StreamInventoryCommands = "INVENTORY_CMD"
+	StreamInventoryEvents   = "INVENTORY_EVT"
+	StreamPaymentsCommands  = "PAYMENTS_CMD"
+	StreamPaymentsEvents    = "PAYMENTS_EVT"
+	StreamOrderEvents       = "ORDERS_EVT"
+	StreamDLQ               = "DLQ"
 )
 
 // StreamSubjects maps each stream to the subjects it captures.
 var StreamSubjects = map[string][]string{
-	StreamCommands: {"inventory.cmd.>", "payments.cmd.>"},
-	StreamEvents:   {"inventory.evt.>", "payments.evt.>", "orders.evt.>"},
-	StreamDLQ:      {DLQPrefix + ">"},
+	StreamInventoryCommands: {"inventory.cmd.>"},
+	StreamInventoryEvents:   {"inventory.evt.>"},
+	StreamPaymentsCommands:  {"payments.cmd.>"},
+	StreamPaymentsEvents:    {"payments.evt.>"},
+	StreamOrderEvents:       {"orders.evt.>"},
+	StreamDLQ:               {DLQPrefix + ">"},
 }
 
 // DLQPrefix is prepended to a subject when a message is parked.

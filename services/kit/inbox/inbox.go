@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/outbox"
 )
 
 // Schema is the table every consuming service creates in one of its own
@@ -41,16 +42,20 @@ type TxHandler func(ctx context.Context, tx pgx.Tx, m bus.Message) error
 
 // Handler adapts fn to a bus.Handler: each message runs in its own
 // transaction that first claims the envelope id; duplicates are acked
-// without calling fn. The envelope id, not the Nats-Msg-Id, is the key, so
+// without calling fn; after a commit the outbox relay is woken. The envelope id, not the Nats-Msg-Id, is the key, so
 // even a copy republished under a new Nats-Msg-Id is absorbed.
 func Handler(db *pgxpool.Pool, consumer string, fn TxHandler) bus.Handler {
 	return func(ctx context.Context, m bus.Message) error {
-		return pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 			fresh, err := Claim(ctx, tx, consumer, m.Envelope.ID)
 			if err != nil || !fresh {
 				return err
 			}
 			return fn(ctx, tx, m)
 		})
+		if err == nil {
+			outbox.Wake() // fn's replies, if any, go out now
+		}
+		return err
 	}
 }

@@ -33,13 +33,27 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
 `
 
-// notifyChannel is the Postgres channel Add notifies on commit, waking the
-// relay without polling.
-const notifyChannel = "outbox"
+// wakeups carries Wake calls to the relay of this process.
+var wakeups = make(chan struct{}, 1)
+
+// Wake tells this process's relay that a transaction which added outbox
+// rows has committed, so it publishes them now rather than at its next
+// poll. Call it after the commit; calling it needlessly is harmless.
+//
+// (Postgres NOTIFY would do this across processes, but a notifying commit
+// takes a cluster-wide lock, serialising every such commit of every
+// service behind one WAL flush at a time.)
+func Wake() {
+	select {
+	case wakeups <- struct{}{}:
+	default:
+	}
+}
 
 // Add stores a message for subject inside tx and returns its envelope. The
 // current trace context is stored with it, so the relay's publish (and
-// every consumer) continues the trace that caused the message.
+// every consumer) continues the trace that caused the message. Call Wake
+// once tx has committed.
 func Add(ctx context.Context, tx pgx.Tx, subject string, data any) (events.Envelope, error) {
 	env, err := events.New(subject, data)
 	if err != nil {
@@ -59,9 +73,6 @@ func Add(ctx context.Context, tx pgx.Tx, subject string, data any) (events.Envel
 		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
 		env.ID, subject, raw, hjson); err != nil {
 		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, notifyChannel); err != nil {
-		return events.Envelope{}, fmt.Errorf("outbox notify: %w", err)
 	}
 	return env, nil
 }

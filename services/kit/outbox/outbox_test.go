@@ -112,7 +112,7 @@ func newBus(t *testing.T) *bus.Bus {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, s := range []string{events.StreamCommands, events.StreamEvents, events.StreamDLQ} {
+	for s := range events.StreamSubjects {
 		_ = b.JetStream().DeleteStream(ctx, s)
 	}
 	if err := b.EnsureStreams(ctx); err != nil {
@@ -136,6 +136,7 @@ func addOrders(t *testing.T, db *pgxpool.Pool, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	outbox.Wake()
 }
 
 func unsent(t *testing.T, db *pgxpool.Pool) int {
@@ -174,7 +175,7 @@ func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	r := &outbox.Relay{DB: db, Bus: b, Log: quiet(), Batch: 100}
+	r := &outbox.Relay{DB: db, Bus: b, Log: quiet(), Batch: 100, Poll: time.Hour}
 	go func() { defer close(done); _ = r.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 
@@ -185,16 +186,16 @@ func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 	if n := unsent(t, db); n != 0 {
 		t.Fatalf("%d rows unsent", n)
 	}
-	if n := streamMsgs(t, b, events.StreamCommands); n != 300 {
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 300 {
 		t.Fatalf("stream holds %d, want 300", n)
 	}
-	// A row committed later wakes the relay through LISTEN/NOTIFY.
+	// A row committed later (addOrders calls Wake) goes out before the next poll.
 	addOrders(t, db, 1)
 	deadline = time.Now().Add(5 * time.Second)
-	for streamMsgs(t, b, events.StreamCommands) != 301 && time.Now().Before(deadline) {
+	for streamMsgs(t, b, events.StreamInventoryCommands) != 301 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := streamMsgs(t, b, events.StreamCommands); n != 301 {
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 301 {
 		t.Fatalf("stream holds %d, want 301", n)
 	}
 }
@@ -224,7 +225,7 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 	if n := unsent(t, db); n != 5 {
 		t.Fatalf("%d rows unsent after crash, want 5", n)
 	}
-	if n := streamMsgs(t, b, events.StreamCommands); n != 5 {
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
 		t.Fatalf("stream holds %d after crash, want 5", n)
 	}
 	// The next relay republishes the same ids: the stream dedups them.
@@ -232,7 +233,7 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 	if n, err := r.Flush(ctx); err != nil || n != 5 {
 		t.Fatalf("flush = %d, %v", n, err)
 	}
-	if n := streamMsgs(t, b, events.StreamCommands); n != 5 {
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
 		t.Fatalf("stream holds %d after republish, want 5", n)
 	}
 	if n := unsent(t, db); n != 0 {
@@ -253,7 +254,7 @@ func TestInboxAbsorbsRepublishedCopies(t *testing.T) {
 	}
 	// Republish every message under a new Nats-Msg-Id: the stream cannot
 	// dedup these, only the inbox can.
-	s, err := b.JetStream().Stream(ctx, events.StreamCommands)
+	s, err := b.JetStream().Stream(ctx, events.StreamInventoryCommands)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +285,7 @@ func TestInboxAbsorbsRepublishedCopies(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = b.Consume(cctx, bus.ConsumerConfig{Stream: events.StreamCommands, Durable: "inbox-test", Subjects: []string{"inventory.cmd.>"}}, h)
+		_ = b.Consume(cctx, bus.ConsumerConfig{Stream: events.StreamInventoryCommands, Durable: "inbox-test", Subjects: []string{"inventory.cmd.>"}}, h)
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -294,7 +295,7 @@ func TestInboxAbsorbsRepublishedCopies(t *testing.T) {
 		if err := db.QueryRow(ctx, `SELECT count(*) FROM inbox`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		cons, err := b.JetStream().Consumer(ctx, events.StreamCommands, "inbox-test")
+		cons, err := b.JetStream().Consumer(ctx, events.StreamInventoryCommands, "inbox-test")
 		if err == nil {
 			if info, err := cons.Info(ctx); err == nil && info.NumPending == 0 && info.NumAckPending == 0 && n == 20 {
 				break

@@ -21,14 +21,17 @@ type Publisher interface {
 
 var _ Publisher = (*bus.Bus)(nil)
 
-// Relay publishes committed outbox rows and marks them sent.
+// Relay publishes committed outbox rows and marks them sent. Run one per
+// process: Wake reaches a single relay. Replicas each run theirs; rows are
+// shared out with SKIP LOCKED.
 type Relay struct {
 	DB  *pgxpool.Pool
 	Bus Publisher
 	Log *slog.Logger
 	// Batch is the most rows published per round; default 256.
 	Batch int
-	// Poll is the fallback interval when no notification arrives; default 1s.
+	// Poll is the interval at which rows are looked for without a Wake
+	// (rows of other instances, or a missed Wake); default 1s.
 	Poll time.Duration
 	// Retain is how long sent rows are kept before deletion; default 1h.
 	Retain time.Duration
@@ -56,9 +59,6 @@ func (r *Relay) defaults() {
 // unsent; they are retried on the next round.
 func (r *Relay) Run(ctx context.Context) error {
 	r.defaults()
-	wake := make(chan struct{}, 1)
-	go r.listen(ctx, wake)
-
 	poll := time.NewTicker(r.Poll)
 	defer poll.Stop()
 	prune := time.NewTicker(time.Minute)
@@ -86,51 +86,12 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-wake:
+		case <-wakeups:
 		case <-poll.C:
 		case <-prune.C:
 			if _, err := r.DB.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.Retain.String()); err != nil {
 				r.Log.Warn("outbox prune failed", "err", err)
 			}
-		}
-	}
-}
-
-// listen turns Postgres notifications from Add into wake-ups. When the
-// listening connection breaks, the relay still polls.
-func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		err := r.listenOnce(ctx, wake)
-		if ctx.Err() != nil {
-			return
-		}
-		r.Log.Debug("outbox listen failed", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	pooled, err := r.DB.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("acquire: %w", err)
-	}
-	// The connection will have run LISTEN; it must not return to the pool.
-	conn := pooled.Hijack()
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return fmt.Errorf("wait: %w", err)
-		}
-		select {
-		case wake <- struct{}{}:
-		default:
 		}
 	}
 }

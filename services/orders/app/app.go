@@ -110,6 +110,7 @@ func (a *App) Place(ctx context.Context, userID, idemKey string, items []domain.
 	if err != nil {
 		return domain.Order{}, false, err
 	}
+	outbox.Wake()
 	return out, created, nil
 }
 

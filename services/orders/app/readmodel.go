@@ -76,7 +76,7 @@ func (a *App) RebuildReadModel(ctx context.Context, r Replayer) (int, error) {
 			return err
 		}
 		var err error
-		n, err = r.Replay(ctx, events.StreamEvents, ReadModelSubjects, func(m bus.Message) error {
+		n, err = r.Replay(ctx, events.StreamOrderEvents, ReadModelSubjects, func(m bus.Message) error {
 			return a.Project(ctx, tx, m.Envelope, m.Payload)
 		})
 		return err

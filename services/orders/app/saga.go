@@ -182,6 +182,9 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 		n = len(sagas)
 		return nil
 	})
+	if n > 0 && err == nil {
+		outbox.Wake()
+	}
 	return n, err
 }
 

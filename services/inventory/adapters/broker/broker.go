@@ -21,7 +21,7 @@ import (
 
 // Consumer is the durable consumer of inventory commands.
 var Consumer = bus.ConsumerConfig{
-	Stream:   events.StreamCommands,
+	Stream:   events.StreamInventoryCommands,
 	Durable:  "inventory",
 	Subjects: []string{"inventory.cmd.>"},
 }
@@ -56,7 +56,7 @@ func (h *handler) handle(ctx context.Context, m bus.Message) error {
 			return err
 		}
 	}
-	return pgx.BeginFunc(ctx, h.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, h.db, func(tx pgx.Tx) error {
 		fresh, err := inbox.Claim(ctx, tx, Consumer.Durable, m.Envelope.ID)
 		if err != nil || !fresh {
 			return err
@@ -73,6 +73,10 @@ func (h *handler) handle(ctx context.Context, m bus.Message) error {
 		}
 		return bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
 	})
+	if err == nil {
+		outbox.Wake()
+	}
+	return err
 }
 
 // prices looks up the unit price of every known product of items; unknown

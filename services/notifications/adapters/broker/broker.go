@@ -15,7 +15,7 @@ import (
 
 // Consumer is the durable consumer of the order outcomes.
 var Consumer = bus.ConsumerConfig{
-	Stream:   events.StreamEvents,
+	Stream:   events.StreamOrderEvents,
 	Durable:  "notifications",
 	Subjects: []string{events.OrderConfirmed, events.OrderCancelled},
 }

@@ -14,23 +14,26 @@ import (
 	"github.com/msctl/msctl/services/orders/app"
 )
 
-// SagaConsumer receives the replies of inventory and payments.
-var SagaConsumer = bus.ConsumerConfig{
-	Stream:   events.StreamEvents,
-	Durable:  "orders-saga",
-	Subjects: []string{"inventory.evt.>", "payments.evt.>"},
+// SagaConsumers receive the replies of inventory and payments (a consumer
+// reads one stream).
+var SagaConsumers = []bus.ConsumerConfig{
+	{Stream: events.StreamInventoryEvents, Durable: "orders-saga-inventory", Subjects: []string{"inventory.evt.>"}},
+	{Stream: events.StreamPaymentsEvents, Durable: "orders-saga-payments", Subjects: []string{"payments.evt.>"}},
 }
+
+// sagaInbox names the saga's inbox records, whichever consumer handled them.
+const sagaInbox = "orders-saga"
 
 // ReadModelConsumer receives the order events that feed the read model.
 var ReadModelConsumer = bus.ConsumerConfig{
-	Stream:   events.StreamEvents,
+	Stream:   events.StreamOrderEvents,
 	Durable:  "orders-read-model",
 	Subjects: app.ReadModelSubjects,
 }
 
 // SagaHandler advances the saga on one reply, once.
 func SagaHandler(db *pgxpool.Pool, a *app.App) bus.Handler {
-	return inbox.Handler(db, SagaConsumer.Durable, func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	return inbox.Handler(db, sagaInbox, func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
 		return a.HandleReply(ctx, tx, m.Payload)
 	})
 }

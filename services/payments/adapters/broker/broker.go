@@ -19,7 +19,7 @@ import (
 
 // Consumer is the durable consumer of payments commands.
 var Consumer = bus.ConsumerConfig{
-	Stream:   events.StreamCommands,
+	Stream:   events.StreamPaymentsCommands,
 	Durable:  "payments",
 	Subjects: []string{"payments.cmd.>"},
 }
