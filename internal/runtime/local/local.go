@@ -1,7 +1,8 @@
 // Package local is the embedded runtime: services run as host processes
 // built with the host's Go toolchain, NATS and etcd run inside this process,
 // and Postgres runs from the host's server binaries. Everything lives under
-// the workspace's .msctl/ directory.
+// the workspace's .msctl/ directory, except, for a root-run workspace the
+// postgres user cannot reach, the Postgres cluster (see pgDataDir).
 //
 // Because the broker and registry are embedded, the process that owns a
 // local Runtime (the agent) must outlive the workspace being up.
@@ -127,7 +128,11 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		pg, pgErr = pgserver.Start(ctx, pgserver.Config{DataDir: r.pgDir(), Port: spec.PostgresPort, Logs: r.infraLogs})
+		var dataDir string
+		if dataDir, pgErr = r.pgDataDir(); pgErr != nil {
+			return
+		}
+		pg, pgErr = pgserver.Start(ctx, pgserver.Config{DataDir: dataDir, Port: spec.PostgresPort, Logs: r.infraLogs})
 		if pgErr == nil {
 			start, _, _ := procStat(pg.PID())
 			pgErr = r.pids.add(proc{PID: pg.PID(), PGID: pg.PID(), What: "postgres", Start: start})
@@ -281,8 +286,8 @@ func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
 	if running {
 		return errors.New("remove data: infra is still running")
 	}
-	var errs []error
-	for _, p := range []string{r.pgDir(), r.pgDir() + ".password", r.natsDir(), r.etcdDir(), r.secretsPath()} {
+	errs := []error{r.removePGData()}
+	for _, p := range []string{r.natsDir(), r.etcdDir(), r.secretsPath()} {
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, err)
 		}

@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/local"
@@ -196,4 +199,77 @@ func splitPort(addr string) (string, string, error) {
 		}
 	}
 	return addr, "", nil
+}
+
+// TestPostgresDataOutsideUnreachableWorkspace plays a checkout under a
+// directory only root may enter, like /root: Postgres, run as the postgres
+// user, cannot reach .msctl there, so the cluster lives under
+// /var/lib/msctl behind a link, is found again by the next run, and goes
+// with the data on Cleanup(volumes).
+func TestPostgresDataOutsideUnreachableWorkspace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only a root-run Postgres runs as another user")
+	}
+	private := t.TempDir()
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(private, "ws", ".msctl")
+	ctx := t.Context()
+
+	rt := newRuntime(t, dir)
+	t.Cleanup(func() {
+		_ = rt.StopInfra(context.Background(), 10*time.Second)
+		_ = rt.Cleanup(context.Background(), true)
+	})
+	if _, err := rt.StartInfra(ctx, runtime.InfraSpec{}); err != nil {
+		t.Fatalf("StartInfra in a workspace under a 0700 directory: %v", err)
+	}
+	link := filepath.Join(dir, "postgres")
+	target, err := os.Readlink(link)
+	if err != nil {
+		t.Fatalf(".msctl/postgres is not a link: %v", err)
+	}
+	if !strings.HasPrefix(target, "/var/lib/msctl/") {
+		t.Errorf(".msctl/postgres -> %s, want a directory under /var/lib/msctl", target)
+	}
+	dsn, err := rt.EnsureDatabase(ctx, "keep")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sql := func(stmt string) {
+		t.Helper()
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	sql("CREATE TABLE kept (id int)")
+	if err := rt.StopInfra(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	again := newRuntime(t, dir)
+	if _, err := again.StartInfra(ctx, runtime.InfraSpec{}); err != nil {
+		t.Fatal(err)
+	}
+	if dsn, err = again.EnsureDatabase(ctx, "keep"); err != nil {
+		t.Fatal(err)
+	}
+	sql("INSERT INTO kept VALUES (1)") // the table survived: same cluster
+	if err := again.StopInfra(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Cleanup(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, filepath.Dir(target)} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("%s after Cleanup(volumes): %v", p, err)
+		}
+	}
 }
