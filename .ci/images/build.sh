@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Builds the offline stand-ins for the infra images msctl defaults to (postgres:15, nats:2.9,
+# Builds the offline stand-ins for the infra images msctl defaults to (postgres:15, nats:2.15,
 # bitnami/etcd:3.5). No container registry is reachable here, so nothing can be pulled: a
 # Debian base is made with debootstrap from the machine's own apt mirror and imported, and each
-# stand-in installs the Debian package of its server on top of it.
+# stand-in installs the Debian package of its server on top of it — except nats, whose server
+# is compiled from the nats-server module pinned in go.mod (Debian's 2.9 is too old).
 #
 # Idempotent: an image whose tag exists is kept. A stand-in built from an older recipe (its
 # dev.msctl.recipe label differs from the files beside this script) is rebuilt; a real
@@ -16,7 +17,7 @@ readonly base_tag="msctl/debian-base:$suite"
 # directory under $here → tag of the official image it stands in for
 readonly -a standins=(
 	"postgres=postgres:15"
-	"nats=nats:2.9"
+	"nats=nats:2.15"
 	"etcd=bitnami/etcd:3.5"
 )
 
@@ -128,9 +129,28 @@ build_base() {
 	log "built $base_tag in $((SECONDS - start))s"
 }
 
-# recipe_hash identifies the build inputs of one stand-in, so a changed recipe is rebuilt.
+# recipe_hash identifies the build inputs of one stand-in, so a changed recipe is rebuilt; for
+# nats that includes the nats-server version pinned in go.mod.
 recipe_hash() {
-	(cd "$here/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16
+	{
+		(cd "$here/$1" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+		[[ "$1" != nats ]] || nats_version
+	} | sha256sum | cut -c1-16
+}
+
+nats_version() { (cd "$here/../.." && go list -m -f '{{.Version}}' github.com/nats-io/nats-server/v2); }
+
+# build_context prints a directory holding everything docker build needs for one stand-in.
+build_context() {
+	local dir="$1" ctx
+	if [[ "$dir" != nats ]]; then
+		echo "$here/$dir"
+		return
+	fi
+	ctx="$(mktemp -d /var/tmp/msctl-nats-ctx.XXXXXX)"
+	cp "$here/nats/"* "$ctx/"
+	(cd "$here/../.." && CGO_ENABLED=0 go build -trimpath -o "$ctx/nats-server" github.com/nats-io/nats-server/v2)
+	echo "$ctx"
 }
 
 build_standin() {
@@ -148,13 +168,16 @@ build_standin() {
 	has_image "$base_tag" || build_base
 	start=$SECONDS
 	log "building $tag"
+	local ctx
+	ctx="$(build_context "$dir")"
 	# Build steps run apt-get against the same mirror as the host; host networking avoids
 	# depending on the bridge's NAT and DNS.
 	if ! DOCKER_BUILDKIT=0 docker build --network host --label "dev.msctl.recipe=$hash" \
-		-t "$tag" "$here/$dir" >"/tmp/msctl-image-$dir.log" 2>&1; then
+		-t "$tag" "$ctx" >"/tmp/msctl-image-$dir.log" 2>&1; then
 		tail -n 40 "/tmp/msctl-image-$dir.log" >&2
 		exit 1
 	fi
+	[[ "$ctx" == "$here/$dir" ]] || rm -rf "$ctx"
 	log "built $tag in $((SECONDS - start))s"
 	# The replaced build is now untagged; a container still using it keeps it alive.
 	if [[ -n "$old" ]]; then

@@ -40,7 +40,7 @@ const (
 	DefaultPostgresImage   = "postgres"
 	DefaultPostgresVersion = "15"
 	DefaultBrokerImage     = "nats"
-	DefaultBrokerVersion   = "2.9"
+	DefaultBrokerVersion   = "2.15"
 	DefaultRegistryImage   = "bitnami/etcd"
 	DefaultRegistryVersion = "3.5"
 )

@@ -48,7 +48,7 @@ services:
 	if got := m.Infra.Postgres.Ref(); got != "postgres:15" {
 		t.Errorf("postgres ref = %q", got)
 	}
-	if got := m.Infra.Broker.Ref(); got != "nats:2.9" {
+	if got := m.Infra.Broker.Ref(); got != "nats:2.15" {
 		t.Errorf("broker ref = %q", got)
 	}
 	if got := m.Infra.Registry.Ref(); got != "bitnami/etcd:3.5" {
@@ -382,7 +382,7 @@ gateway:
   port: 8080
 infra:
   postgres: {image: postgres, version: "15"}
-  broker: {image: nats, version: "2.9"}
+  broker: {image: nats, version: "2.15"}
   registry: {image: bitnami/etcd, version: "3.5"}
 services:
   users: {database: true}

@@ -16,7 +16,7 @@ import (
 // never pull.
 const (
 	PostgresImage = "postgres:15"
-	NATSImage     = "nats:2.9"
+	NATSImage     = "nats:2.15"
 	EtcdImage     = "bitnami/etcd:3.5"
 	// DebianBaseImage is the local bookworm base the stand-ins are built on.
 	DebianBaseImage = "msctl/debian-base:bookworm"

@@ -115,7 +115,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			// JetStream flushes its file store when it stops on SIGTERM, which
 			// is how StopInfra and down stop it.
 			name:   runtime.Broker,
-			image:  orDefault(spec.BrokerImage, "nats:2.9"),
+			image:  orDefault(spec.BrokerImage, "nats:2.15"),
 			cmd:    []string{"-js", "-sd", "/data", "-p", "4222", "-m", "8222"},
 			ports:  map[nat.Port]int{natsPort: spec.BrokerPort, natsMonPort: 0},
 			volume: r.volumeName(runtime.Broker),
