@@ -28,7 +28,7 @@ type Info struct {
 }
 
 // ErrNotRunning means no agent serves the workspace.
-var ErrNotRunning = errors.New("nothing is up in this workspace")
+var ErrNotRunning = errors.New("nothing is up in this workspace (start it with msctl up -d)")
 
 // ErrAlreadyRunning means another agent owns the workspace.
 var ErrAlreadyRunning = errors.New("an msctl agent already runs this workspace")
