@@ -220,3 +220,25 @@ func TestUpstreamErrorPassesThrough(t *testing.T) {
 		t.Fatalf("a 404 counted against the breaker: %+v", st)
 	}
 }
+
+func TestRedirectIsReturnedNotFollowed(t *testing.T) {
+	var followed atomic.Bool
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			followed.Store(true)
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	t.Cleanup(ts.Close)
+	picker := registry.NewStatic(map[string][]string{"redir": {strings.TrimPrefix(ts.URL, "http://")}})
+	c := client.New("redir", picker, client.Options{})
+
+	resp, err := c.Send(c.R(context.Background()), "GET", "/start")
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	if resp.StatusCode() != http.StatusFound || resp.Header().Get("Location") != "/elsewhere" || followed.Load() {
+		t.Fatalf("status %d, location %q, followed %v: want the 302 handed back unfollowed",
+			resp.StatusCode(), resp.Header().Get("Location"), followed.Load())
+	}
+}
