@@ -58,6 +58,10 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 	c, err := agent.Connect(m.Dir())
 	if errors.Is(err, agent.ErrNotRunning) {
 		// A killed agent's containers run on: Docker still has their output.
+		// Without any, say that nothing is up rather than print nothing.
+		if dc, derr := docker.ListContainers(ctx, m.Project); derr != nil || len(dc) == 0 {
+			return err
+		}
 		re := regexp.MustCompile(o.grep) // checked above
 		err = docker.Logs(ctx, m.Project, docker.LogsOptions{Services: services, Since: o.since, Follow: o.follow}, func(l state.LogLine) {
 			if re.MatchString(l.Text) {

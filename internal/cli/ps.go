@@ -48,7 +48,7 @@ func (o *psOptions) run(ctx context.Context) error {
 			break
 		}
 		if !o.json {
-			fmt.Fprintln(o.root.stderr, "nothing is up")
+			fmt.Fprintln(o.root.stderr, agent.ErrNotRunning)
 			return nil
 		}
 	case err != nil:
