@@ -110,6 +110,11 @@ type BuildEvent struct {
 	Done    bool
 	Cached  bool  // nothing changed, nothing was compiled
 	Err     error // set with Done when the build failed
+	// ID names what the build made (an image tag, a content hash), set with
+	// Done: equal IDs mean an unchanged service. Empty when the runtime
+	// cannot tell; then Cached says whether the output changed since the
+	// previous Build.
+	ID string
 }
 
 // Spec is one instance to start.

@@ -3,9 +3,11 @@ package docker_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -232,6 +234,14 @@ func TestUpAdoptsUnchanged(t *testing.T) {
 		}
 	})
 
+	t.Run("BrokerSyncsEveryWrite", func(t *testing.T) {
+		js := brokerJetStream(t, project)
+		// nats-server keeps its streams in a jetstream directory of store_dir.
+		if !js.Config.SyncAlways || js.Config.StoreDir != "/data/jetstream" {
+			t.Errorf("broker JetStream config = %+v, want sync_always on the /data volume", js.Config)
+		}
+	})
+
 	// Data the ups after down must find again.
 	query(t, hostDSN(t, path, "alpha"), "CREATE TABLE kept AS SELECT 'before' AS v")
 
@@ -282,6 +292,51 @@ func TestUpAdoptsUnchanged(t *testing.T) {
 			t.Errorf("row written before down reads %q", v)
 		}
 	})
+}
+
+// brokerJetStream reads the JetStream part of the broker's /varz through
+// its published monitoring port.
+func brokerJetStream(t *testing.T, project string) (js struct {
+	Config struct {
+		StoreDir   string `json:"store_dir"`
+		SyncAlways bool   `json:"sync_always"`
+	} `json:"config"`
+}) {
+	t.Helper()
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx := context.Background()
+	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", docker.LabelWorkspace+"="+project),
+		filters.Arg("label", docker.LabelComponent+"="+runtime.Broker),
+	)})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("broker containers: %d, %v", len(cs), err)
+	}
+	var port uint16
+	for _, p := range cs[0].Ports {
+		if p.PrivatePort == 8222 && p.IP == "127.0.0.1" {
+			port = p.PublicPort
+		}
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/varz", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var varz struct {
+		JetStream json.RawMessage `json:"jetstream"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&varz); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(varz.JetStream, &js); err != nil {
+		t.Fatalf("jetstream %s: %v", varz.JetStream, err)
+	}
+	return js
 }
 
 // hostDSN adopts the running infra of the workspace from a fresh Runtime

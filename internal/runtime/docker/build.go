@@ -75,7 +75,7 @@ func (r *Runtime) Build(ctx context.Context, services []runtime.BuildSpec, progr
 				r.mu.Unlock()
 			}
 			errs[i] = err
-			progress(runtime.BuildEvent{Service: s.Name, Done: true, Cached: cached, Err: err})
+			progress(runtime.BuildEvent{Service: s.Name, Done: true, Cached: cached, Err: err, ID: tag})
 		})
 	}
 	wg.Wait()

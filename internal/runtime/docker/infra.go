@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -9,9 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +46,21 @@ const (
 	pgSuperuser = "postgres"
 )
 
+// natsConfPath is where the broker's configuration is written.
+const natsConfPath = "/etc/msctl/nats.conf"
+
+// natsConf configures the broker: JetStream syncs every write to disk
+// before acknowledging it, so an acknowledged event survives the container
+// being killed, not only a graceful stop (Docker's default flush interval
+// would lose up to two minutes of a killed broker's writes).
+const natsConf = `port: 4222
+http_port: 8222
+jetstream {
+  store_dir: "/data"
+  sync_interval: always
+}
+`
+
 // healthGrace is how long failing healthchecks do not count: a first start
 // initialises the data directory before the server listens.
 const healthGrace = time.Minute
@@ -66,10 +86,16 @@ type infraDef struct {
 	volume string
 	target string // where the volume is mounted
 	health *container.HealthConfig
+	// files are written into the container before it starts, by absolute
+	// path: configuration the image takes no flag for.
+	files map[string]string
 }
 
 func (d infraDef) hash(networkName string) string {
 	parts := []string{d.image, strings.Join(envList(d.env), "\n"), strings.Join(d.cmd, " "), d.volume, d.target, networkName}
+	for _, f := range slices.Sorted(maps.Keys(d.files)) {
+		parts = append(parts, f+"="+d.files[f])
+	}
 	for _, p := range sortedPorts(d.ports) {
 		parts = append(parts, string(p)+"="+strconv.Itoa(d.ports[p]))
 	}
@@ -112,11 +138,13 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 		{
 			// The official image is FROM scratch: no shell for a HEALTHCHECK,
 			// so readiness is the monitoring port's /healthz, probed from here.
-			// JetStream flushes its file store when it stops on SIGTERM, which
-			// is how StopInfra and down stop it.
+			// nats-server has no flag for JetStream's sync interval, so the
+			// whole configuration is a file of ours; the image's entrypoint
+			// stays the contract.
 			name:   runtime.Broker,
 			image:  orDefault(spec.BrokerImage, "nats:2.15"),
-			cmd:    []string{"-js", "-sd", "/data", "-p", "4222", "-m", "8222"},
+			cmd:    []string{"--config", natsConfPath},
+			files:  map[string]string{natsConfPath: natsConf},
 			ports:  map[nat.Port]int{natsPort: spec.BrokerPort, natsMonPort: 0},
 			volume: r.volumeName(runtime.Broker),
 			target: "/data",
@@ -279,7 +307,7 @@ func (r *Runtime) ensureInfra(ctx context.Context, d infraDef, networkName strin
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		networkName: {Aliases: []string{d.name}},
 	}}
-	id, err := r.createAndStart(ctx, cfg, host, netCfg, r.containerName(d.name), d.ports)
+	id, err := r.createAndStart(ctx, cfg, host, netCfg, r.containerName(d.name), d.ports, d.files)
 	if err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", d.name, d.image, err)
 	}
@@ -290,11 +318,11 @@ func (r *Runtime) ensureInfra(ctx context.Context, d infraDef, networkName strin
 	return publishedPorts(info), nil
 }
 
-// createAndStart creates and starts a container, translating host port
-// conflicts into *runtime.PortInUseError. A container that failed to start
-// is removed.
+// createAndStart creates a container, writes files into it and starts it,
+// translating host port conflicts into *runtime.PortInUseError. A container
+// that failed to start is removed.
 func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, host *container.HostConfig,
-	netCfg *network.NetworkingConfig, name string, fixed map[nat.Port]int) (string, error) {
+	netCfg *network.NetworkingConfig, name string, fixed map[nat.Port]int, files map[string]string) (string, error) {
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if err != nil {
 		if isNotFound(err) {
@@ -303,6 +331,12 @@ func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, hos
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
 	r.claim(created.ID)
+	if len(files) > 0 {
+		if err := r.copyFiles(ctx, created.ID, files); err != nil {
+			_ = r.removeContainer(context.WithoutCancel(ctx), created.ID)
+			return "", fmt.Errorf("container %s: %w", name, err)
+		}
+	}
 	if err := r.cli.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
 		_ = r.removeContainer(context.WithoutCancel(ctx), created.ID)
 		if isPortTaken(err) {
@@ -315,6 +349,41 @@ func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, hos
 		return "", fmt.Errorf("start container %s: %w", name, err)
 	}
 	return created.ID, nil
+}
+
+// copyFiles writes files (absolute path → content) into a created
+// container, with their parent directories, as one tar extracted at /.
+func (r *Runtime) copyFiles(ctx context.Context, id string, files map[string]string) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, p := range slices.Sorted(maps.Keys(files)) {
+		rel := strings.TrimPrefix(path.Clean(p), "/")
+		var parents []string
+		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			parents = append(parents, d)
+		}
+		slices.Reverse(parents)
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+				return err
+			}
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: 0o644, Size: int64(len(files[p]))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write([]byte(files[p])); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := r.cli.CopyToContainer(ctx, id, "/", &buf, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("copy files into the container: %w", err)
+	}
+	return nil
 }
 
 func hostPortString(p int) string {
