@@ -10,6 +10,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -274,6 +275,27 @@ func (a *Agent) Restart(ctx context.Context, service string) error {
 	return a.orch.Restart(ctx, service)
 }
 
+// ErrNotUp is returned by Reconcile while the workspace is not (yet, or
+// any more) up.
+var ErrNotUp = errors.New("the workspace is not up")
+
+// Reconcile applies msctl.yaml as it is now on disk and the services'
+// current code to the running workspace (services limits it to those); see
+// orchestrator.Orchestrator.Reconcile.
+func (a *Agent) Reconcile(ctx context.Context, services []string) ([]orchestrator.Change, error) {
+	a.mu.Lock()
+	phase := a.phase
+	a.mu.Unlock()
+	if phase != state.PhaseUp {
+		return nil, fmt.Errorf("%w: it is %s", ErrNotUp, phase)
+	}
+	m, err := manifest.Load(a.m.Path())
+	if err != nil {
+		return nil, err
+	}
+	return a.orch.Reconcile(ctx, m, services)
+}
+
 // Logs streams log lines; see orchestrator.Orchestrator.Logs.
 func (a *Agent) Logs(ctx context.Context, opts orchestrator.LogsOptions) <-chan state.LogLine {
 	return a.orch.Logs(ctx, opts)
@@ -304,6 +326,25 @@ func (a *Agent) routes() http.Handler {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/reconcile", func(w http.ResponseWriter, r *http.Request) {
+		var services []string
+		if s := r.URL.Query().Get("service"); s != "" {
+			services = strings.Split(s, ",")
+		}
+		changes, err := a.Reconcile(r.Context(), services)
+		var me *manifest.Error
+		var mes manifest.Errors
+		switch {
+		case errors.Is(err, ErrNotUp) || errors.Is(err, orchestrator.ErrRestartNeeded):
+			writeError(w, http.StatusConflict, "restart_needed", err.Error())
+		case errors.As(err, &me) || errors.As(err, &mes):
+			writeError(w, http.StatusUnprocessableEntity, "bad_manifest", err.Error())
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "reconcile_failed", err.Error())
+		default:
+			writeJSON(w, http.StatusOK, reconcileBody{Changed: changes})
+		}
 	})
 	mux.HandleFunc("POST /api/down", func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -377,6 +418,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// reconcileBody is the answer of POST /api/reconcile.
+type reconcileBody struct {
+	Changed []orchestrator.Change `json:"changed"`
 }
 
 // errorBody is the API's error shape.

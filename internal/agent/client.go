@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -150,6 +151,20 @@ func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(state.LogLine) e
 // Restart restarts one service and returns once it is ready again.
 func (c *Client) Restart(ctx context.Context, service string) error {
 	return c.do(ctx, http.MethodPost, "/api/restart/"+url.PathEscape(service), nil)
+}
+
+// Reconcile asks the agent to apply msctl.yaml and the services' current
+// code to the running workspace (services limits it to those) and returns
+// what it changed, once the changed services are ready again; nothing
+// means nothing changed.
+func (c *Client) Reconcile(ctx context.Context, services []string) ([]orchestrator.Change, error) {
+	path := "/api/reconcile"
+	if len(services) > 0 {
+		path += "?service=" + url.QueryEscape(strings.Join(services, ","))
+	}
+	var body reconcileBody
+	err := c.do(ctx, http.MethodPost, path, &body)
+	return body.Changed, err
 }
 
 // Down asks the agent to stop everything (and remove the data with

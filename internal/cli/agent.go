@@ -37,7 +37,7 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	if err != nil {
 		return err
 	}
-	rtName, err := resolveRuntime(o.runtime)
+	rtName, err := resolveRuntime(ctx, o.runtime, m)
 	if err != nil {
 		return err
 	}

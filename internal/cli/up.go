@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/doctor"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
@@ -40,14 +41,16 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		Long: "up builds the services, starts the infra and then every service once its dependencies are ready,\n" +
 			"and shows progress until everything is healthy. Without -d it stays in the foreground, shows the\n" +
 			"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
-			"keeps the workspace running and up returns once everything is healthy.",
+			"keeps the workspace running and up returns once everything is healthy.\n\n" +
+			"When the workspace is already up, up rebuilds it and restarts only the services whose code or\n" +
+			"env in msctl.yaml changed (and scales those whose replicas changed), leaving the rest running.",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.services = args
 			return o.run(cmd.Context())
 		},
 	}
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
-	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks local)")
+	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks docker when the daemon answers)")
 	return cmd
 }
 
@@ -56,8 +59,7 @@ func (o *upOptions) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rtName, err := resolveRuntime(o.runtime)
-	if err != nil {
+	if err := checkRuntimeFlag(o.runtime); err != nil {
 		return err
 	}
 	for _, s := range o.services {
@@ -66,8 +68,11 @@ func (o *upOptions) run(ctx context.Context) error {
 		}
 	}
 	if c, err := agent.Connect(m.Dir()); err == nil {
-		fmt.Fprintf(o.root.stderr, "already up (agent pid %d, %s runtime); msctl ps shows it, msctl down stops it\n", c.Info().PID, c.Info().Runtime)
-		return nil
+		return o.reconcile(ctx, c)
+	}
+	rtName, err := resolveRuntime(ctx, o.runtime, m)
+	if err != nil {
+		return err
 	}
 	if o.detach {
 		return o.detached(ctx, m, rtName)
@@ -75,17 +80,60 @@ func (o *upOptions) run(ctx context.Context) error {
 	return o.foreground(ctx, m, rtName)
 }
 
-// resolveRuntime turns --runtime into a runtime name. auto picks local:
-// it is the runtime that runs everywhere msctl itself does.
-func resolveRuntime(flag string) (string, error) {
-	switch flag {
-	case "auto", local.Name:
-		return local.Name, nil
-	case docker.Name:
-		return docker.Name, nil
-	default:
-		return "", usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker", flag))
+// reconcile is up with the workspace already up: the agent rebuilds and
+// restarts what changed, and up says what that was.
+func (o *upOptions) reconcile(ctx context.Context, c *agent.Client) error {
+	info := c.Info()
+	if o.runtime != "auto" && o.runtime != info.Runtime {
+		return usageError(fmt.Errorf("already up on the %s runtime (agent pid %d); run msctl down first to switch to %s", info.Runtime, info.PID, o.runtime))
 	}
+	fmt.Fprintf(o.root.stderr, "agent pid %d (%s runtime) is up: rebuilding to apply changes…\n", info.PID, info.Runtime)
+	begin := time.Now()
+	changes, err := c.Reconcile(ctx, o.services)
+	var ae *agent.APIError
+	if errors.As(err, &ae) && ae.Code == "restart_needed" {
+		return fmt.Errorf("%s\n\tfix: msctl down, then msctl up", ae.Message)
+	}
+	if err != nil {
+		return err
+	}
+	if len(changes) == 0 {
+		fmt.Fprintln(o.root.stderr, "already up; nothing changed")
+		return nil
+	}
+	for _, ch := range changes {
+		fmt.Fprintf(o.root.stderr, "%s: restarted (%s)\n", ch.Service, ch.Reason)
+	}
+	fmt.Fprintf(o.root.stderr, "up in %s\n", round(time.Since(begin)))
+	return nil
+}
+
+// checkRuntimeFlag rejects a --runtime that names no runtime.
+func checkRuntimeFlag(flag string) error {
+	switch flag {
+	case "auto", local.Name, docker.Name:
+		return nil
+	default:
+		return usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker", flag))
+	}
+}
+
+// resolveRuntime turns --runtime into a runtime name. auto picks docker
+// when the daemon answers and it can build every service of m (Go ones),
+// else local, which runs everywhere msctl itself does.
+func resolveRuntime(ctx context.Context, flag string, m *manifest.Manifest) (string, error) {
+	if err := checkRuntimeFlag(flag); err != nil {
+		return "", err
+	}
+	if flag != "auto" {
+		return flag, nil
+	}
+	for _, s := range m.Services {
+		if s.Language != manifest.LangGo {
+			return local.Name, nil
+		}
+	}
+	return doctor.PickRuntime(ctx), nil
 }
 
 // newRuntime makes the runtime named name for the workspace m.
@@ -125,10 +173,16 @@ func startAgent(m *manifest.Manifest, rtName string, logTo io.Writer) (*agent.Ag
 // foreground runs the agent in this process.
 func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName string) error {
 	// Our own subscription keeps SIGINT from killing us once the root
-	// context has seen the first one: the second one forces the stop.
+	// context has seen the first one. The root context and this channel
+	// both receive every signal, so signals are counted here: the first
+	// asks for a graceful stop, the second forces it.
+	interrupted, force := make(chan struct{}), make(chan struct{})
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	defer close(done)
+	go countSignals(sigs, done, interrupted, force)
 
 	if err := os.MkdirAll(agent.StateDir(m.Dir()), 0o755); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
@@ -158,12 +212,12 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 	defer tick.Stop()
 
 	stop := func(volumes bool) error {
-		fmt.Fprintln(o.root.stderr, "stopping…")
+		fmt.Fprintln(o.root.stderr, "stopping… (Ctrl-C again to force)")
 		dctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() {
 			select {
-			case <-sigs:
+			case <-force:
 				fmt.Fprintln(o.root.stderr, "forcing stop")
 				cancel()
 			case <-dctx.Done():
@@ -194,6 +248,11 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 			<-upErr
 			_ = stop(false)
 			return ctx.Err()
+		case <-interrupted:
+			cancelUp()
+			<-upErr
+			_ = stop(false)
+			return context.Canceled
 		case v := <-a.DownRequested():
 			cancelUp()
 			<-upErr
@@ -211,9 +270,26 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 		cancelLogs()
 		_ = stop(false)
 		return ctx.Err()
+	case <-interrupted:
+		cancelLogs()
+		_ = stop(false)
+		return context.Canceled
 	case v := <-a.DownRequested():
 		cancelLogs()
 		return stop(v)
+	}
+}
+
+// countSignals closes interrupted on the first signal and force on the
+// second, until done.
+func countSignals(sigs <-chan os.Signal, done <-chan struct{}, interrupted, force chan<- struct{}) {
+	for _, ch := range []chan<- struct{}{interrupted, force} {
+		select {
+		case <-sigs:
+			close(ch)
+		case <-done:
+			return
+		}
 	}
 }
 

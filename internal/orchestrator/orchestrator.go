@@ -90,6 +90,8 @@ type Orchestrator struct {
 	superStop context.CancelFunc
 	supers    sync.WaitGroup
 	down      bool
+
+	reconcileMu sync.Mutex // one Reconcile at a time
 }
 
 type component struct {
@@ -105,7 +107,9 @@ type component struct {
 	started  time.Time
 	restarts int
 	insts    []*instance
-	fatal    error // the service cannot be started; Up fails with it
+	fatal    error             // the service cannot be started; Up fails with it
+	env      map[string]string // what new instances start with
+	buildID  string            // runtime.BuildEvent.ID of what runs
 }
 
 type instance struct {
@@ -115,7 +119,8 @@ type instance struct {
 	gen        int // incremented with every start
 	everReady  bool
 	restarting bool
-	fails      int // consecutive failed probes
+	fails      int  // consecutive failed probes
+	retired    bool // scaled away: stop, do not restart
 }
 
 // New returns an Orchestrator for the manifest on the runtime.
@@ -346,6 +351,7 @@ func (o *Orchestrator) build(ctx context.Context) error {
 			o.setLocked(c, state.StateStopped, "build failed")
 			return
 		}
+		c.buildID = ev.ID
 		o.log.Info("built", "service", ev.Service, "cached", ev.Cached, "after", time.Since(c.since).Round(time.Millisecond))
 		o.setLocked(c, state.StateStarting, "waiting for dependencies")
 	})
@@ -363,7 +369,7 @@ func (o *Orchestrator) startService(ctx context.Context, c *component) error {
 			return fmt.Errorf("start %s: %w: %s: %w", c.name, errDependency, d, err)
 		}
 	}
-	env, err := o.env(ctx, c)
+	env, err := o.env(ctx, c, c.svc.Env)
 	if err != nil {
 		o.mu.Lock()
 		o.setLocked(c, state.StateStopped, err.Error())
@@ -375,9 +381,10 @@ func (o *Orchestrator) startService(ctx context.Context, c *component) error {
 		o.mu.Unlock()
 		return fmt.Errorf("start %s: %w", c.name, context.Canceled)
 	}
+	c.env = env
 	for i, in := range c.insts {
 		o.supers.Add(1)
-		go o.supervise(c, i, in, env)
+		go o.supervise(c, i, in)
 	}
 	o.mu.Unlock()
 	if err := o.waitReady(ctx, c); err != nil {
@@ -417,9 +424,10 @@ func (o *Orchestrator) waitReady(ctx context.Context, c *component) error {
 	}
 }
 
-// env is the environment of every instance of c, without the addresses only
-// the runtime knows.
-func (o *Orchestrator) env(ctx context.Context, c *component) (map[string]string, error) {
+// env is the environment of every instance of c, with the service's own
+// variables svcEnv from the manifest, without the addresses only the
+// runtime knows.
+func (o *Orchestrator) env(ctx context.Context, c *component, svcEnv map[string]string) (map[string]string, error) {
 	o.mu.Lock()
 	inf := o.infra.Services
 	o.mu.Unlock()
@@ -441,14 +449,15 @@ func (o *Orchestrator) env(ctx context.Context, c *component) (map[string]string
 		}
 		env["DATABASE_URL"] = dsn
 	}
-	for k, v := range c.svc.Env {
+	for k, v := range svcEnv {
 		env[k] = v
 	}
 	return env, nil
 }
 
-// supervise keeps one instance running until Down.
-func (o *Orchestrator) supervise(c *component, idx int, in *instance, env map[string]string) {
+// supervise keeps one instance running until Down, or until it is retired.
+// Each start takes the component's current environment.
+func (o *Orchestrator) supervise(c *component, idx int, in *instance) {
 	defer o.supers.Done()
 	ctx := o.superCtx
 	backoff := o.opts.MinBackoff
@@ -460,6 +469,12 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance, env map[st
 	}
 	startupExits := 0
 	for ctx.Err() == nil {
+		o.mu.Lock()
+		env, retired := c.env, in.retired
+		o.mu.Unlock()
+		if retired {
+			return
+		}
 		id := c.name + "-" + strconv.Itoa(idx+1) + "-" + randomHex(3)
 		ienv := make(map[string]string, len(env)+1)
 		for k, v := range env {
@@ -494,6 +509,12 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance, env map[st
 		}
 		info := inst.Info()
 		o.mu.Lock()
+		if in.retired {
+			// Scaled away while starting: nobody else will stop it.
+			o.mu.Unlock()
+			_ = inst.Stop(ctx, o.opts.Grace)
+			return
+		}
 		in.cur = inst
 		in.gen++
 		in.fails = 0
@@ -509,6 +530,10 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance, env map[st
 		}
 		ex := inst.Exit()
 		o.mu.Lock()
+		if in.retired {
+			o.mu.Unlock()
+			return
+		}
 		restarting := in.restarting
 		in.restarting = false
 		everReady := in.everReady
