@@ -355,3 +355,36 @@ func firstDiff(a, b []string) string {
 	}
 	return "(lengths differ)"
 }
+
+// TestSagaRefundsATimedOutCharge shows the compensation path: payments is
+// slowed past the saga's step timeout, the saga gives up on the charge,
+// refunds it (it did go through, late) and releases the stock.
+func TestSagaRefundsATimedOutCharge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("system test")
+	}
+	s := startShop(t, map[string]map[string]string{
+		"orders":   {"ORDERS_SAGA_STEP_TIMEOUT": "1s", "ORDERS_SAGA_MAX_ATTEMPTS": "2"},
+		"payments": {"PAYMENTS_LATENCY": "3s"},
+	})
+	before := s.stock(keyboard)
+	id := s.place("kim", "", goodCard, item{ProductID: keyboard, Quantity: 1})
+	o := s.settle("kim", id, 30*time.Second)
+	if o.Status != "CANCELLED" || o.Reason != "payment timed out" {
+		t.Fatalf("order = %+v", o)
+	}
+	if got := s.stock(keyboard); got != before {
+		t.Errorf("stock %d, want it released back to %d", got, before)
+	}
+	s.eventually("the late charge refunded", 15*time.Second, func() error {
+		if p, code := s.payment(id); code != http.StatusOK || p.Status != "REFUNDED" {
+			return fmt.Errorf("payment = %d %+v", code, p)
+		}
+		return nil
+	})
+	// Late replies to the abandoned charge change nothing.
+	time.Sleep(4 * time.Second)
+	if o, _ := s.order("kim", id); o.Status != "CANCELLED" {
+		t.Errorf("order changed after compensation: %+v", o)
+	}
+}
