@@ -45,7 +45,7 @@ func BenchmarkDashIdleCPU(b *testing.B) {
 	})
 	b.Run("live", func(b *testing.B) {
 		ws := workspace(b)
-		msctl(b, bin, ws, "up", "-d")
+		msctl(b, bin, ws, "up", "-d", "--runtime", "local")
 		b.Cleanup(func() { msctl(b, bin, ws, "down", "--volumes") })
 		for b.Loop() {
 			measureDash(b, bin, ws)

@@ -168,7 +168,7 @@ func component(comps []state.Component, name string) state.Component {
 // ensureUp brings the workspace up unless it already is.
 func ensureUp(t testing.TB) {
 	t.Helper()
-	mustMsctl(t, "up", "-d")
+	mustMsctl(t, "up", "-d", "--runtime", "local")
 }
 
 func client(t testing.TB) *agent.Client {

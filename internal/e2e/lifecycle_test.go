@@ -56,11 +56,15 @@ func TestKilledAgentThenUp(t *testing.T) {
 	if err := syscall.Kill(c.Info().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "agent dead", func() bool { return !alive(c.Info().PID) })
+	// The main thread turns zombie while the others still tear down the
+	// process and hold its files: gone means the agent lock is free too.
+	eventually(t, 5*time.Second, "agent dead", func() bool {
+		return !alive(c.Info().PID) && !agent.Alive(agent.StateDir(workspace))
+	})
 	if r := mustMsctl(t, "ps"); !strings.Contains(r.stderr, "nothing is up") {
 		t.Errorf("ps after the agent died: %q", r.stderr)
 	}
-	mustMsctl(t, "up", "-d")
+	mustMsctl(t, "up", "-d", "--runtime", "local")
 	assertGone(t, old)
 	for _, comp := range ps(t) {
 		if comp.State != state.StateHealthy {
@@ -89,7 +93,7 @@ func TestDownLeavesNothingButData(t *testing.T) {
 
 func TestForegroundInterrupt(t *testing.T) {
 	mustMsctl(t, "down")
-	cmd := exec.Command(msctlBin, "up")
+	cmd := exec.Command(msctlBin, "up", "--runtime", "local")
 	cmd.Dir = workspace
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -123,7 +127,7 @@ func TestGatewayPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	r := msctl(t, "up", "-d")
+	r := msctl(t, "up", "-d", "--runtime", "local")
 	if r.code != 1 || !strings.Contains(r.stderr, "stop it or set gateway.port") || !strings.Contains(r.stderr, "pid "+strconv.Itoa(os.Getpid())) {
 		t.Errorf("up with the gateway port taken: exit %d\n%s", r.code, r.stderr)
 	}
@@ -145,12 +149,12 @@ func TestDownVolumesRemovesData(t *testing.T) {
 // BenchmarkLocalUp measures a warm `msctl up -d` to all-healthy and `msctl
 // down` on the local runtime.
 func BenchmarkLocalUp(b *testing.B) {
-	mustMsctl(b, "up", "-d") // warm the builds and the data
+	mustMsctl(b, "up", "-d", "--runtime", "local") // warm the builds and the data
 	mustMsctl(b, "down")
 	var up, down time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		mustMsctl(b, "up", "-d")
+		mustMsctl(b, "up", "-d", "--runtime", "local")
 		up += time.Since(t0)
 		t1 := time.Now()
 		mustMsctl(b, "down")
