@@ -232,9 +232,9 @@ func New(opts Options) (*Plan, error) {
 	}, nil
 }
 
-// IsDNSLabel reports whether s can name a service: it becomes a host name, a
+// isDNSLabel reports whether s can name a service: it becomes a host name, a
 // container name, a database name and a directory.
-func IsDNSLabel(s string) bool {
+func isDNSLabel(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false
 	}
@@ -251,7 +251,7 @@ func IsDNSLabel(s string) bool {
 }
 
 func checkName(m *manifest.Manifest, name string) error {
-	if !IsDNSLabel(name) {
+	if !isDNSLabel(name) {
 		return refuse("use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. shipping)",
 			"service name %q is not a valid name", name)
 	}
