@@ -101,8 +101,9 @@ func (o *upOptions) reconcile(ctx context.Context, c *agent.Client) error {
 		fmt.Fprintln(o.root.stderr, "already up; nothing changed")
 		return nil
 	}
+	fmt.Fprintln(o.root.stderr, "already up; changed:")
 	for _, ch := range changes {
-		fmt.Fprintf(o.root.stderr, "%s: restarted (%s)\n", ch.Service, ch.Reason)
+		fmt.Fprintf(o.root.stderr, "  %s: %s\n", ch.Service, ch.What)
 	}
 	fmt.Fprintf(o.root.stderr, "up in %s\n", round(time.Since(begin)))
 	return nil

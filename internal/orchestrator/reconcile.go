@@ -18,8 +18,9 @@ import (
 // Change is what Reconcile did to one service.
 type Change struct {
 	Service string `json:"service"`
-	// Reason says why: "code changed", "env changed", "replicas 3 → 1".
-	Reason string `json:"reason"`
+	// What happened and why: "code changed, restarted", "env changed,
+	// restarted", "scaled 3 → 1".
+	What string `json:"what"`
 }
 
 // ErrRestartNeeded wraps manifest changes a running workspace cannot take
@@ -42,9 +43,9 @@ func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, serv
 		return nil, fmt.Errorf("%w: %s", ErrRestartNeeded, diff)
 	}
 	o.mu.Lock()
-	if o.down {
+	if o.down || !o.infraUp {
 		o.mu.Unlock()
-		return nil, errors.New("the workspace is stopping")
+		return nil, errors.New("the workspace is not up")
 	}
 	var names []string
 	for _, n := range o.order {
@@ -96,28 +97,28 @@ func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, serv
 		have := len(c.insts)
 		o.mu.Unlock()
 
-		var reason string
+		var why string
 		switch {
 		case codeChanged && envChanged:
-			reason = "code and env changed"
+			why = "code and env changed"
 		case codeChanged:
-			reason = "code changed"
+			why = "code changed"
 		case envChanged:
-			reason = "env changed"
+			why = "env changed"
 		}
-		if reason != "" {
-			o.log.Info("reconcile: restarting", "service", n, "reason", reason)
+		if why != "" {
+			o.log.Info("reconcile: restarting", "service", n, "why", why)
 			if err := o.Restart(ctx, n); err != nil {
 				return changes, err
 			}
-			changes = append(changes, Change{Service: n, Reason: reason})
+			changes = append(changes, Change{Service: n, What: why + ", restarted"})
 		}
 		if want := max(svc.Replicas, 1); want != have {
 			o.log.Info("reconcile: scaling", "service", n, "from", have, "to", want)
 			if err := o.scale(ctx, c, want); err != nil {
 				return changes, fmt.Errorf("scale %s: %w", n, err)
 			}
-			changes = append(changes, Change{Service: n, Reason: "replicas " + strconv.Itoa(have) + " → " + strconv.Itoa(want)})
+			changes = append(changes, Change{Service: n, What: "scaled " + strconv.Itoa(have) + " → " + strconv.Itoa(want)})
 		}
 	}
 	return changes, nil

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/volume"
 
@@ -73,20 +75,27 @@ func forced(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // Prune removes what a new `up` cannot reuse and keeps the rest for
-// adoption: containers that are not running, and containers of services the
-// manifest no longer declares. Unchanged running containers stay, so that
-// Start and StartInfra adopt them.
+// adoption: containers that are not running, containers of services the
+// manifest no longer declares, and the oldest running containers of a
+// service beyond its replica count. The rest stays, so that Start and
+// StartInfra adopt the unchanged ones.
 func (r *Runtime) Prune(ctx context.Context) error {
 	cs, err := r.list(ctx, nil)
 	if err != nil {
 		return err
 	}
+	// Newest first, so that the replicas kept are the latest configuration.
+	slices.SortStableFunc(cs, func(a, b container.Summary) int { return cmp.Compare(b.Created, a.Created) })
 	infra := []string{runtime.Postgres, runtime.Broker, runtime.Registry}
+	running := map[string]int{}
 	var errs []error
 	for _, c := range cs {
 		name := c.Labels[LabelComponent]
-		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name) ||
-			c.Labels[LabelKind] == state.KindService && r.m.Services[name] != nil
+		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name)
+		if c.Labels[LabelKind] == state.KindService && r.m.Services[name] != nil && c.State == "running" {
+			running[name]++
+			known = running[name] <= max(r.m.Services[name].Replicas, 1)
+		}
 		if c.State == "running" && known || r.isClaimed(c.ID) {
 			continue
 		}
