@@ -1,0 +1,38 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLogsSince checks `msctl logs --since` against the running workspace:
+// the boot lines of the gateway are older than a millisecond, and a day's
+// window holds at least everything kept a moment ago. Counts, not times, so
+// it does not depend on how busy the machine is.
+func TestLogsSince(t *testing.T) {
+	ensureUp(t)
+	lines := func(args ...string) []string {
+		t.Helper()
+		r := mustMsctl(t, append([]string{"logs"}, args...)...)
+		out := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+		if len(out) == 1 && out[0] == "" {
+			return nil
+		}
+		for _, l := range out {
+			if !strings.HasPrefix(l, "gateway") || !strings.Contains(l, " | ") {
+				t.Fatalf("logs %v printed a line not prefixed with the gateway: %q", args, l)
+			}
+		}
+		return out
+	}
+	all := lines("gateway")
+	if len(all) == 0 {
+		t.Fatal("the gateway has no logs")
+	}
+	if day := lines("gateway", "--since", "24h"); len(day) < len(all) {
+		t.Errorf("--since 24h: %d lines, fewer than the %d kept", len(day), len(all))
+	}
+	if recent := lines("gateway", "--since", "1ms"); len(recent) >= len(all) {
+		t.Errorf("--since 1ms: %d lines, want fewer than the %d kept since boot", len(recent), len(all))
+	}
+}
