@@ -270,6 +270,23 @@ func TestUpAdoptsUnchanged(t *testing.T) {
 		}
 	})
 
+	t.Run("FewerReplicasRemovesExtras", func(t *testing.T) {
+		one, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, path, strings.Replace(string(one), "    database: true\n", "    database: true\n    replicas: 2\n", 1))
+		kill(t, agent(t, path))
+		if n := ps(t, project)["alpha"].Instances; n != 2 {
+			t.Fatalf("alpha has %d instances with two replicas", n)
+		}
+		write(t, path, string(one))
+		kill(t, agent(t, path))
+		if n := ps(t, project)["alpha"].Instances; n != 1 {
+			t.Errorf("alpha has %d instances after going back to one replica", n)
+		}
+	})
+
 	t.Run("CtrlCLeavesNothing", func(t *testing.T) {
 		cmd := agent(t, path)
 		if err := cmd.Process.Signal(os.Interrupt); err != nil {
