@@ -184,6 +184,9 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 	done := make(chan struct{})
 	defer close(done)
 	go countSignals(sigs, done, interrupted, force)
+	if ctx.Err() != nil {
+		return ctx.Err() // interrupted before anything started
+	}
 
 	if err := os.MkdirAll(agent.StateDir(m.Dir()), 0o755); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
