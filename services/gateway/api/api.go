@@ -5,11 +5,11 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/msctl/msctl/services/gateway/auth"
@@ -33,7 +33,7 @@ type Limiter interface {
 
 // Forwarder proxies a request to a service.
 type Forwarder interface {
-	Forward(in *http.Request, service string, body []byte, userID string) (*upstream.Response, error)
+	Forward(in *http.Request, service, userID string) (*http.Response, error)
 }
 
 // Summarizer builds an order summary for a user.
@@ -75,36 +75,35 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			httpx.WriteError(w, r, errs.TooLarge("body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)))
-			return
-		}
-		httpx.WriteError(w, r, errs.BadRequest("bad_body", "could not read the request body").Wrap(err))
-		return
-	}
-	resp, err := g.Upstream.Forward(r, route.Service, body, userID)
+	resp, err := g.Upstream.Forward(r, route.Service, userID)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
 	}
-	for k, v := range resp.Header {
-		w.Header()[k] = v
-	}
+	defer resp.Body.Close()
+	upstream.CopyHeader(w.Header(), resp.Header)
 	// HEAD, 204 and 304 answers carry no body, so their length is not ours to state.
-	hasBody := r.Method != http.MethodHead && resp.Status != http.StatusNoContent && resp.Status != http.StatusNotModified
-	if hasBody {
-		w.Header().Set("Content-Length", strconv.Itoa(len(resp.Body)))
+	hasBody := r.Method != http.MethodHead && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified
+	if hasBody && resp.ContentLength >= 0 {
+		w.Header()["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 	}
-	w.WriteHeader(resp.Status)
-	if hasBody {
-		if _, err := w.Write(resp.Body); err != nil {
-			g.Log.DebugContext(r.Context(), "write proxied response", "err", err)
-		}
+	w.WriteHeader(resp.StatusCode)
+	if !hasBody {
+		return
+	}
+	buf := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(w, resp.Body, *buf)
+	copyBufs.Put(buf)
+	if err != nil {
+		// The status is out; cutting the connection is the only way left to tell the client
+		// the answer is incomplete.
+		g.Log.DebugContext(r.Context(), "copy proxied answer", "err", err)
+		panic(http.ErrAbortHandler)
 	}
 }
+
+// copyBufs hold the buffers answers are streamed through, so a proxied request does not allocate one.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (g *Gateway) serveSummary(w http.ResponseWriter, r *http.Request) {
 	userID, ok := g.admit(w, r, true)

@@ -57,38 +57,34 @@ func (p *Pool) client(service string) (*client.Client, error) {
 	return c, nil
 }
 
-// Response is a complete upstream answer.
-type Response struct {
-	Status int
-	Header http.Header
-	Body   []byte
-}
-
-// Forward sends in (with its already-read body) to service, unchanged in method,
-// path and query. Hop-by-hop headers and any client-supplied X-User-ID are
-// dropped; userID (when set) becomes X-User-ID; the request id and trace
-// context travel along. The error is an *errs.Error: 503 for an open breaker,
-// no instance or an unreachable upstream, 504 for a timeout.
-func (p *Pool) Forward(in *http.Request, service string, body []byte, userID string) (*Response, error) {
+// Forward sends in to service, unchanged in method, path and query, streaming its body. Hop-by-hop
+// headers and any client-supplied X-User-ID are dropped; userID (when set) becomes X-User-ID; the
+// request id and trace context travel along. The caller must close the answer's body. The error
+// is an *errs.Error: 503 for an open breaker, no instance or an unreachable upstream, 504 for a
+// timeout, 413 for a body over the limit.
+func (p *Pool) Forward(in *http.Request, service, userID string) (*http.Response, error) {
 	c, err := p.client(service)
 	if err != nil {
 		return nil, err
 	}
-	req := c.R(in.Context())
-	req.Header = forwardHeaders(in, userID)
-	if len(body) > 0 {
-		req.SetBody(body)
+	req := &client.Request{Method: in.Method, URL: in.URL, Header: forwardHeaders(in, userID)}
+	// An incoming request states 0 only when it has no body; -1 is a body of unknown length.
+	if in.ContentLength != 0 {
+		req.Body, req.ContentLength = in.Body, in.ContentLength
 	}
-	resp, err := c.Send(req, in.Method, in.URL.RequestURI())
-	if err != nil {
-		return nil, err
+	return c.Send(in.Context(), req)
+}
+
+// CopyHeader adds the end-to-end headers of an upstream answer to dst. The gateway's own request
+// id and length are authoritative on the way out, so the upstream's are dropped.
+func CopyHeader(dst, src http.Header) {
+	connection := src["Connection"]
+	for k, v := range src {
+		if isHopByHop(k) || k == "Content-Length" || k == "X-Request-Id" || listed(connection, k) {
+			continue
+		}
+		dst[k] = v
 	}
-	h := resp.Header().Clone()
-	removeHopByHop(h)
-	// The gateway's own request id and length are authoritative on the way out.
-	h.Del("Content-Length")
-	h.Del("X-Request-ID")
-	return &Response{Status: resp.StatusCode(), Header: h, Body: resp.Body()}, nil
 }
 
 // Get fetches path from service as userID (may be empty) and returns the status
@@ -98,15 +94,11 @@ func (p *Pool) Get(ctx context.Context, service, path, userID string) (int, []by
 	if err != nil {
 		return 0, nil, err
 	}
-	req := c.R(ctx).SetHeader("Accept", "application/json")
+	h := http.Header{"Accept": {"application/json"}}
 	if userID != "" {
-		req.SetHeader(UserIDHeader, userID)
+		h.Set(UserIDHeader, userID)
 	}
-	resp, err := c.Send(req, http.MethodGet, path)
-	if err != nil {
-		return 0, nil, err
-	}
-	return resp.StatusCode(), resp.Body(), nil
+	return c.Get(ctx, path, h)
 }
 
 // JWKS fetches the token issuer's key set through the issuer's client.
@@ -127,45 +119,53 @@ func (j JWKS) FetchJWKS(ctx context.Context) ([]byte, error) {
 	return body, nil
 }
 
-// hopByHop are the RFC 9110 §7.6.1 connection-specific headers, plus the
-// Proxy-* ones, that a proxy must not forward.
-var hopByHop = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// isHopByHop reports the RFC 9110 §7.6.1 connection-specific headers, plus the Proxy-* ones,
+// that a proxy must not forward. k is in canonical form, as http.Header keys are.
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
-func removeHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
+// listed reports whether the Connection header values name k as hop-by-hop too.
+func listed(connection []string, k string) bool {
+	for _, v := range connection {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" && textproto.CanonicalMIMEHeaderKey(name) == k {
+				return true
 			}
 		}
 	}
-	for _, name := range hopByHop {
-		h.Del(name)
-	}
+	return false
 }
 
+// forwardHeaders builds the upstream request's header from in's in one pass, sharing the value
+// slices, which nothing downstream modifies. Accept-Encoding passes through: when it is set the
+// transport leaves the answer as encoded for the client instead of decoding it.
 func forwardHeaders(in *http.Request, userID string) http.Header {
-	h := in.Header.Clone()
-	removeHopByHop(h)
-	// Only the gateway may assert who the caller is.
-	h.Del(UserIDHeader)
-	if userID != "" {
-		h.Set(UserIDHeader, userID)
+	connection := in.Header["Connection"]
+	h := make(http.Header, len(in.Header)+3)
+	for k, v := range in.Header {
+		// Only the gateway may assert who the caller is; the length is the transport's to state.
+		if isHopByHop(k) || k == "X-User-Id" || k == "Content-Length" || listed(connection, k) {
+			continue
+		}
+		h[k] = v
 	}
-	// The outbound transport negotiates its own compression and decodes it.
-	h.Del("Accept-Encoding")
-	h.Del("Content-Length")
+	if userID != "" {
+		h["X-User-Id"] = []string{userID}
+	}
 	if id := logx.RequestID(in.Context()); id != "" {
-		h.Set("X-Request-ID", id)
+		h["X-Request-Id"] = []string{id}
 	}
 	if ip := ClientIP(in); ip != "" {
-		if prior := h.Get("X-Forwarded-For"); prior != "" {
-			ip = prior + ", " + ip
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		h.Set("X-Forwarded-For", ip)
+		h["X-Forwarded-For"] = []string{ip}
 	}
 	return h
 }

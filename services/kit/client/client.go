@@ -1,21 +1,23 @@
 // Package client is the outbound HTTP client every service uses for its upstreams: instances come
 // from the registry (a Picker), each call has a deadline, idempotent calls are retried a bounded
 // number of times with backoff, and a gobreaker circuit breaker per upstream fails fast while the
-// upstream is down.
+// upstream is down. Bodies stream in both directions, so the gateway can proxy through it without
+// holding whole requests or answers in memory.
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"time"
 
-	"github.com/go-resty/resty/v2"
 	"github.com/sony/gobreaker/v2"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/logx"
@@ -24,7 +26,7 @@ import (
 
 // Options tune one upstream. Zero values take the defaults noted on each field.
 type Options struct {
-	// Timeout bounds a whole call, retries included. Default 3s.
+	// Timeout bounds a whole call, retries included, until the answer's body is closed. Default 3s.
 	Timeout time.Duration
 	// Retries is the number of extra attempts for idempotent calls (GET, HEAD, OPTIONS, PUT,
 	// DELETE, or any request with an Idempotency-Key header). Default 2; negative disables.
@@ -40,7 +42,7 @@ type Options struct {
 	// HalfOpenRequests probes are allowed while half-open. Default 1.
 	HalfOpenRequests uint32
 	// Transport carries the requests; default a pooled transport of its own (pooledTransport).
-	// It is wrapped by otelhttp.
+	// The client adds its own span and trace context around it.
 	Transport http.RoundTripper
 }
 
@@ -90,26 +92,24 @@ type Client struct {
 	service string
 	picker  registry.Picker
 	opts    Options
-	http    *resty.Client
+	rt      http.RoundTripper
 	br      *breaker
+	spans   spanNames
 }
 
 // New returns a client for service whose instances come from picker. Its breaker is named after
 // the service and listed by Breakers.
 func New(service string, picker registry.Picker, opts Options) *Client {
 	opts = opts.withDefaults()
-	hc := &http.Client{
-		Transport: otelhttp.NewTransport(opts.Transport),
-		// Calls between services never expect a redirect, and the gateway must
-		// hand one to its caller as it is rather than follow it.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 	c := &Client{
 		service: service,
 		picker:  picker,
 		opts:    opts,
-		http:    resty.NewWithClient(hc),
-		br:      &breaker{timeout: opts.OpenTimeout},
+		// The transport is used directly, not through an http.Client: calls between services never
+		// expect a redirect, and the gateway must hand one to its caller as it is.
+		rt:    opts.Transport,
+		br:    &breaker{timeout: opts.OpenTimeout},
+		spans: newSpanNames(service),
 	}
 	c.br.cb = gobreaker.NewCircuitBreaker[any](gobreaker.Settings{
 		Name:        service,
@@ -119,8 +119,11 @@ func New(service string, picker registry.Picker, opts Options) *Client {
 		OnStateChange: func(_ string, _, to gobreaker.State) {
 			c.br.onStateChange(to)
 		},
-		// A caller giving up is not the upstream's fault.
-		IsExcluded: func(err error) bool { return errors.Is(err, context.Canceled) },
+		// A caller giving up, or a caller's body that cannot be read, is not the upstream's fault.
+		IsExcluded: func(err error) bool {
+			var be *bodyError
+			return errors.Is(err, context.Canceled) || errors.As(err, &be)
+		},
 	})
 	track(c.br)
 	return c
@@ -132,9 +135,19 @@ func (c *Client) Service() string { return c.service }
 // Breaker is the current state of this client's breaker.
 func (c *Client) Breaker() BreakerStatus { return c.br.status() }
 
-// R starts a request bound to ctx; send it with Send.
-func (c *Client) R(ctx context.Context) *resty.Request {
-	return c.http.R().SetContext(ctx)
+// Request is one call to the upstream.
+type Request struct {
+	Method string
+	// URL gives the path and query to call on an instance; only Path, RawPath and RawQuery are
+	// used, so an incoming request's URL can be passed as it is.
+	URL *url.URL
+	// Header is sent as it is, plus X-Request-ID from the context and the trace context; the
+	// client adds those to this map. Nil is an empty header.
+	Header http.Header
+	// Body, when not nil, is streamed to the upstream; ContentLength is its length, or -1 when
+	// unknown. An idempotent call with retries reads Body into memory first so it can be resent.
+	Body          io.Reader
+	ContentLength int64
 }
 
 // errStatus marks a 5xx answer as a failure for the breaker while keeping the response.
@@ -142,76 +155,166 @@ type errStatus struct{ code int }
 
 func (e errStatus) Error() string { return fmt.Sprintf("upstream answered %d", e.code) }
 
-// Send performs req against a live instance of the upstream at path (e.g. "/internal/users/1").
-// It returns the last response when one arrived, even a 5xx; err is an *errs.Error (503 or 504)
-// when no response could be had: no instance, open breaker, transport failure or timeout.
-func (c *Client) Send(req *resty.Request, method, path string) (*resty.Response, error) {
-	ctx, cancel := context.WithTimeout(req.Context(), c.opts.Timeout)
-	defer cancel()
-	req.SetContext(ctx)
+// bodyError is a failure to read the caller's request body: the caller's fault, never retried.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader marks errors of the caller's body, so they can be told apart from transport
+// failures however the transport reports them.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyError{err}
+	}
+	return n, err
+}
+
+// Send performs req against a live instance of the upstream. It returns the last answer even when
+// it is a 5xx; the caller must close its body, which also ends the call's deadline. err is an
+// *errs.Error when no answer could be had: 503 for no instance, an open breaker or a transport
+// failure, 504 for a timeout, 413 or 400 when the request body could not be read.
+func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
 	if id := logx.RequestID(ctx); id != "" && req.Header.Get("X-Request-ID") == "" {
-		req.SetHeader("X-Request-ID", id)
+		req.Header.Set("X-Request-ID", id)
 	}
 	attempts := 1
-	if idempotent(method, req.Header) {
+	if idempotent(req.Method, req.Header) {
 		attempts += c.opts.Retries
+	}
+	var replay []byte
+	if req.Body != nil && attempts > 1 {
+		b, err := io.ReadAll(bodyReader{req.Body})
+		if err != nil {
+			cancel()
+			return nil, c.mapErr(err)
+		}
+		replay = b
 	}
 	wait := c.opts.RetryWait
 	var (
-		resp *resty.Response
+		resp *http.Response
 		err  error
 	)
 	for i := range attempts {
+		att := *req
 		if i > 0 {
+			drop(resp)
+			resp = nil
 			d := wait/2 + rand.N(wait/2+1)
 			select {
 			case <-ctx.Done():
-				return resp, c.mapErr(ctx.Err())
+				cancel()
+				return nil, c.mapErr(ctx.Err())
 			case <-time.After(d):
 			}
 			wait = min(wait*2, c.opts.RetryMaxWait)
+			// The previous attempt's transport may still hold the header.
+			att.Header = req.Header.Clone()
 		}
-		resp, err = c.attempt(req, method, path)
-		if !retryable(resp, err) {
+		if replay != nil {
+			att.Body, att.ContentLength = bytes.NewReader(replay), int64(len(replay))
+		}
+		resp, err = c.attempt(ctx, &att)
+		if !retryable(err) {
 			break
 		}
 	}
 	if err != nil {
 		var es errStatus
-		if errors.As(err, &es) {
-			return resp, nil
+		if !errors.As(err, &es) {
+			drop(resp)
+			cancel()
+			return nil, c.mapErr(err)
 		}
-		return resp, c.mapErr(err)
 	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
 }
 
-func (c *Client) attempt(req *resty.Request, method, path string) (*resty.Response, error) {
+// cancelBody ends the call's deadline when the answer has been read.
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// drop discards an answer that will not be handed on, keeping its connection reusable when small.
+func drop(resp *http.Response) {
+	if resp == nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	resp.Body.Close()
+}
+
+func (c *Client) attempt(ctx context.Context, req *Request) (*http.Response, error) {
 	in, err := c.picker.Pick(c.service)
 	if err != nil {
 		return nil, err
 	}
-	var resp *resty.Response
+	var resp *http.Response
 	_, err = c.br.cb.Execute(func() (any, error) {
-		r, err := req.Execute(method, "http://"+in.Addr+path)
+		r, err := c.roundTrip(ctx, in.Addr, req)
 		if err != nil {
 			return nil, err
 		}
 		resp = r
-		if r.StatusCode() >= 500 {
-			return nil, errStatus{r.StatusCode()}
+		if r.StatusCode >= 500 {
+			return nil, errStatus{r.StatusCode}
 		}
 		return nil, nil
 	})
 	return resp, err
 }
 
-func retryable(resp *resty.Response, err error) bool {
+// roundTrip sends one attempt to the instance at addr inside a client span.
+func (c *Client) roundTrip(ctx context.Context, addr string, req *Request) (*http.Response, error) {
+	u := url.URL{Scheme: "http", Host: addr, Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
+	ctx, span := c.startSpan(ctx, req.Method, req.Header)
+	hr := (&http.Request{
+		Method:     req.Method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     req.Header,
+		Host:       addr,
+	}).WithContext(ctx)
+	if req.Body != nil {
+		hr.Body = io.NopCloser(bodyReader{req.Body})
+		hr.ContentLength = req.ContentLength
+		if hr.ContentLength == 0 {
+			hr.ContentLength = -1
+		}
+	}
+	resp, err := c.rt.RoundTrip(hr)
+	endSpan(span, &u, resp, err)
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func retryable(err error) bool {
+	var be *bodyError
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests),
-		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &be):
 		return false
 	}
 	var es errStatus
@@ -230,7 +333,15 @@ func idempotent(method string, h http.Header) bool {
 }
 
 func (c *Client) mapErr(err error) *errs.Error {
+	var (
+		be     *bodyError
+		tooBig *http.MaxBytesError
+	)
 	switch {
+	case errors.As(err, &tooBig):
+		return errs.TooLarge("body_too_large", fmt.Sprintf("request body exceeds %d bytes", tooBig.Limit)).Wrap(err)
+	case errors.As(err, &be):
+		return errs.BadRequest("bad_body", "could not read the request body").Wrap(err)
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return errs.Unavailable("upstream_unavailable", c.service+" is unavailable (circuit breaker open)").Wrap(err)
 	case errors.Is(err, registry.ErrNoInstances):
@@ -243,34 +354,67 @@ func (c *Client) mapErr(err error) *errs.Error {
 	return errs.Unavailable("upstream_unavailable", c.service+" is unreachable").Wrap(err)
 }
 
+// Get fetches path (with its query) and returns the status and body of whatever answered, even a
+// 5xx; err is an *errs.Error only when nothing answered. header may be nil.
+func (c *Client) Get(ctx context.Context, path string, header http.Header) (int, []byte, error) {
+	return c.call(ctx, http.MethodGet, path, header, nil)
+}
+
+func (c *Client) call(ctx context.Context, method, path string, header http.Header, body []byte) (int, []byte, error) {
+	u, err := url.ParseRequestURI(path)
+	if err != nil {
+		return 0, nil, errs.Internal("internal", "internal error").Wrap(fmt.Errorf("call %s: bad path %q: %w", c.service, path, err))
+	}
+	req := &Request{Method: method, URL: u, Header: header}
+	if body != nil {
+		req.Body, req.ContentLength = bytes.NewReader(body), int64(len(body))
+	}
+	resp, err := c.Send(ctx, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, nil, c.mapErr(fmt.Errorf("read answer of %s %s: %w", method, path, err))
+	}
+	return resp.StatusCode, b, nil
+}
+
 // Do sends a JSON request (in may be nil) and decodes a 2xx JSON answer into out (may be nil).
 // A non-2xx answer becomes an *errs.Error with the upstream's status, code and message.
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
-	req := c.R(ctx).SetHeader("Accept", "application/json")
+	h := http.Header{"Accept": {"application/json"}}
+	var body []byte
 	if in != nil {
-		req.SetHeader("Content-Type", "application/json").SetBody(in)
+		b, err := json.Marshal(in)
+		if err != nil {
+			return errs.Internal("internal", "internal error").Wrap(fmt.Errorf("encode %s %s: %w", method, path, err))
+		}
+		h.Set("Content-Type", "application/json")
+		body = b
 	}
-	resp, err := c.Send(req, method, path)
+	status, answer, err := c.call(ctx, method, path, h, body)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode() < 200 || resp.StatusCode() > 299 {
-		return upstreamError(c.service, resp)
+	if status < 200 || status > 299 {
+		return upstreamError(c.service, status, answer)
 	}
-	if out == nil || len(resp.Body()) == 0 {
+	if out == nil || len(answer) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(resp.Body(), out); err != nil {
+	if err := json.Unmarshal(answer, out); err != nil {
 		return errs.New(http.StatusBadGateway, "bad_upstream_response", c.service+" sent an unreadable answer").
 			Wrap(fmt.Errorf("decode %s %s: %w", method, path, err))
 	}
 	return nil
 }
 
-func upstreamError(service string, resp *resty.Response) *errs.Error {
+func upstreamError(service string, status int, answer []byte) *errs.Error {
 	var body errs.Body
-	if err := json.Unmarshal(resp.Body(), &body); err == nil && body.Error.Code != "" {
-		return errs.New(resp.StatusCode(), body.Error.Code, body.Error.Message)
+	if err := json.Unmarshal(answer, &body); err == nil && body.Error.Code != "" {
+		return errs.New(status, body.Error.Code, body.Error.Message)
 	}
-	return errs.New(resp.StatusCode(), "upstream_error", fmt.Sprintf("%s answered %d", service, resp.StatusCode()))
+	return errs.New(status, "upstream_error", fmt.Sprintf("%s answered %d", service, status))
 }

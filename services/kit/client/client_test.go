@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -233,12 +234,17 @@ func TestRedirectIsReturnedNotFollowed(t *testing.T) {
 	picker := registry.NewStatic(map[string][]string{"redir": {strings.TrimPrefix(ts.URL, "http://")}})
 	c := client.New("redir", picker, client.Options{})
 
-	resp, err := c.Send(c.R(context.Background()), "GET", "/start")
+	status, _, err := c.Get(context.Background(), "/start", http.Header{"X-Probe": {"1"}})
+	if err != nil {
+		t.Fatalf("get: %v", err)
+	}
+	resp, err := c.Send(context.Background(), &client.Request{Method: "GET", URL: &url.URL{Path: "/start"}})
 	if err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	if resp.StatusCode() != http.StatusFound || resp.Header().Get("Location") != "/elsewhere" || followed.Load() {
-		t.Fatalf("status %d, location %q, followed %v: want the 302 handed back unfollowed",
-			resp.StatusCode(), resp.Header().Get("Location"), followed.Load())
+	defer resp.Body.Close()
+	if status != http.StatusFound || resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/elsewhere" || followed.Load() {
+		t.Fatalf("status %d/%d, location %q, followed %v: want the 302 handed back unfollowed",
+			status, resp.StatusCode, resp.Header.Get("Location"), followed.Load())
 	}
 }

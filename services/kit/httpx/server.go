@@ -1,5 +1,5 @@
-// Package httpx is the HTTP server every service runs: request ids, tracing, body limits, panic
-// recovery and the probe endpoints (/healthz, /readyz, /debug/breakers), plus JSON helpers.
+// Package httpx is the HTTP server every service runs: request ids, tracing, access logs, body
+// limits, panic recovery and the probe endpoints (/healthz, /readyz, /debug/breakers), plus JSON helpers.
 package httpx
 
 import (
@@ -17,7 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.39.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msctl/msctl/services/kit/client"
@@ -52,8 +55,10 @@ type Server struct {
 	mu       sync.RWMutex
 	checks   []check
 	draining atomic.Bool
-	srv      *http.Server
-	handler  http.Handler
+	// accessCount picks the sampled access log lines.
+	accessCount atomic.Uint64
+	srv         *http.Server
+	handler     http.Handler
 }
 
 // New builds a Server with /healthz, /readyz and /debug/breakers already routed.
@@ -174,98 +179,154 @@ func probe(path string) bool {
 	return path == "/healthz" || path == "/readyz" || path == "/debug/breakers"
 }
 
-// wrap builds tracing → request id + access log → panic recovery → body limit → mux.
+// wrap puts the kit's middleware in front of mux as one handler, so a request costs one context,
+// one request copy and one response wrapper however many concerns there are: tracing, request id,
+// access log, panic recovery and the body limit.
 func (s *Server) wrap(mux http.Handler) http.Handler {
-	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mux.ServeHTTP(w, r)
-		// ServeMux records the matched pattern on r; name the span after the route, not the path.
-		if r.Pattern != "" {
-			name := r.Pattern
-			if !strings.Contains(name, " ") {
-				name = r.Method + " " + name
-			}
-			trace.SpanFromContext(r.Context()).SetName(name)
-		}
-	})
-	h := s.limitBody(inner)
-	h = s.recoverPanic(h)
-	h = s.requestID(h)
-	return otelhttp.NewHandler(h, s.opts.Service,
-		otelhttp.WithFilter(func(r *http.Request) bool { return !probe(r.URL.Path) }),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
-	)
-}
-
-func (s *Server) limitBody(next http.Handler) http.Handler {
+	tracer := otel.Tracer("github.com/msctl/msctl/services/kit/httpx")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.opts.MaxBodyBytes {
-			WriteError(w, r, errs.TooLarge("body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes)))
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) recoverPanic(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw, _ := w.(*statusWriter)
-		defer func() {
-			v := recover()
-			if v == nil {
-				return
-			}
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			s.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
-				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			if sw == nil || sw.status == 0 {
-				WriteJSON(w, http.StatusInternalServerError, errs.Internal("internal", "internal error").Body())
-			}
-		}()
-		next.ServeHTTP(w, r)
-	})
-}
-
-func (s *Server) requestID(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		id := r.Header.Get(RequestIDHeader)
 		if !validID(id) {
 			id = newID()
 		}
-		w.Header().Set(RequestIDHeader, id)
+		w.Header()[canonicalRequestID] = []string{id}
 		ctx := logx.WithRequestID(r.Context(), id)
-		sw := &statusWriter{ResponseWriter: w}
-		start := time.Now()
-		next.ServeHTTP(sw, r.WithContext(ctx))
-		if !probe(r.URL.Path) {
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			s.log.InfoContext(ctx, "request", "method", r.Method, "path", r.URL.Path, "status", status,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000)
+		// Probes are neither traced nor logged: they would drown the real traffic.
+		traced := !probe(r.URL.Path)
+		span := trace.SpanFromContext(ctx)
+		if traced {
+			ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.HeaderCarrier(r.Header))
+			// The span is named once the route is known; the method alone costs nothing meanwhile.
+			ctx, span = tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		}
+		r = r.WithContext(ctx)
+		sw := &statusWriter{ResponseWriter: w}
+		defer func() {
+			v := recover()
+			if v != nil && v != http.ErrAbortHandler {
+				s.log.ErrorContext(ctx, "panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					WriteJSON(sw, http.StatusInternalServerError, errs.Internal("internal", "internal error").Body())
+				}
+			}
+			if traced {
+				status := sw.status
+				if status == 0 {
+					status = http.StatusOK
+				}
+				endServerSpan(span, r, status)
+				s.access(ctx, r, status, time.Since(start))
+			}
+			if v == http.ErrAbortHandler {
+				// The server drops the connection without logging a stack.
+				panic(v)
+			}
+		}()
+		if r.ContentLength > s.opts.MaxBodyBytes {
+			WriteError(sw, r, errs.TooLarge("body_too_large", fmt.Sprintf("request body exceeds %d bytes", s.opts.MaxBodyBytes)))
+			return
+		}
+		r.Body = http.MaxBytesReader(sw, r.Body, s.opts.MaxBodyBytes)
+		mux.ServeHTTP(sw, r)
 	})
+}
+
+// endServerSpan names the span after the matched route (ServeMux records it on r), not the path,
+// and records the status; only 5xx answers are errors of the server.
+func endServerSpan(span trace.Span, r *http.Request, status int) {
+	if span.IsRecording() {
+		name := r.Method + " " + r.URL.Path
+		if r.Pattern != "" {
+			name = r.Pattern
+			if !strings.Contains(name, " ") {
+				name = r.Method + " " + name
+			}
+			span.SetAttributes(semconv.HTTPRoute(r.Pattern))
+		}
+		span.SetName(name)
+		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
+			semconv.HTTPResponseStatusCode(status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	span.End()
+}
+
+const (
+	// slowRequest answers are always logged at info level.
+	slowRequest = 500 * time.Millisecond
+	// accessSample: one in this many fast, successful requests is logged at info level; every
+	// one is at debug level. A line per request costs a proxy more than the proxying itself.
+	accessSample = 100
+)
+
+// access writes the access log line: always at debug level; at info level for failures, slow
+// answers and one in accessSample of the rest, marked with the sampling rate.
+func (s *Server) access(ctx context.Context, r *http.Request, status int, d time.Duration) {
+	level, sampled := slog.LevelDebug, false
+	switch {
+	case status >= 400 || d >= slowRequest:
+		level = slog.LevelInfo
+	case s.accessCount.Add(1)%accessSample == 0:
+		level, sampled = slog.LevelInfo, true
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := [5]slog.Attr{
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+	}
+	n := 4
+	if sampled {
+		attrs[4], n = slog.Int("sampled_1_in", accessSample), 5
+	}
+	s.log.LogAttrs(ctx, level, "request", attrs[:n]...)
 }
 
 func validID(id string) bool {
 	if id == "" || len(id) > 128 {
 		return false
 	}
-	for _, c := range id {
-		if c < 0x21 || c > 0x7e {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x21 || c > 0x7e {
 			return false
 		}
 	}
 	return true
 }
 
+// canonicalRequestID is RequestIDHeader as http.Header keys it.
+var canonicalRequestID = http.CanonicalHeaderKey(RequestIDHeader)
+
+// Request ids are a random per-process prefix and a counter: unique across instances without a
+// random read per request.
+var (
+	idPrefix  = randomHex(6)
+	idCounter atomic.Uint64
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// newID is 24 hex digits: the 12 of the process prefix and 12 of the counter.
 func newID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	var b [24]byte
+	copy(b[:], idPrefix)
+	n := idCounter.Add(1)
+	for i := len(b) - 1; i >= len(idPrefix); i-- {
+		b[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	return string(b[:])
 }
 
 // statusWriter remembers the status so the access log and panic recovery know what was sent.
