@@ -27,8 +27,16 @@ type Pool struct {
 	clients map[string]*client.Client
 }
 
-// NewPool builds one client per service.
+// maxIdlePerHost bounds the kept connections to one upstream instance: enough for the
+// concurrency one gateway sees.
+const maxIdlePerHost = 256
+
+// NewPool builds one client per service. Unless opts names a transport, they share one
+// Transport of this package.
 func NewPool(picker registry.Picker, services []string, opts client.Options) *Pool {
+	if opts.Transport == nil {
+		opts.Transport = NewTransport(maxIdlePerHost)
+	}
 	p := &Pool{clients: make(map[string]*client.Client, len(services))}
 	for _, s := range services {
 		if _, ok := p.clients[s]; !ok {
