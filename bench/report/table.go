@@ -14,8 +14,11 @@ type row struct{ target, measured, threshold, ok string }
 // benchmark failed (a missed target is a finding, not an error).
 func table(results map[string]outcome, notFound map[string]bool) (rows []row, bad bool) {
 	for _, t := range targets {
-		r := row{target: t.name, threshold: t.op[:1] + " " + format(t.limit, t.unit)}
-		r.threshold = strings.Replace(strings.Replace(r.threshold, "< ", "≤ ", 1), "> ", "≥ ", 1)
+		r := row{target: t.name, threshold: t.info}
+		if t.info == "" {
+			r.threshold = t.op[:1] + " " + format(t.limit, t.unit)
+			r.threshold = strings.Replace(strings.Replace(r.threshold, "< ", "≤ ", 1), "> ", "≥ ", 1)
+		}
 		o, ok := results[t.bench]
 		switch {
 		case notFound[topLevel(t.bench)]:
@@ -42,6 +45,10 @@ func table(results map[string]outcome, notFound map[string]bool) (rows []row, ba
 			}
 			if len(ctx) > 0 {
 				r.measured += " (" + strings.Join(ctx, ", ") + ")"
+			}
+			if t.info != "" {
+				r.ok = "info"
+				break
 			}
 			met := v <= t.limit
 			if t.op == ">=" {
