@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -246,5 +247,62 @@ func TestRedirectIsReturnedNotFollowed(t *testing.T) {
 	if status != http.StatusFound || resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "/elsewhere" || followed.Load() {
 		t.Fatalf("status %d/%d, location %q, followed %v: want the 302 handed back unfollowed",
 			status, resp.StatusCode, resp.Header.Get("Location"), followed.Load())
+	}
+}
+
+func TestSendBodies(t *testing.T) {
+	var fails atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if fails.Add(-1) >= 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(ts.Close)
+	picker := registry.NewStatic(map[string][]string{"bodies": {strings.TrimPrefix(ts.URL, "http://")}})
+	c := client.New("bodies", picker, client.Options{Retries: 2, RetryWait: time.Millisecond})
+
+	limited := func(s string, limit int64) io.Reader {
+		rec := httptest.NewRecorder()
+		return http.MaxBytesReader(rec, io.NopCloser(strings.NewReader(s)), limit)
+	}
+	tests := []struct {
+		name       string
+		method     string
+		body       io.Reader
+		length     int64
+		fails      int32
+		wantStatus int    // of the answer, or of the *errs.Error
+		wantBody   string // echoed by the upstream
+	}{
+		{"streamed, unknown length", "POST", strings.NewReader("stream me"), -1, 0, 200, "stream me"},
+		{"known length", "POST", strings.NewReader("12345"), 5, 0, 200, "12345"},
+		{"resent whole on retry", "PUT", strings.NewReader("again"), 5, 2, 200, "again"},
+		{"over the limit, streamed", "POST", limited(strings.Repeat("x", 100), 10), -1, 0, http.StatusRequestEntityTooLarge, ""},
+		{"over the limit, buffered for retries", "PUT", limited(strings.Repeat("x", 100), 10), -1, 0, http.StatusRequestEntityTooLarge, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fails.Store(tt.fails)
+			resp, err := c.Send(context.Background(), &client.Request{Method: tt.method, URL: &url.URL{Path: "/echo"}, Body: tt.body, ContentLength: tt.length})
+			if err != nil {
+				var e *errs.Error
+				if !errors.As(err, &e) || e.Status != tt.wantStatus {
+					t.Fatalf("err %v, want status %d", err, tt.wantStatus)
+				}
+				return
+			}
+			defer resp.Body.Close()
+			got, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tt.wantStatus || string(got) != tt.wantBody {
+				t.Fatalf("%d %q, want %d %q", resp.StatusCode, got, tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+	// Bodies the caller could not supply are not the upstream's failures.
+	if st := c.Breaker(); st.ConsecutiveFailures != 0 || st.State != "closed" {
+		t.Fatalf("breaker after caller-side body errors: %+v", st)
 	}
 }

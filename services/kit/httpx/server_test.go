@@ -167,3 +167,33 @@ func TestLogsCarryRequestID(t *testing.T) {
 		t.Fatalf("no access log with the request id: %s", logs.String())
 	}
 }
+
+func TestAccessLogAtInfoLevel(t *testing.T) {
+	var logs bytes.Buffer
+	s := New(Options{Service: "test", Logger: logx.New("test", "info", &logs)})
+	s.Mux.HandleFunc("GET /ok", func(http.ResponseWriter, *http.Request) {})
+	ts := httptest.NewServer(s.Handler())
+	t.Cleanup(ts.Close)
+
+	for range accessSample {
+		do(t, ts, "GET", "/ok", "", nil)
+	}
+	do(t, ts, "GET", "/missing", "", nil)
+	do(t, ts, "GET", "/healthz", "", nil)
+
+	var lines []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["msg"] == "request" {
+			lines = append(lines, rec)
+		}
+	}
+	// One sampled success, marked with its rate, and the failure; probes never.
+	if len(lines) != 2 || lines[0]["path"] != "/ok" || lines[0]["sampled_1_in"] != float64(accessSample) ||
+		lines[1]["path"] != "/missing" || lines[1]["status"] != float64(404) || lines[1]["sampled_1_in"] != nil {
+		t.Fatalf("access lines at info level: %v", lines)
+	}
+}
