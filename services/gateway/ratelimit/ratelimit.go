@@ -61,6 +61,11 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c := l.touch(key, now)
+	// The common case takes a token without allocating a reservation; only a refusal needs one,
+	// to know the wait.
+	if c.limiter.AllowN(now, 1) {
+		return true, 0
+	}
 	r := c.limiter.ReserveN(now, 1)
 	if !r.OK() {
 		return false, time.Duration(math.MaxInt64)
