@@ -28,7 +28,8 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if err != nil {
 		return err
 	}
-	s.Consume(b, broker.Consumer, broker.Handler(s.DB, a))
+	h := broker.BatchHandler(s.DB, a)
+	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, broker.Consumer, h) })
 	api.Register(s.Mux, a)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/orders/adapters/broker"
 	"github.com/msctl/msctl/services/orders/adapters/postgres"
@@ -53,10 +54,16 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	s.RelayOutbox(b)
 	for _, c := range broker.SagaConsumers {
-		s.Consume(b, c, broker.SagaHandler(s.DB, a))
+		consumeBatches(s, b, c, broker.SagaBatchHandler(s.DB, a))
 	}
-	s.Consume(b, broker.ReadModelConsumer, broker.ReadModelHandler(s.DB, a))
+	consumeBatches(s, b, broker.ReadModelConsumer, broker.ReadModelBatchHandler(s.DB, a))
 	s.Go(a.RunSweeper)
 	api.Register(s.Mux, a, rebuild)
 	return nil
+}
+
+// consumeBatches runs a durable consumer whose handler takes batches as a
+// background worker.
+func consumeBatches(s *kit.Service, b *bus.Bus, cfg bus.ConsumerConfig, h bus.BatchHandler) {
+	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, cfg, h) })
 }

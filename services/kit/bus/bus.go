@@ -62,8 +62,8 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
 // StreamConfig is the configuration EnsureStreams applies to a stream:
-// file storage, dedup window, and retention by limits so the order events
-// can be replayed to rebuild a read model.
+// file storage, dedup window, retention by limits so the order events can
+// be replayed to rebuild a read model, and atomic batches allowed.
 func StreamConfig(name string) (jetstream.StreamConfig, error) {
 	subjects, ok := events.StreamSubjects[name]
 	if !ok {
@@ -77,6 +77,8 @@ func StreamConfig(name string) (jetstream.StreamConfig, error) {
 		Duplicates: DedupWindow,
 		Discard:    jetstream.DiscardOld,
 		MaxBytes:   1 << 30,
+		// See PublishBatch: one disk sync for a whole batch.
+		AllowAtomicPublish: true,
 	}, nil
 }
 
@@ -119,35 +121,6 @@ func (b *Bus) Publish(ctx context.Context, env events.Envelope, data []byte) err
 		return fmt.Errorf("publish %s: %w", env.Subject, err)
 	}
 	return nil
-}
-
-// PublishBatch publishes msgs asynchronously and waits for every ack (or
-// ctx). The result has one entry per message: nil when the stream stored it
-// (or recognised it as a duplicate).
-func (b *Bus) PublishBatch(ctx context.Context, msgs []*nats.Msg) []error {
-	errs := make([]error, len(msgs))
-	futures := make([]jetstream.PubAckFuture, len(msgs))
-	for i, m := range msgs {
-		f, err := b.js.PublishMsgAsync(m)
-		if err != nil {
-			errs[i] = fmt.Errorf("publish %s: %w", m.Subject, err)
-			continue
-		}
-		futures[i] = f
-	}
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			errs[i] = fmt.Errorf("publish %s: %w", msgs[i].Subject, err)
-		case <-ctx.Done():
-			errs[i] = fmt.Errorf("publish %s: %w", msgs[i].Subject, ctx.Err())
-		}
-	}
-	return errs
 }
 
 // Inject writes the span context of ctx into h as W3C trace headers.

@@ -275,3 +275,59 @@ func TestReplayReadsAFilteredStreamOnce(t *testing.T) {
 		t.Fatalf("empty replay = %d, %v", n, err)
 	}
 }
+
+func TestPublishBatchStoresEachMessageOnce(t *testing.T) {
+	msg := func(subject string, i int) *nats.Msg {
+		env, err := events.New(subject, payloadFor(subject, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(env)
+		return bus.NewMsg(context.Background(), subject, fmt.Sprint("id-", i), raw, nil)
+	}
+	tests := []struct {
+		name     string
+		n        int // messages on one stream
+		stored   int // of them already in the stream (a relay crashed before marking)
+		wantMsgs uint64
+	}{
+		{"few, one by one", 5, 0, 5},
+		{"many, as an atomic batch", 300, 0, 300},
+		{"many with duplicates: the refused batch goes one by one", 300, 40, 300},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBus(t)
+			ctx := context.Background()
+			var msgs []*nats.Msg
+			for i := range tt.n {
+				msgs = append(msgs, msg(events.InventoryRelease, i))
+			}
+			for i, err := range b.PublishBatch(ctx, msgs[:tt.stored]) {
+				if err != nil {
+					t.Fatalf("pre-store %d: %v", i, err)
+				}
+			}
+			// A message of another stream rides along.
+			msgs = append(msgs, msg(events.OrderCreated, tt.n))
+			for i, err := range b.PublishBatch(ctx, msgs) {
+				if err != nil {
+					t.Errorf("message %d: %v", i, err)
+				}
+			}
+			if got := streamMsgs(t, b, events.StreamInventoryCommands); got != tt.wantMsgs {
+				t.Errorf("stream holds %d messages, want %d", got, tt.wantMsgs)
+			}
+			if got := streamMsgs(t, b, events.StreamOrderEvents); got != 1 {
+				t.Errorf("order events hold %d messages, want 1", got)
+			}
+		})
+	}
+}
+
+func payloadFor(subject string, i int) any {
+	if subject == events.OrderCreated {
+		return events.OrderCreatedV1{OrderID: fmt.Sprint("o", i)}
+	}
+	return events.ReleaseStock{OrderID: fmt.Sprint("o", i)}
+}

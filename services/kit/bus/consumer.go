@@ -38,12 +38,30 @@ type Message struct {
 	Subject  string
 	Header   nats.Header
 	Delivery uint64 // 1 on first delivery
+
+	ctx context.Context // the message's consumer span; see Context
+}
+
+// Context returns parent carrying the message's consumer span (a child of
+// the trace the message arrived with), so that work done for the message,
+// and messages it causes, continue that trace. A Message built by hand has
+// no span of its own and returns parent unchanged.
+func (m Message) Context(parent context.Context) context.Context {
+	if m.ctx == nil {
+		return parent
+	}
+	return trace.ContextWithSpan(parent, trace.SpanFromContext(m.ctx))
 }
 
 // Handler processes one message. nil acks it; an error naks it for a
 // delayed redelivery until MaxAttempts, after which it is parked; an error
 // wrapped by Permanent parks it at once.
 type Handler func(ctx context.Context, m Message) error
+
+// BatchHandler processes the messages that arrived together, so that their
+// work can share one database transaction. It returns one error per message,
+// in order, each treated as Handler's error is.
+type BatchHandler func(ctx context.Context, ms []Message) []error
 
 // ConsumerConfig describes one durable consumer.
 type ConsumerConfig struct {
@@ -52,7 +70,12 @@ type ConsumerConfig struct {
 	Subjects    []string      // filter subjects within Stream
 	MaxAttempts int           // handler calls per message before parking; default 5
 	AckWait     time.Duration // default 5s; a running handler keeps extending it
-	Concurrency int           // parallel handlers; default 16
+	// Concurrency is how many handler calls run at once; default 16.
+	Concurrency int
+	// Batch is the most messages one BatchHandler call receives (it gets
+	// what has arrived, without waiting for more); default 1. Consume
+	// always calls its Handler with one message.
+	Batch int
 	// DeliverNew starts a consumer created for the first time at the end of
 	// the stream instead of its beginning.
 	DeliverNew bool
@@ -68,7 +91,14 @@ func (c *ConsumerConfig) defaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
+	if c.Batch <= 0 {
+		c.Batch = 1
+	}
 }
+
+// buffered is how many delivered messages wait for a handler: enough for
+// every handler to take a full batch while the next ones are pulled.
+func (c ConsumerConfig) buffered() int { return 2 * c.Concurrency * c.Batch }
 
 func (c ConsumerConfig) jetstream() jetstream.ConsumerConfig {
 	cc := jetstream.ConsumerConfig{
@@ -76,7 +106,7 @@ func (c ConsumerConfig) jetstream() jetstream.ConsumerConfig {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.AckWait,
 		MaxDeliver:    c.MaxAttempts + parkRetries,
-		MaxAckPending: c.Concurrency * 64,
+		MaxAckPending: max(c.Concurrency*64, 2*c.buffered()),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 	if c.DeliverNew {
@@ -90,10 +120,20 @@ func (c ConsumerConfig) jetstream() jetstream.ConsumerConfig {
 	return cc
 }
 
-// Consume runs a durable consumer until ctx ends, recreating it when the
-// broker is unreachable or the subscription dies. It returns nil when ctx is
-// done and an error only for an invalid configuration.
+// Consume runs a durable consumer until ctx ends, calling h for one message
+// at a time per handler slot (cfg.Batch is ignored). It recreates the
+// consumer when the broker is unreachable or the subscription dies, returns
+// nil when ctx is done and an error only for an invalid configuration.
 func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error {
+	cfg.Batch = 1
+	return b.ConsumeBatch(ctx, cfg, func(ctx context.Context, ms []Message) []error {
+		return []error{h(ms[0].Context(ctx), ms[0])}
+	})
+}
+
+// ConsumeBatch is Consume with handlers that receive up to cfg.Batch
+// messages per call.
+func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
 	cfg.defaults()
 	if cfg.Stream == "" || cfg.Durable == "" || len(cfg.Subjects) == 0 {
 		return fmt.Errorf("consume: stream, durable and subjects are required")
@@ -115,23 +155,40 @@ func (b *Bus) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error 
 	return nil
 }
 
-func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, h Handler) error {
+func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.jetstream())
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, cfg.Concurrency)
+	// In-flight handlers finish (their context is not the caller's) so a
+	// transaction is never cut halfway; acks then reach the broker.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	in := make(chan jetstream.Msg, cfg.buffered())
+	stopped := make(chan struct{})
+	var wg sync.WaitGroup
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stopped:
+					return
+				case msg := <-in:
+					b.handle(hctx, cfg, takeBatch(msg, in, cfg.Batch), h)
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer close(stopped)
+	// Messages still buffered when consuming stops are not acked: the
+	// server redelivers them after AckWait.
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			b.handle(hctx, cfg, msg, h)
-		}()
-	}, jetstream.PullMaxMessages(cfg.Concurrency*2), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		select {
+		case in <- msg:
+		case <-stopped:
+		}
+	}, jetstream.PullMaxMessages(cfg.buffered()), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		b.log.Debug("consume", "consumer", cfg.Durable, "err", err)
 	}))
 	if err != nil {
@@ -142,18 +199,69 @@ func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, h Handler) er
 		cc.Stop()
 	case <-cc.Closed():
 	}
-	// In-flight handlers finish (their context is not the caller's) so a
-	// transaction is never cut halfway; acks then reach the broker.
-	wg.Wait()
 	return errors.New("subscription closed")
 }
 
-func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, h Handler) {
+// takeBatch returns first plus whatever else is already waiting in in, up
+// to n messages in all.
+func takeBatch(first jetstream.Msg, in <-chan jetstream.Msg, n int) []jetstream.Msg {
+	batch := []jetstream.Msg{first}
+	for len(batch) < n {
+		select {
+		case msg := <-in:
+			batch = append(batch, msg)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// delivery is one message of a batch on its way through the handler.
+type delivery struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	ctx  context.Context
+	span trace.Span
+}
+
+func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []jetstream.Msg, h BatchHandler) {
+	ds := make([]delivery, 0, len(batch))
+	ms := make([]Message, 0, len(batch))
+	for _, msg := range batch {
+		d, m, ok := b.prepare(ctx, cfg, msg)
+		if ok {
+			ds, ms = append(ds, d), append(ms, m)
+		}
+	}
+	if len(ms) == 0 {
+		return
+	}
+	stop := keepInProgress(ds, cfg.AckWait)
+	errs := h(ctx, ms)
+	stop()
+	if len(errs) != len(ms) {
+		err := fmt.Errorf("handler of %s answered %d results for %d messages", cfg.Durable, len(errs), len(ms))
+		b.log.Error("bad batch handler", "consumer", cfg.Durable, "err", err)
+		errs = make([]error, len(ms))
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	for i, d := range ds {
+		b.settle(d, cfg, errs[i])
+		endSpan(d.span, errs[i])
+	}
+}
+
+// prepare starts the message's consumer span and decodes it; a message that
+// used up its attempts or does not decode is parked and not handed on.
+func (b *Bus) prepare(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg) (delivery, Message, bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		b.log.Error("message without metadata", "consumer", cfg.Durable, "subject", msg.Subject(), "err", err)
 		_ = msg.Term()
-		return
+		return delivery{}, Message{}, false
 	}
 	ctx = Extract(ctx, msg.Headers())
 	ctx, span := otel.Tracer(tracerName).Start(ctx, "consume "+msg.Subject(),
@@ -164,23 +272,25 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg,
 			attribute.String("messaging.consumer.group.name", cfg.Durable),
 			attribute.Int64("messaging.nats.delivery", int64(meta.NumDelivered)),
 		))
-	var herr error
-	defer func() { endSpan(span, herr) }()
-
+	d := delivery{msg: msg, meta: meta, ctx: ctx, span: span}
 	if meta.NumDelivered > uint64(cfg.MaxAttempts) {
-		herr = fmt.Errorf("gave up after %d attempts", cfg.MaxAttempts)
-		b.park(ctx, cfg, msg, meta, herr)
-		return
+		err := fmt.Errorf("gave up after %d attempts", cfg.MaxAttempts)
+		b.park(ctx, cfg, msg, meta, err)
+		endSpan(span, err)
+		return delivery{}, Message{}, false
 	}
 	env, payload, err := events.Parse(msg.Data())
 	if err != nil {
-		herr = err
 		b.park(ctx, cfg, msg, meta, err)
-		return
+		endSpan(span, err)
+		return delivery{}, Message{}, false
 	}
-	stop := keepInProgress(msg, cfg.AckWait)
-	herr = h(ctx, Message{Envelope: env, Payload: payload, Subject: msg.Subject(), Header: msg.Headers(), Delivery: meta.NumDelivered})
-	stop()
+	return d, Message{Envelope: env, Payload: payload, Subject: msg.Subject(), Header: msg.Headers(), Delivery: meta.NumDelivered, ctx: ctx}, true
+}
+
+// settle acks, naks or parks a handled message according to its handler's error.
+func (b *Bus) settle(d delivery, cfg ConsumerConfig, herr error) {
+	msg, meta := d.msg, d.meta
 	switch {
 	case herr == nil:
 		if err := msg.Ack(); err != nil {
@@ -188,7 +298,7 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg,
 			b.log.Warn("ack failed", "consumer", cfg.Durable, "subject", msg.Subject(), "err", err)
 		}
 	case IsPermanent(herr) || meta.NumDelivered >= uint64(cfg.MaxAttempts):
-		b.park(ctx, cfg, msg, meta, herr)
+		b.park(d.ctx, cfg, msg, meta, herr)
 	default:
 		delay := min(100*time.Millisecond<<(meta.NumDelivered-1), 5*time.Second)
 		b.log.Warn("handler failed, will retry", "consumer", cfg.Durable, "subject", msg.Subject(), "delivery", meta.NumDelivered, "in", delay, "err", herr)
@@ -227,9 +337,9 @@ func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, m
 	}
 }
 
-// keepInProgress tells the server the message is being worked on every
+// keepInProgress tells the server the messages are being worked on every
 // half AckWait, so a slow handler is not raced by a redelivery.
-func keepInProgress(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
+func keepInProgress(ds []delivery, ackWait time.Duration) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(ackWait / 2)
@@ -239,7 +349,9 @@ func keepInProgress(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, d := range ds {
+					_ = d.msg.InProgress()
+				}
 			}
 		}
 	}()

@@ -50,29 +50,51 @@ func Wake() {
 	}
 }
 
+// insertRow is the statement that stores one message.
+const insertRow = `INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`
+
 // Add stores a message for subject inside tx and returns its envelope. The
 // current trace context is stored with it, so the relay's publish (and
 // every consumer) continues the trace that caused the message. Call Wake
 // once tx has committed.
 func Add(ctx context.Context, tx pgx.Tx, subject string, data any) (events.Envelope, error) {
+	env, args, err := newRow(ctx, subject, data)
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	if _, err := tx.Exec(ctx, insertRow, args...); err != nil {
+		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+	}
+	return env, nil
+}
+
+// Queue is Add for a batch of statements: the message is stored when b is
+// sent in the transaction (pgx.Tx.SendBatch), together with the batch's
+// other statements in one round trip.
+func Queue(ctx context.Context, b *pgx.Batch, subject string, data any) (events.Envelope, error) {
+	env, args, err := newRow(ctx, subject, data)
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	b.Queue(insertRow, args...)
+	return env, nil
+}
+
+// newRow builds the envelope of a message and the arguments of insertRow.
+func newRow(ctx context.Context, subject string, data any) (events.Envelope, []any, error) {
 	env, err := events.New(subject, data)
 	if err != nil {
-		return events.Envelope{}, fmt.Errorf("outbox add: %w", err)
+		return events.Envelope{}, nil, fmt.Errorf("outbox add: %w", err)
 	}
 	raw, err := json.Marshal(env)
 	if err != nil {
-		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+		return events.Envelope{}, nil, fmt.Errorf("outbox add %s: %w", subject, err)
 	}
 	hdr := nats.Header{}
 	bus.Inject(ctx, hdr)
 	hjson, err := json.Marshal(hdr)
 	if err != nil {
-		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
+		return events.Envelope{}, nil, fmt.Errorf("outbox add %s: %w", subject, err)
 	}
-	if _, err := tx.Exec(ctx,
-		`INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4)`,
-		env.ID, subject, raw, hjson); err != nil {
-		return events.Envelope{}, fmt.Errorf("outbox add %s: %w", subject, err)
-	}
-	return env, nil
+	return env, []any{env.ID, subject, raw, hjson}, nil
 }

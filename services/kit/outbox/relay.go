@@ -28,7 +28,9 @@ type Relay struct {
 	DB  *pgxpool.Pool
 	Bus Publisher
 	Log *slog.Logger
-	// Batch is the most rows published per round; default 256.
+	// Batch is the most rows published per round; default 512. A round
+	// publishes its rows at once (see bus.Bus.PublishBatch) and marks them
+	// in one UPDATE, so a backlog drains in few rounds.
 	Batch int
 	// Poll is the interval at which rows are looked for without a Wake
 	// (rows of other instances, or a missed Wake); default 1s.
@@ -42,7 +44,7 @@ type Relay struct {
 
 func (r *Relay) defaults() {
 	if r.Batch <= 0 {
-		r.Batch = 256
+		r.Batch = 512
 	}
 	if r.Poll <= 0 {
 		r.Poll = time.Second

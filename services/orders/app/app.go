@@ -30,14 +30,18 @@ type Repository interface {
 	// existing order, which it returns with created false and its request hash.
 	CreateOrder(ctx context.Context, tx pgx.Tx, o domain.Order, s domain.Saga, idemKey, requestHash string) (existing domain.Order, existingHash string, created bool, err error)
 	Order(ctx context.Context, userID, id string) (domain.Order, error)
-	// LockSaga reads an order and its saga FOR UPDATE, or domain.ErrNotFound.
-	LockSaga(ctx context.Context, tx pgx.Tx, orderID string) (domain.Order, domain.Saga, error)
+	// LockSagas reads the orders and sagas of orderIDs (those that exist)
+	// FOR UPDATE, locking them in order id order.
+	LockSagas(ctx context.Context, tx pgx.Tx, orderIDs []string) ([]domain.Order, []domain.Saga, error)
 	// StuckSagas locks (SKIP LOCKED) up to limit unfinished sagas not updated since before.
 	StuckSagas(ctx context.Context, tx pgx.Tx, before time.Time, limit int) ([]domain.Order, []domain.Saga, error)
-	SaveOrder(ctx context.Context, tx pgx.Tx, o domain.Order) error
-	SaveSaga(ctx context.Context, tx pgx.Tx, s domain.Saga) error
+	// QueueSaveOrder and QueueSaveSaga queue writes on a statement batch,
+	// sent in the caller's transaction.
+	QueueSaveOrder(b *pgx.Batch, o domain.Order) error
+	QueueSaveSaga(b *pgx.Batch, s domain.Saga)
 
-	UpsertView(ctx context.Context, tx pgx.Tx, v domain.View) error
+	// QueueUpsertView queues a read-model write on a statement batch.
+	QueueUpsertView(b *pgx.Batch, v domain.View) error
 	Views(ctx context.Context, userID string, limit int) ([]domain.View, error)
 	ClearViews(ctx context.Context, tx pgx.Tx) error
 }
@@ -98,14 +102,15 @@ func (a *App) Place(ctx context.Context, userID, idemKey string, items []domain.
 			out, created = existing, false
 			return nil
 		}
-		if err := a.send(ctx, tx, o, s); err != nil {
+		var b pgx.Batch
+		if err := a.queueSend(ctx, &b, o, s); err != nil {
 			return err
 		}
-		if _, err := outbox.Add(ctx, tx, createdSubject, createdEvent(o)); err != nil {
+		if _, err := outbox.Queue(ctx, &b, createdSubject, createdEvent(o)); err != nil {
 			return err
 		}
 		out, created = o, true
-		return nil
+		return sendBatch(ctx, tx, &b)
 	})
 	if err != nil {
 		return domain.Order{}, false, err
@@ -128,4 +133,15 @@ func requestHash(items []domain.Item, card string) string {
 	}{items, card})
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
+}
+
+// sendBatch sends the queued statements of b in tx, in one round trip.
+func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+	if b.Len() == 0 {
+		return nil
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write saga changes: %w", err)
+	}
+	return nil
 }

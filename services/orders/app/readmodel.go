@@ -21,12 +21,24 @@ const maxList = 200
 // idempotent and order-insensitive: created only inserts, and an outcome
 // only overwrites a PENDING row, so duplicates and reordering converge.
 func (a *App) Project(ctx context.Context, tx pgx.Tx, env events.Envelope, payload any) error {
-	v, ok := viewOf(payload)
-	if !ok {
-		return bus.Permanent(fmt.Errorf("read model does not handle %T", payload))
+	return a.ProjectAll(ctx, tx, []bus.Message{{Envelope: env, Payload: payload}})
+}
+
+// ProjectAll applies a batch of order events to the read model in tx, as
+// one round trip to the database.
+func (a *App) ProjectAll(ctx context.Context, tx pgx.Tx, ms []bus.Message) error {
+	var b pgx.Batch
+	for _, m := range ms {
+		v, ok := viewOf(m.Payload)
+		if !ok {
+			return bus.Permanent(fmt.Errorf("read model does not handle %T", m.Payload))
+		}
+		v.UpdatedAt = m.Envelope.OccurredAt.UTC()
+		if err := a.repo.QueueUpsertView(&b, v); err != nil {
+			return err
+		}
 	}
-	v.UpdatedAt = env.OccurredAt.UTC()
-	return a.repo.UpsertView(ctx, tx, v)
+	return sendBatch(ctx, tx, &b)
 }
 
 func viewOf(payload any) (domain.View, bool) {

@@ -2,8 +2,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,26 +21,73 @@ const createdSubject = events.OrderCreated
 // consumer's transaction (which also holds the inbox record). Replies the
 // current step does not wait for are ignored.
 func (a *App) HandleReply(ctx context.Context, tx pgx.Tx, payload any) error {
-	orderID, reply, reason, err := classify(payload)
-	if err != nil {
-		return bus.Permanent(err)
+	return a.HandleReplies(ctx, tx, []bus.Message{{Payload: payload}})
+}
+
+// HandleReplies is HandleReply for a batch of replies, in their order. One
+// query locks every saga concerned (in order id order, so that concurrent
+// batches wait for each other rather than deadlock), and the changes and
+// the messages they send go to the database as one batch of statements: a
+// batch costs a few round trips whatever its size.
+func (a *App) HandleReplies(ctx context.Context, tx pgx.Tx, ms []bus.Message) error {
+	type reply struct {
+		ctx     context.Context
+		orderID string
+		reply   domain.Reply
+		reason  string
+		payload any
 	}
-	o, s, err := a.repo.LockSaga(ctx, tx, orderID)
-	if errors.Is(err, domain.ErrNotFound) {
-		return bus.Permanent(fmt.Errorf("reply %s for unknown order %s", reply, orderID))
+	replies := make([]reply, len(ms))
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		orderID, r, reason, err := classify(m.Payload)
+		if err != nil {
+			return bus.Permanent(err)
+		}
+		replies[i] = reply{ctx: m.Context(ctx), orderID: orderID, reply: r, reason: reason, payload: m.Payload}
+		ids[i] = orderID
 	}
+	orders, sagas, err := a.repo.LockSagas(ctx, tx, ids)
 	if err != nil {
 		return err
 	}
-	t, ok := domain.On(s.Step, reply, reason)
-	if !ok {
-		a.log.DebugContext(ctx, "reply ignored", "order_id", orderID, "step", s.Step, "reply", reply)
-		return nil
+	type state struct {
+		o       domain.Order
+		s       domain.Saga
+		changed bool
 	}
-	if r, isReserved := payload.(*events.StockReserved); isReserved {
-		price(&o, r.Items)
+	states := make(map[string]*state, len(orders))
+	for i := range orders {
+		states[orders[i].ID] = &state{o: orders[i], s: sagas[i]}
 	}
-	return a.advance(ctx, tx, o, s, t)
+	var b pgx.Batch
+	for _, r := range replies {
+		st, ok := states[r.orderID]
+		if !ok {
+			return bus.Permanent(fmt.Errorf("reply %s for unknown order %s", r.reply, r.orderID))
+		}
+		t, ok := domain.On(st.s.Step, r.reply, r.reason)
+		if !ok {
+			a.log.DebugContext(r.ctx, "reply ignored", "order_id", r.orderID, "step", st.s.Step, "reply", r.reply)
+			continue
+		}
+		if reserved, isReserved := r.payload.(*events.StockReserved); isReserved {
+			price(&st.o, reserved.Items)
+		}
+		a.step(&st.o, &st.s, t)
+		st.changed = true
+		if err := a.queueSend(r.ctx, &b, st.o, st.s); err != nil {
+			return err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(states)) {
+		if st := states[id]; st.changed {
+			if err := a.queueSave(&b, st.o, st.s); err != nil {
+				return err
+			}
+		}
+	}
+	return sendBatch(ctx, tx, &b)
 }
 
 // classify maps a reply payload to the saga's vocabulary.
@@ -78,10 +126,8 @@ func price(o *domain.Order, priced []events.PricedItem) {
 	}
 }
 
-// advance applies t to the saga: it persists the new step, sends the
-// step's command (or, when done, the order's outcome event) through the
-// outbox, all in tx.
-func (a *App) advance(ctx context.Context, tx pgx.Tx, o domain.Order, s domain.Saga, t domain.Transition) error {
+// step applies t to the saga and its order in memory.
+func (a *App) step(o *domain.Order, s *domain.Saga, t domain.Transition) {
 	now := a.now()
 	if t.Reason != "" {
 		s.Reason = t.Reason
@@ -100,17 +146,16 @@ func (a *App) advance(ctx context.Context, tx pgx.Tx, o domain.Order, s domain.S
 		}
 		s.CardNumber = "" // nothing left to charge
 	}
-	if err := a.repo.SaveSaga(ctx, tx, s); err != nil {
-		return err
-	}
-	if err := a.repo.SaveOrder(ctx, tx, o); err != nil {
-		return err
-	}
-	return a.send(ctx, tx, o, s)
 }
 
-// send writes the message the saga's current step calls for.
-func (a *App) send(ctx context.Context, tx pgx.Tx, o domain.Order, s domain.Saga) error {
+// queueSave queues the writes of a saga and its order on b.
+func (a *App) queueSave(b *pgx.Batch, o domain.Order, s domain.Saga) error {
+	a.repo.QueueSaveSaga(b, s)
+	return a.repo.QueueSaveOrder(b, o)
+}
+
+// queueSend queues on b the message the saga's current step calls for.
+func (a *App) queueSend(ctx context.Context, b *pgx.Batch, o domain.Order, s domain.Saga) error {
 	var subject string
 	var data any
 	switch s.Step {
@@ -135,7 +180,7 @@ func (a *App) send(ctx context.Context, tx pgx.Tx, o domain.Order, s domain.Saga
 	default:
 		return fmt.Errorf("saga of %s: unknown step %q", o.ID, s.Step)
 	}
-	_, err := outbox.Add(ctx, tx, subject, data)
+	_, err := outbox.Queue(ctx, b, subject, data)
 	return err
 }
 
@@ -172,15 +217,21 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return err
 		}
+		var b pgx.Batch
 		for i, s := range sagas {
+			o := orders[i]
 			t, resend := domain.OnTimeout(s.Step, s.Attempts, a.saga.MaxAttempts)
 			a.log.WarnContext(ctx, "saga step timed out", "order_id", s.OrderID, "step", s.Step, "attempts", s.Attempts, "resend", resend, "next", t.Next)
-			if err := a.advance(ctx, tx, orders[i], s, t); err != nil {
+			a.step(&o, &s, t)
+			if err := a.queueSend(ctx, &b, o, s); err != nil {
+				return err
+			}
+			if err := a.queueSave(&b, o, s); err != nil {
 				return err
 			}
 		}
 		n = len(sagas)
-		return nil
+		return sendBatch(ctx, tx, &b)
 	})
 	if n > 0 && err == nil {
 		outbox.Wake()

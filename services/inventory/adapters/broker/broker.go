@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -19,12 +21,17 @@ import (
 	"github.com/msctl/msctl/services/kit/outbox"
 )
 
-// Consumer is the durable consumer of inventory commands.
+// Consumer is the durable consumer of inventory commands. Its many handler
+// slots feed batches (see Handler), so they are cheap waiting goroutines.
 var Consumer = bus.ConsumerConfig{
-	Stream:   events.StreamInventoryCommands,
-	Durable:  "inventory",
-	Subjects: []string{"inventory.cmd.>"},
+	Stream:      events.StreamInventoryCommands,
+	Durable:     "inventory",
+	Subjects:    []string{"inventory.cmd.>"},
+	Concurrency: 64,
 }
+
+// maxBatch bounds the commands handled in one transaction.
+const maxBatch = 64
 
 // Stock is what the consumer needs from the inventory app layer.
 type Stock interface {
@@ -35,10 +42,33 @@ type Stock interface {
 
 var _ Stock = (*app.App)(nil)
 
-// Handler handles one inventory command.
+// Handler handles inventory commands. Commands that arrive together are
+// handled in one transaction (one commit for the batch). A batch holds the
+// product rows it updates until it commits, so two batches must not lock
+// them in opposite orders: reservations are batched only with others of the
+// same set of products (every batch then locks its products in ascending id
+// order, as ReserveTx does), and a release, whose products are known only
+// from its reservation, only with copies of itself. If a batch fails, its
+// commands are handled again one per transaction so that only the one at
+// fault fails.
 func Handler(db *pgxpool.Pool, s Stock) bus.Handler {
 	h := &handler{db: db, stock: s}
-	return h.handle
+	return bus.Group(h.handleBatch, maxBatch, batchKey)
+}
+
+// batchKey says which commands may share a transaction.
+func batchKey(m bus.Message) string {
+	switch cmd := m.Payload.(type) {
+	case *events.ReserveStock:
+		ids := make([]string, len(cmd.Items))
+		for i, it := range cmd.Items {
+			ids[i] = it.ProductID
+		}
+		return "reserve:" + strings.Join(slices.Compact(slices.Sorted(slices.Values(ids))), ",")
+	case *events.ReleaseStock:
+		return "release:" + cmd.OrderID
+	}
+	return m.Subject
 }
 
 type handler struct {
@@ -46,32 +76,42 @@ type handler struct {
 	stock Stock
 }
 
-func (h *handler) handle(ctx context.Context, m bus.Message) error {
+func (h *handler) handleBatch(ctx context.Context, ms []bus.Message) []error {
 	// Prices are read before the transaction opens: a lookup from inside it
 	// would hold one pooled connection while waiting for another.
-	var prices map[string]int64
-	if cmd, ok := m.Payload.(*events.ReserveStock); ok {
-		var err error
-		if prices, err = h.prices(ctx, cmd.Items); err != nil {
-			return err
+	var items []events.Item
+	for _, m := range ms {
+		if cmd, ok := m.Payload.(*events.ReserveStock); ok {
+			items = append(items, cmd.Items...)
 		}
 	}
+	prices, err := h.prices(ctx, items)
+	if err != nil {
+		errs := make([]error, len(ms))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	batch := inbox.Batched(h.db, Consumer.Durable, func(ctx context.Context, tx pgx.Tx, fresh []bus.Message) error {
+		for _, m := range fresh {
+			if err := h.apply(m.Context(ctx), tx, m, prices); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(ctx context.Context, m bus.Message) error { return h.handle(ctx, m, prices) })
+	return batch(ctx, ms)
+}
+
+// handle handles one command in its own transaction.
+func (h *handler) handle(ctx context.Context, m bus.Message, prices map[string]int64) error {
 	err := pgx.BeginFunc(ctx, h.db, func(tx pgx.Tx) error {
 		fresh, err := inbox.Claim(ctx, tx, Consumer.Durable, m.Envelope.ID)
 		if err != nil || !fresh {
 			return err
 		}
-		switch cmd := m.Payload.(type) {
-		case *events.ReserveStock:
-			return h.reserve(ctx, tx, *cmd, prices)
-		case *events.ReleaseStock:
-			if err := h.stock.ReleaseTx(ctx, tx, cmd.OrderID); err != nil {
-				return err
-			}
-			_, err := outbox.Add(ctx, tx, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
-			return err
-		}
-		return bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
+		return h.apply(ctx, tx, m, prices)
 	})
 	if err == nil {
 		outbox.Wake()
@@ -79,16 +119,33 @@ func (h *handler) handle(ctx context.Context, m bus.Message) error {
 	return err
 }
 
+// apply carries out one claimed command in tx and adds its reply to the outbox.
+func (h *handler) apply(ctx context.Context, tx pgx.Tx, m bus.Message, prices map[string]int64) error {
+	switch cmd := m.Payload.(type) {
+	case *events.ReserveStock:
+		return h.reserve(ctx, tx, *cmd, prices)
+	case *events.ReleaseStock:
+		if err := h.stock.ReleaseTx(ctx, tx, cmd.OrderID); err != nil {
+			return err
+		}
+		_, err := outbox.Add(ctx, tx, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
+		return err
+	}
+	return bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
+}
+
 // prices looks up the unit price of every known product of items; unknown
 // ones are left out (the reservation rejects them).
 func (h *handler) prices(ctx context.Context, items []events.Item) (map[string]int64, error) {
 	out := make(map[string]int64, len(items))
+	unknown := map[string]bool{}
 	for _, it := range items {
-		if _, seen := out[it.ProductID]; seen {
+		if _, seen := out[it.ProductID]; seen || unknown[it.ProductID] {
 			continue
 		}
 		p, err := h.stock.Product(ctx, it.ProductID)
 		if errors.Is(err, domain.ErrNotFound) {
+			unknown[it.ProductID] = true
 			continue
 		}
 		if err != nil {
@@ -100,32 +157,22 @@ func (h *handler) prices(ctx context.Context, items []events.Item) (map[string]i
 }
 
 // reserve reserves all items or none. A refusal is an answer, not a
-// failure: the stock change is undone through a savepoint and
+// failure: ReserveTx undoes its own writes (it works in a savepoint) and
 // StockRejected is sent in the same transaction as the inbox record.
 func (h *handler) reserve(ctx context.Context, tx pgx.Tx, cmd events.ReserveStock, prices map[string]int64) error {
 	items := make([]domain.Item, len(cmd.Items))
 	for i, it := range cmd.Items {
 		items[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
-	sp, err := tx.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
-	err = h.stock.ReserveTx(ctx, sp, cmd.OrderID, items)
+	err := h.stock.ReserveTx(ctx, tx, cmd.OrderID, items)
 	var verr *domain.ValidationError
 	if errors.Is(err, domain.ErrInsufficientStock) || errors.Is(err, domain.ErrUnknownProduct) ||
 		errors.Is(err, domain.ErrReleased) || errors.As(err, &verr) {
-		if rerr := sp.Rollback(ctx); rerr != nil {
-			return fmt.Errorf("rollback to savepoint: %w", rerr)
-		}
 		_, aerr := outbox.Add(ctx, tx, events.InventoryRejected, events.StockRejected{OrderID: cmd.OrderID, Reason: err.Error()})
 		return aerr
 	}
 	if err != nil {
 		return err
-	}
-	if err := sp.Commit(ctx); err != nil {
-		return fmt.Errorf("release savepoint: %w", err)
 	}
 	priced := make([]events.PricedItem, len(cmd.Items))
 	for i, it := range cmd.Items {

@@ -92,18 +92,15 @@ func sagaDest(s *domain.Saga) []any {
 	return []any{&s.OrderID, &s.Step, &s.Reason, &s.CardNumber, &s.Attempts, &s.UpdatedAt}
 }
 
-// LockSaga reads an order and its saga, locking the saga row.
-func (r *Repo) LockSaga(ctx context.Context, tx pgx.Tx, orderID string) (domain.Order, domain.Saga, error) {
-	var s domain.Saga
-	o, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+`, `+sagaColumns+` FROM sagas s JOIN orders o ON o.id = s.order_id
-		WHERE s.order_id = $1 FOR UPDATE OF s`, orderID), sagaDest(&s)...)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return domain.Order{}, domain.Saga{}, domain.ErrNotFound
-	}
+// LockSagas reads the orders and sagas of orderIDs, locking the saga rows
+// in order id order.
+func (r *Repo) LockSagas(ctx context.Context, tx pgx.Tx, orderIDs []string) ([]domain.Order, []domain.Saga, error) {
+	rows, err := tx.Query(ctx, `SELECT `+orderColumns+`, `+sagaColumns+` FROM sagas s JOIN orders o ON o.id = s.order_id
+		WHERE s.order_id = ANY($1) ORDER BY s.order_id FOR UPDATE OF s`, orderIDs)
 	if err != nil {
-		return domain.Order{}, domain.Saga{}, fmt.Errorf("lock saga: %w", err)
+		return nil, nil, fmt.Errorf("lock sagas: %w", err)
 	}
-	return o, s, nil
+	return collectSagas(rows)
 }
 
 // StuckSagas locks unfinished sagas last updated before the given time.
@@ -113,6 +110,10 @@ func (r *Repo) StuckSagas(ctx context.Context, tx pgx.Tx, before time.Time, limi
 	if err != nil {
 		return nil, nil, fmt.Errorf("select stuck sagas: %w", err)
 	}
+	return collectSagas(rows)
+}
+
+func collectSagas(rows pgx.Rows) ([]domain.Order, []domain.Saga, error) {
 	defer rows.Close()
 	var orders []domain.Order
 	var sagas []domain.Saga
@@ -120,52 +121,46 @@ func (r *Repo) StuckSagas(ctx context.Context, tx pgx.Tx, before time.Time, limi
 		var s domain.Saga
 		o, err := scanOrder(rows, sagaDest(&s)...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("read stuck saga: %w", err)
+			return nil, nil, fmt.Errorf("read saga: %w", err)
 		}
 		orders, sagas = append(orders, o), append(sagas, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read stuck sagas: %w", err)
+		return nil, nil, fmt.Errorf("read sagas: %w", err)
 	}
 	return orders, sagas, nil
 }
 
-// SaveOrder writes an order's mutable fields.
-func (r *Repo) SaveOrder(ctx context.Context, tx pgx.Tx, o domain.Order) error {
+// QueueSaveOrder queues the update of an order's mutable fields on b.
+func (r *Repo) QueueSaveOrder(b *pgx.Batch, o domain.Order) error {
 	items, err := json.Marshal(o.Items)
 	if err != nil {
 		return fmt.Errorf("encode items: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE orders SET status = $2, reason = $3, items = $4, total_cents = $5, updated_at = $6 WHERE id = $1`,
-		o.ID, o.Status, o.Reason, items, o.TotalCents, o.UpdatedAt); err != nil {
-		return fmt.Errorf("update order: %w", err)
-	}
+	b.Queue(`UPDATE orders SET status = $2, reason = $3, items = $4, total_cents = $5, updated_at = $6 WHERE id = $1`,
+		o.ID, o.Status, o.Reason, items, o.TotalCents, o.UpdatedAt)
 	return nil
 }
 
-// SaveSaga writes a saga's state.
-func (r *Repo) SaveSaga(ctx context.Context, tx pgx.Tx, s domain.Saga) error {
-	if _, err := tx.Exec(ctx, `UPDATE sagas SET step = $2, reason = $3, card_number = $4, attempts = $5, updated_at = $6 WHERE order_id = $1`,
-		s.OrderID, s.Step, s.Reason, s.CardNumber, s.Attempts, s.UpdatedAt); err != nil {
-		return fmt.Errorf("update saga: %w", err)
-	}
-	return nil
+// QueueSaveSaga queues the update of a saga's state on b.
+func (r *Repo) QueueSaveSaga(b *pgx.Batch, s domain.Saga) {
+	b.Queue(`UPDATE sagas SET step = $2, reason = $3, card_number = $4, attempts = $5, updated_at = $6 WHERE order_id = $1`,
+		s.OrderID, s.Step, s.Reason, s.CardNumber, s.Attempts, s.UpdatedAt)
 }
 
-// UpsertView inserts a read-model row, or overwrites a PENDING one with an outcome.
-func (r *Repo) UpsertView(ctx context.Context, tx pgx.Tx, v domain.View) error {
+// QueueUpsertView queues on b the insert of a read-model row, or the
+// overwrite of a PENDING one with an outcome.
+func (r *Repo) QueueUpsertView(b *pgx.Batch, v domain.View) error {
 	items, err := json.Marshal(v.Items)
 	if err != nil {
 		return fmt.Errorf("encode items: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO order_views (order_id, user_id, status, reason, items, total_cents, created_at, updated_at)
+	b.Queue(`INSERT INTO order_views (order_id, user_id, status, reason, items, total_cents, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (order_id) DO UPDATE SET status = EXCLUDED.status, reason = EXCLUDED.reason, items = EXCLUDED.items,
 			total_cents = EXCLUDED.total_cents, updated_at = EXCLUDED.updated_at
 		WHERE order_views.status = 'PENDING' AND EXCLUDED.status <> 'PENDING'`,
-		v.OrderID, v.UserID, v.Status, v.Reason, items, v.TotalCents, v.CreatedAt, v.UpdatedAt); err != nil {
-		return fmt.Errorf("upsert order view: %w", err)
-	}
+		v.OrderID, v.UserID, v.Status, v.Reason, items, v.TotalCents, v.CreatedAt, v.UpdatedAt)
 	return nil
 }
 

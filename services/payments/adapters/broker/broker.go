@@ -17,16 +17,29 @@ import (
 	"github.com/msctl/msctl/services/payments/app"
 )
 
-// Consumer is the durable consumer of payments commands.
+// Consumer is the durable consumer of payments commands. Each batch of
+// commands is handled in one transaction.
 var Consumer = bus.ConsumerConfig{
-	Stream:   events.StreamPaymentsCommands,
-	Durable:  "payments",
-	Subjects: []string{"payments.cmd.>"},
+	Stream:      events.StreamPaymentsCommands,
+	Durable:     "payments",
+	Subjects:    []string{"payments.cmd.>"},
+	Concurrency: 4,
+	Batch:       64,
 }
 
 // Handler handles one payments command.
 func Handler(db *pgxpool.Pool, a *app.App) bus.Handler {
-	return inbox.Handler(db, Consumer.Durable, func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+	return inbox.Handler(db, Consumer.Durable, command(a))
+}
+
+// BatchHandler handles a batch of payments commands, each once.
+func BatchHandler(db *pgxpool.Pool, a *app.App) bus.BatchHandler {
+	return inbox.BatchHandler(db, Consumer.Durable, command(a))
+}
+
+// command charges or refunds and answers through the outbox, in tx.
+func command(a *app.App) inbox.TxHandler {
+	return func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
 		var reply app.Reply
 		var err error
 		switch p := m.Payload.(type) {
@@ -42,5 +55,5 @@ func Handler(db *pgxpool.Pool, a *app.App) bus.Handler {
 		}
 		_, err = outbox.Add(ctx, tx, reply.Subject, reply.Data)
 		return err
-	})
+	}
 }
