@@ -26,7 +26,7 @@ import (
 
 // TestDashEndToEnd drives the real msctl binary in tmux against a running
 // local workspace: the dashboard must show what the system really does.
-// It skips until `msctl up` exists; under CI a missing tmux is a failure.
+// Under CI a missing tmux is a failure.
 func TestDashEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
@@ -38,14 +38,6 @@ func TestDashEndToEnd(t *testing.T) {
 		t.Skip("tmux not installed")
 	}
 	bin := buildMsctl(t)
-	if out, err := exec.Command(bin, "up", "--help").CombinedOutput(); err != nil {
-		t.Skipf("msctl up is not available yet: %s", firstLine(out))
-	}
-	for _, cmd := range []string{"down", "ps", "dash"} {
-		if out, err := exec.Command(bin, cmd, "--help").CombinedOutput(); err != nil {
-			t.Skipf("msctl %s is not available yet: %s", cmd, firstLine(out))
-		}
-	}
 
 	ws := newWorkspace(t)
 	e := &e2e{t: t, bin: bin, ws: ws.dir, gateway: fmt.Sprintf("http://127.0.0.1:%d", ws.port)}
@@ -139,11 +131,6 @@ type e2e struct {
 	gateway string
 	socket  string
 	email   string
-}
-
-func firstLine(b []byte) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return line
 }
 
 func buildMsctl(t *testing.T) string {
