@@ -170,10 +170,9 @@ func (t *Transport) put(c *conn) {
 var aLongTimeAgo = time.Unix(1, 0)
 
 // exchange writes req on c and reads the answer, whose body keeps c until it is closed. The
-// context's deadline is the connection's, and cancelling the context unblocks it.
+// context's end, by deadline or cancellation, unblocks the connection: setting its deadline up
+// front as well would cost two more timer updates per exchange.
 func (t *Transport) exchange(ctx context.Context, c *conn, req *http.Request) (*http.Response, error) {
-	deadline, _ := ctx.Deadline()
-	_ = c.nc.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetDeadline(aLongTimeAgo) })
 	fail := func(err error) (*http.Response, error) {
 		stop()
@@ -271,7 +270,6 @@ func (b *responseBody) Close() error {
 	b.closed = true
 	// stop reports false once the context's end has poisoned the connection's deadline.
 	if b.stop() && b.reuse && b.eof {
-		_ = b.c.nc.SetDeadline(time.Time{})
 		b.t.put(b.c)
 		return nil
 	}
@@ -279,7 +277,7 @@ func (b *responseBody) Close() error {
 }
 
 // ctxErr reports a failure caused by the context's end as the context's error, so callers can
-// tell a timeout from a broken upstream; the connection's deadline only ever comes from it.
+// tell a timeout from a broken upstream; the connection's deadline is only ever set by it.
 func ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
