@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -281,16 +282,27 @@ func checkRoute(m *manifest.Manifest, opts Options, d *Data) error {
 		return nil
 	}
 	r := opts.Route
-	if !strings.HasPrefix(r, "/") || path.Clean(r) != r || r == "/" || strings.ContainsAny(r, "{}*? \t=,:") {
-		return refuse("write a path prefix like /api/v1/"+opts.Name+" (absolute, no trailing slash, no patterns)",
+	if !isCleanPrefix(r) {
+		return refuse("write a clean absolute path prefix like /api/v1/"+opts.Name+" (no trailing slash, no . or .. or empty segments, only letters, digits and -._~)",
 			"route %q is not a path prefix", r)
 	}
 	if r == "/internal" || strings.HasPrefix(r, "/internal/") {
 		return refuse("choose a prefix outside /internal, e.g. /api/v1/"+opts.Name, "route %s is internal: the gateway never routes /internal/...", r)
 	}
+	// The gateway sends a request to the longest prefix that matches it, so
+	// a prefix inside another service's, or around it, would take over
+	// some of that service's paths.
 	for _, n := range m.ServiceNames() {
-		if _, ok := m.Services[n].Routes[r]; ok {
-			return refuse("choose another prefix, or remove it from services."+n+".routes", "route %s is already taken by service %q", r, n)
+		for _, taken := range slices.Sorted(maps.Keys(m.Services[n].Routes)) {
+			fix := "choose a prefix that neither contains nor lies under " + taken + suggestRoute(m, opts.Name) + ", or remove " + taken + " from services." + n + ".routes"
+			switch overlap(r, taken) {
+			case sameRoute:
+				return refuse("choose another prefix"+suggestRoute(m, opts.Name)+", or remove it from services."+n+".routes", "route %s is already taken by service %q", r, n)
+			case underRoute:
+				return refuse(fix, "route %s lies under %s of service %q: it would take over part of %s's paths (routes must not nest)", r, taken, n, n)
+			case aroundRoute:
+				return refuse(fix, "route %s contains %s of service %q: it would claim the paths around %s's (routes must not nest)", r, taken, n, n)
+			}
 		}
 	}
 	d.Route, d.Base, d.Access = r, r, manifest.AccessAuth
@@ -298,6 +310,73 @@ func checkRoute(m *manifest.Manifest, opts Options, d *Data) error {
 		d.Access = manifest.AccessPublic
 	}
 	return nil
+}
+
+// suggestRoute names the conventional prefix of service name as an example
+// for a refusal's fix, or nothing when that prefix overlaps a taken one.
+func suggestRoute(m *manifest.Manifest, name string) string {
+	r := "/api/v1/" + name
+	for _, s := range m.Services {
+		for taken := range s.Routes {
+			if overlap(r, taken) != disjointRoute {
+				return ""
+			}
+		}
+	}
+	return " (e.g. " + r + ")"
+}
+
+// isCleanPrefix reports whether r is a path prefix the gateway matches as
+// written: absolute, already clean, not the root, and made of unreserved
+// URL characters only, so that no escaping, pattern syntax or separator
+// of GATEWAY_ROUTES ("=", ",", ":") can change what it means.
+func isCleanPrefix(r string) bool {
+	if !strings.HasPrefix(r, "/") || r == "/" || path.Clean(r) != r {
+		return false
+	}
+	for _, c := range r {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.ContainsRune("/-._~", c):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// How a new route prefix relates to a taken one.
+const (
+	disjointRoute = iota
+	sameRoute
+	underRoute  // the new prefix lies inside the taken one
+	aroundRoute // the new prefix contains the taken one
+)
+
+// overlap compares two route prefixes by whole path segments, so
+// /api/v1/ship and /api/v1/shipping are disjoint. taken comes from the
+// manifest, which also accepts it with a trailing slash.
+func overlap(r, taken string) int {
+	a, b := segments(r), segments(path.Clean("/"+taken))
+	n := min(len(a), len(b))
+	switch {
+	case !slices.Equal(a[:n], b[:n]):
+		return disjointRoute
+	case len(a) == len(b):
+		return sameRoute
+	case len(a) > len(b):
+		return underRoute
+	default:
+		return aroundRoute
+	}
+}
+
+// segments splits a clean absolute path into its segments; "/" has none.
+func segments(p string) []string {
+	if p == "/" {
+		return nil
+	}
+	return strings.Split(strings.TrimPrefix(p, "/"), "/")
 }
 
 func checkDepends(m *manifest.Manifest, deps []string) error {

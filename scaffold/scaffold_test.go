@@ -195,8 +195,20 @@ func TestRefusals(t *testing.T) {
 			}
 		}, want: "contracts/provider_shipping_test.go already exists"},
 		{name: "route taken", opts: Options{Name: "shipping", Route: "/api/v1/auth"}, want: `route /api/v1/auth is already taken by service "users"`},
-		{name: "route not a prefix", opts: Options{Name: "shipping", Route: "api/v1/shipping/"}, want: "is not a path prefix"},
+		{name: "route trailing slash", opts: Options{Name: "shipping", Route: "/api/v1/shipping/"}, want: `route "/api/v1/shipping/" is not a path prefix`},
+		{name: "route under a taken one", opts: Options{Name: "shipping", Route: "/api/v1/auth/x"}, want: `route /api/v1/auth/x lies under /api/v1/auth of service "users"`},
+		{name: "route deep under a taken one", opts: Options{Name: "shipping", Route: "/api/v1/auth/a/b"}, want: `lies under /api/v1/auth of service "users"`},
+		{name: "route around a taken one", opts: Options{Name: "shipping", Route: "/api/v1"}, want: `route /api/v1 contains /api/v1/auth of service "users"`},
+		{name: "route around at the top", opts: Options{Name: "shipping", Route: "/api"}, want: `route /api contains /api/v1/auth of service "users"`},
+		{name: "route relative", opts: Options{Name: "shipping", Route: "api/v1/shipping"}, want: "is not a path prefix"},
+		{name: "route root", opts: Options{Name: "shipping", Route: "/"}, want: `route "/" is not a path prefix`},
+		{name: "route empty segment", opts: Options{Name: "shipping", Route: "/api//shipping"}, want: "is not a path prefix"},
+		{name: "route dot segment", opts: Options{Name: "shipping", Route: "/api/v1/../shipping"}, want: "is not a path prefix"},
+		{name: "route escape", opts: Options{Name: "shipping", Route: "/api/v1/ship%20ping"}, want: "is not a path prefix"},
+		{name: "route pattern", opts: Options{Name: "shipping", Route: "/api/v1/{id}"}, want: "is not a path prefix"},
+		{name: "route query", opts: Options{Name: "shipping", Route: "/api/v1/shipping?x=1"}, want: "is not a path prefix"},
 		{name: "internal route", opts: Options{Name: "shipping", Route: "/internal/shipping"}, want: "is internal"},
+		{name: "internal root", opts: Options{Name: "shipping", Route: "/internal"}, want: "route /internal is internal"},
 		{name: "public without route", opts: Options{Name: "shipping", Public: true}, want: "--public needs --route"},
 		{name: "unknown dependency", opts: Options{Name: "shipping", Depends: []string{"billing"}}, want: `dependency "billing" is not a service`},
 		{name: "unknown consumed event", opts: Options{Name: "shipping", Consumes: []string{"OrderShipped"}}, want: `--consumes: unknown event "OrderShipped"`},
@@ -229,6 +241,45 @@ func TestRefusals(t *testing.T) {
 				t.Fatalf("refusal = %q (fix %q), want it to contain %q and a fix", r.Msg, r.Fix, tt.want)
 			}
 		})
+	}
+}
+
+// TestRoutesBesideTaken: prefixes that share characters but not whole
+// segments with a taken route, or live elsewhere, are accepted.
+func TestRoutesBesideTaken(t *testing.T) {
+	for _, route := range []string{"/api/v1/authz", "/api/v1/aut", "/api/v2/auth", "/auth", "/internalx", "/api/v1/ship.ping~x_y"} {
+		t.Run(route, func(t *testing.T) {
+			p, err := New(Options{Manifest: workspace(t), Lang: "go", Name: "shipping", Route: route})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Route != route {
+				t.Fatalf("planned route %q, want %q", p.Route, route)
+			}
+		})
+	}
+}
+
+func TestOverlap(t *testing.T) {
+	tests := []struct {
+		r, taken string
+		want     int
+	}{
+		{"/api/v1/shipping", "/api/v1/shipping", sameRoute},
+		{"/api/v1/shipping", "/api/v1/shipping/", sameRoute},
+		{"/api/v1/ship", "/api/v1/shipping", disjointRoute},
+		{"/api/v1/shipping", "/api/v1/ship", disjointRoute},
+		{"/api/v1/shipping/x", "/api/v1/shipping", underRoute},
+		{"/api/v1/shipping/x", "/api/v1/shipping/", underRoute},
+		{"/api/v1", "/api/v1/shipping", aroundRoute},
+		{"/api/v1", "/api/v1/shipping/", aroundRoute},
+		{"/api/v1/x", "/", underRoute},
+		{"/api/v2", "/api/v1/shipping", disjointRoute},
+	}
+	for _, tt := range tests {
+		if got := overlap(tt.r, tt.taken); got != tt.want {
+			t.Errorf("overlap(%q, %q) = %d, want %d", tt.r, tt.taken, got, tt.want)
+		}
 	}
 }
 

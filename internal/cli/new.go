@@ -33,8 +33,8 @@ func newNewCmd(root *rootOptions) *cobra.Command {
 		Use:   "new",
 		Short: "Scaffold a new service; without arguments, list the templates",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return listTemplates(cmd.OutOrStdout())
+		RunE: func(*cobra.Command, []string) error {
+			return listTemplates(root.stdout)
 		},
 	}
 	cmd.AddCommand(newNewServiceCmd(root))
@@ -63,8 +63,8 @@ func newNewServiceCmd(root *rootOptions) *cobra.Command {
 			"Events are the constants of services/kit/events: " + strings.Join(scaffold.EventNames(), ", ") + ".",
 		Example: "  msctl new service shipping --db --route /api/v1/shipping --consumes OrderConfirmed",
 		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.OutOrStdout(), args[0])
+		RunE: func(_ *cobra.Command, args []string) error {
+			return o.run(o.root.stdout, args[0])
 		},
 	}
 	f := cmd.Flags()
