@@ -16,15 +16,16 @@ import (
 type doctorOptions struct {
 	root *rootOptions
 	json bool
-	// env builds the machine probes for a gateway port; a seam for tests.
-	env func(port int, source string) doctor.Env
+	// env builds the machine probes for a gateway port and the infra
+	// images; a seam for tests.
+	env func(port int, source string, images []string) doctor.Env
 }
 
 func newDoctorCmd(root *rootOptions) *cobra.Command {
 	o := &doctorOptions{root: root, env: doctor.Default}
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check this machine: Docker, Go, Postgres binaries, Pact library, gateway port",
+		Short: "Check this machine: Docker and its infra images, Go, Postgres binaries, Pact library, gateway port",
 		Long: "doctor checks what msctl needs from this machine and names a fix for each problem.\n" +
 			"It exits 0 when the runtime that --runtime auto picks can run here, 1 otherwise.",
 		Args: cobra.NoArgs,
@@ -35,8 +36,8 @@ func newDoctorCmd(root *rootOptions) *cobra.Command {
 }
 
 func (o *doctorOptions) run(ctx context.Context) error {
-	port, source := o.gatewayPort()
-	r := doctor.Run(ctx, o.env(port, source))
+	port, source, images := o.workspace()
+	r := doctor.Run(ctx, o.env(port, source, images))
 	if err := o.print(r); err != nil {
 		return err
 	}
@@ -46,18 +47,18 @@ func (o *doctorOptions) run(ctx context.Context) error {
 	return nil
 }
 
-// gatewayPort reads the port from the workspace manifest when there is a
-// valid one; doctor is also for machines without a workspace, so anything
-// else falls back to the default.
-func (o *doctorOptions) gatewayPort() (int, string) {
+// workspace reads the gateway port and the infra images from the workspace
+// manifest when there is a valid one; doctor is also for machines without a
+// workspace, so anything else falls back to the defaults.
+func (o *doctorOptions) workspace() (port int, source string, images []string) {
 	m, err := loadManifest(o.root)
 	switch {
 	case err == nil:
-		return m.Gateway.Port, "from " + manifest.FileName
+		return m.Gateway.Port, "from " + manifest.FileName, doctor.Images(m)
 	case errors.Is(err, manifest.ErrNotFound):
-		return manifest.DefaultGatewayPort, "default, no " + manifest.FileName + " found"
+		return manifest.DefaultGatewayPort, "default, no " + manifest.FileName + " found", doctor.Images(nil)
 	default:
-		return manifest.DefaultGatewayPort, "default, " + manifest.FileName + " is invalid"
+		return manifest.DefaultGatewayPort, "default, " + manifest.FileName + " is invalid", doctor.Images(nil)
 	}
 }
 

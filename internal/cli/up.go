@@ -70,9 +70,12 @@ func (o *upOptions) run(ctx context.Context) error {
 	if c, err := agent.Connect(m.Dir()); err == nil {
 		return o.reconcile(ctx, c)
 	}
-	rtName, err := resolveRuntime(ctx, o.runtime, m)
+	rtName, note, err := chooseRuntime(ctx, o.runtime, m)
 	if err != nil {
 		return err
+	}
+	if note != "" {
+		fmt.Fprintln(o.root.stderr, note)
 	}
 	if o.detach {
 		return o.detached(ctx, m, rtName)
@@ -119,22 +122,46 @@ func checkRuntimeFlag(flag string) error {
 	}
 }
 
-// resolveRuntime turns --runtime into a runtime name. auto picks docker
-// when the daemon answers and it can build every service of m (Go ones),
-// else local, which runs everywhere msctl itself does.
+// resolveRuntime turns --runtime into a runtime name; see chooseRuntime.
 func resolveRuntime(ctx context.Context, flag string, m *manifest.Manifest) (string, error) {
+	name, _, err := chooseRuntime(ctx, flag, m)
+	return name, err
+}
+
+// chooseRuntime turns --runtime into a runtime name. auto picks docker when
+// the daemon answers, holds the infra images (msctl never pulls) and it can
+// build every service of m (Go ones), else local, which runs everywhere
+// msctl itself does; note then says why when Docker was there but not
+// chosen. An explicit docker is refused at once, before anything is built,
+// when the daemon or the images are missing.
+func chooseRuntime(ctx context.Context, flag string, m *manifest.Manifest) (name, note string, err error) {
 	if err := checkRuntimeFlag(flag); err != nil {
-		return "", err
+		return "", "", err
 	}
-	if flag != "auto" {
-		return flag, nil
+	images := doctor.Images(m)
+	switch flag {
+	case docker.Name:
+		if err := doctor.RequireDocker(ctx, images); err != nil {
+			return "", "", err
+		}
+		return docker.Name, "", nil
+	case local.Name:
+		return local.Name, "", nil
 	}
 	for _, s := range m.Services {
 		if s.Language != manifest.LangGo {
-			return local.Name, nil
+			return local.Name, "", nil
 		}
 	}
-	return doctor.PickRuntime(ctx), nil
+	p := doctor.PickRuntime(ctx, images)
+	if p.Runtime == local.Name && p.DockerAnswers {
+		note = "docker: " + p.Reason + "; using the local runtime"
+		if len(p.Missing) > 0 {
+			note = fmt.Sprintf("docker: images missing (%s); using the local runtime — %s to use docker",
+				strings.Join(p.Missing, ", "), doctor.GetImages(p.Missing))
+		}
+	}
+	return p.Runtime, note, nil
 }
 
 // newRuntime makes the runtime named name for the workspace m.

@@ -6,17 +6,37 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/msctl/msctl/internal/manifest"
 )
 
+// fakeDocker is an engine whose daemon answers unless err is set and which
+// holds every image except those in missing.
 type fakeDocker struct {
-	info DockerInfo
-	err  error
+	info     DockerInfo
+	err      error
+	missing  []string
+	imageErr error
 }
 
 func (f fakeDocker) Probe(context.Context) (DockerInfo, error) { return f.info, f.err }
+
+func (f fakeDocker) MissingImages(_ context.Context, refs []string) ([]string, error) {
+	if f.imageErr != nil {
+		return nil, f.imageErr
+	}
+	var out []string
+	for _, r := range refs {
+		if slices.Contains(f.missing, r) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
 
 var _ DockerProber = fakeDocker{}
 
@@ -24,6 +44,7 @@ var _ DockerProber = fakeDocker{}
 func fakeEnv() Env {
 	return Env{
 		Docker:      fakeDocker{info: DockerInfo{Version: "20.10.24", APIVersion: "1.41"}},
+		Images:      Images(nil),
 		GoVersion:   func(context.Context) (string, error) { return "go version go1.26.8 linux/amd64\n", nil },
 		PostgresBin: func() (string, error) { return "/usr/lib/postgresql/15/bin", nil },
 		PostgresVersion: func(context.Context, string) (string, error) {
@@ -39,6 +60,8 @@ func fakeEnv() Env {
 
 func TestRun(t *testing.T) {
 	noDocker := fakeDocker{err: errors.New("ping docker daemon: connection refused")}
+	noImages := fakeDocker{info: DockerInfo{Version: "20.10.24", APIVersion: "1.41"}, missing: []string{"postgres:15", "bitnami/etcd:3.5"}}
+	noPostgres := func(e *Env) { e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") } }
 	tests := []struct {
 		name      string
 		mutate    func(*Env)
@@ -54,10 +77,11 @@ func TestRun(t *testing.T) {
 			runtimeOK: true,
 			details: map[string]string{
 				CheckDocker:   "engine 20.10.24, API 1.41",
+				CheckImages:   "postgres:15, nats:2.15, bitnami/etcd:3.5 present",
 				CheckGo:       "go1.26.8 linux/amd64",
 				CheckPostgres: "PostgreSQL 15.14 in /usr/lib/postgresql/15/bin",
 				CheckPort:     "gateway port 8080 (msctl.yaml) is free",
-				CheckRuntime:  "auto picks docker (the Docker daemon answers)",
+				CheckRuntime:  "auto picks docker (the Docker daemon answers and holds the infra images)",
 			},
 		},
 		{
@@ -65,21 +89,61 @@ func TestRun(t *testing.T) {
 			mutate:    func(e *Env) { e.Docker = noDocker },
 			runtime:   RuntimeLocal,
 			runtimeOK: true,
-			failed:    []string{CheckDocker},
+			failed:    []string{CheckDocker, CheckImages},
+			details:   map[string]string{CheckImages: "not checked: no Docker daemon answers"},
 		},
 		{
 			name: "no docker, no postgres",
 			mutate: func(e *Env) {
 				e.Docker = noDocker
-				e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") }
+				noPostgres(e)
 			},
 			runtime: RuntimeLocal,
-			failed:  []string{CheckDocker, CheckPostgres, CheckRuntime},
+			failed:  []string{CheckDocker, CheckImages, CheckPostgres, CheckRuntime},
 			details: map[string]string{CheckRuntime: "it cannot run without Postgres server binaries"},
 		},
 		{
+			name:      "docker without the infra images picks local",
+			mutate:    func(e *Env) { e.Docker = noImages },
+			runtime:   RuntimeLocal,
+			runtimeOK: true,
+			failed:    []string{CheckImages},
+			details: map[string]string{
+				CheckDocker:  "engine 20.10.24",
+				CheckImages:  "missing from the Docker engine: postgres:15, bitnami/etcd:3.5",
+				CheckRuntime: "auto picks local (the Docker daemon answers but lacks the infra images postgres:15, bitnami/etcd:3.5)",
+			},
+		},
+		{
+			name: "docker without the images, no postgres",
+			mutate: func(e *Env) {
+				e.Docker = noImages
+				noPostgres(e)
+			},
+			runtime: RuntimeLocal,
+			failed:  []string{CheckImages, CheckPostgres, CheckRuntime},
+			details: map[string]string{CheckRuntime: "it cannot run without Postgres server binaries"},
+		},
+		{
+			name: "images cannot be inspected",
+			mutate: func(e *Env) {
+				e.Docker = fakeDocker{imageErr: errors.New("inspect image postgres:15: context deadline exceeded")}
+			},
+			runtime:   RuntimeLocal,
+			runtimeOK: true,
+			failed:    []string{CheckImages},
+			details:   map[string]string{CheckImages: "context deadline exceeded"},
+		},
+		{
+			name:      "images configured in the manifest",
+			mutate:    func(e *Env) { e.Images = []string{"registry.example/pg:16", "nats:2.15", "bitnami/etcd:3.5"} },
+			runtime:   RuntimeDocker,
+			runtimeOK: true,
+			details:   map[string]string{CheckImages: "registry.example/pg:16, nats:2.15, bitnami/etcd:3.5 present"},
+		},
+		{
 			name:      "docker without postgres binaries is fine",
-			mutate:    func(e *Env) { e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") } },
+			mutate:    noPostgres,
 			runtime:   RuntimeDocker,
 			runtimeOK: true,
 			failed:    []string{CheckPostgres},
@@ -113,7 +177,7 @@ func TestRun(t *testing.T) {
 			if r.Runtime != tt.runtime || r.RuntimeOK != tt.runtimeOK {
 				t.Errorf("runtime = %s ok=%v, want %s ok=%v", r.Runtime, r.RuntimeOK, tt.runtime, tt.runtimeOK)
 			}
-			names := []string{CheckDocker, CheckGo, CheckPostgres, CheckPact, CheckPort, CheckRuntime}
+			names := []string{CheckDocker, CheckImages, CheckGo, CheckPostgres, CheckPact, CheckPort, CheckRuntime}
 			if len(r.Checks) != len(names) {
 				t.Fatalf("got %d checks, want %d", len(r.Checks), len(names))
 			}
@@ -140,11 +204,75 @@ func TestRun(t *testing.T) {
 }
 
 func TestPickRuntime(t *testing.T) {
-	if got := pickRuntime(context.Background(), fakeDocker{}); got != RuntimeDocker {
-		t.Errorf("with daemon: %s", got)
+	images := Images(nil)
+	tests := []struct {
+		name    string
+		docker  fakeDocker
+		runtime string
+		answers bool
+		missing []string
+		require string // what the docker runtime's refusal says, "" for none
+	}{
+		{name: "daemon and images", docker: fakeDocker{}, runtime: RuntimeDocker, answers: true},
+		{
+			name: "no daemon", docker: fakeDocker{err: errors.New("ping docker daemon: refused")}, runtime: RuntimeLocal,
+			require: "the docker runtime needs a Docker daemon: ping docker daemon: refused\n\tfix: install Docker",
+		},
+		{
+			name: "images missing", docker: fakeDocker{missing: []string{"nats:2.15"}}, runtime: RuntimeLocal, answers: true,
+			missing: []string{"nats:2.15"},
+			require: "the docker runtime needs infra images the local Docker engine does not have: nats:2.15\n" +
+				"\tfix: run `make images` (offline stand-ins) or `docker pull nats:2.15`, or use --runtime local",
+		},
+		{
+			name: "images not inspectable", docker: fakeDocker{imageErr: errors.New("inspect image nats:2.15: EOF")}, runtime: RuntimeLocal, answers: true,
+			require: "the docker runtime cannot check its infra images: inspect image nats:2.15: EOF",
+		},
 	}
-	if got := pickRuntime(context.Background(), fakeDocker{err: errors.New("no")}); got != RuntimeLocal {
-		t.Errorf("without daemon: %s", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := probeDocker(context.Background(), tt.docker, images)
+			p := st.pick()
+			if p.Runtime != tt.runtime || p.DockerAnswers != tt.answers || !slices.Equal(p.Missing, tt.missing) || p.Reason == "" {
+				t.Errorf("pick = %+v, want %s answers=%v missing=%v", p, tt.runtime, tt.answers, tt.missing)
+			}
+			err := st.require()
+			switch {
+			case tt.require == "" && err != nil:
+				t.Errorf("require = %v, want nil", err)
+			case tt.require != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.require)):
+				t.Errorf("require = %v, want prefix %q", err, tt.require)
+			}
+		})
+	}
+}
+
+func TestImagesFix(t *testing.T) {
+	for _, tt := range []struct {
+		missing []string
+		want    string
+	}{
+		{[]string{"postgres:15", "nats:2.15"}, "run `make images` (offline stand-ins) or `docker pull postgres:15` and `docker pull nats:2.15`, or use --runtime local"},
+		// make images builds only the default tags.
+		{[]string{"msctl-test/none:0"}, "run `docker pull msctl-test/none:0`, or use --runtime local"},
+	} {
+		if got := ImagesFix(tt.missing); got != tt.want {
+			t.Errorf("ImagesFix(%v) = %q, want %q", tt.missing, got, tt.want)
+		}
+	}
+}
+
+func TestImages(t *testing.T) {
+	path := filepath.Join(t.TempDir(), manifest.FileName)
+	if err := os.WriteFile(path, []byte("project: p\ninfra:\n  postgres:\n    image: msctl-test/none\n    version: \"0\"\nservices: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := Images(m), []string{"msctl-test/none:0", "nats:2.15", "bitnami/etcd:3.5"}; !slices.Equal(got, want) {
+		t.Errorf("Images = %v, want %v", got, want)
 	}
 }
 
@@ -158,6 +286,10 @@ func TestEngineProber(t *testing.T) {
 	}
 	if info.Version == "" || info.APIVersion == "" {
 		t.Errorf("info = %+v", info)
+	}
+	missing, err := EngineProber{}.MissingImages(context.Background(), []string{"msctl-test/none:0"})
+	if err != nil || !slices.Equal(missing, []string{"msctl-test/none:0"}) {
+		t.Errorf("MissingImages(nonexistent) = %v, %v", missing, err)
 	}
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/msctl/msctl/internal/doctor"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
 )
@@ -326,7 +327,10 @@ func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, hos
 	created, err := r.cli.ContainerCreate(ctx, cfg, host, netCfg, nil, name)
 	if err != nil {
 		if isNotFound(err) {
-			return "", fmt.Errorf("image %s is not present and cannot be pulled here: %w", cfg.Image, err)
+			// msctl never pulls: `up` checks the infra images first, so
+			// this is one removed while the workspace was starting.
+			return "", fmt.Errorf("image %s is not in the local Docker engine (msctl does not pull): %w\n\tfix: %s",
+				cfg.Image, err, doctor.ImagesFix([]string{cfg.Image}))
 		}
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
