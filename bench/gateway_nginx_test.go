@@ -40,8 +40,9 @@ const (
 	benchRoutes = benchPath + "=inventory:public"
 	// loadRequests per target are split over loadRounds, each at loadConns
 	// connections; serialRequests go over one connection for light-load latency.
+	// Many short rounds spread the noise of a shared machine over all targets.
 	loadRequests   = 20_000
-	loadRounds     = 2
+	loadRounds     = 8
 	loadConns      = 32
 	serialRequests = 2_000
 	phaseLimit     = 30 * time.Second
@@ -68,11 +69,19 @@ func BenchmarkGatewayVsNginx(b *testing.B) {
 		b.Skip("nginx is not installed (apt-get install -y nginx); the comparison needs it")
 	}
 	up := startUpstream(b)
-	targets := []struct{ name, url string }{
-		{"direct", up.URL + benchPath},
-		{"nginx", startNginx(b, nginx, up.Listener.Addr().String()) + benchPath},
-		{"gateway", startGateway(b, up.Listener.Addr().String()) + benchPath},
+	nginxURL, nginxProc := startNginx(b, nginx, up.Listener.Addr().String())
+	gatewayURL, gatewayProc := startGateway(b, up.Listener.Addr().String())
+	targets := []struct {
+		name, url string
+		proc      *proc // nil: the upstream runs in this process
+	}{
+		{"direct", up.URL + benchPath, nil},
+		{"nginx", nginxURL + benchPath, nginxProc},
+		{"gateway", gatewayURL + benchPath, gatewayProc},
 	}
+	// cpu is each proxy's CPU time under load: unlike its throughput, it
+	// hardly depends on what else the machine runs at the time.
+	cpu := map[string]int64{} // in ticks
 	loaded := map[string]*loadResult{}
 	serial := map[string]*loadResult{}
 	for _, t := range targets {
@@ -84,9 +93,16 @@ func BenchmarkGatewayVsNginx(b *testing.B) {
 			// Rotate the order so no target always runs right after another.
 			for i := range targets {
 				t := targets[(i+round)%len(targets)]
+				var before int64
+				if t.proc != nil {
+					before = groupTicks(b, t.proc.pgid)
+				}
 				r, err := load(ctx, t.url, loadRequests/loadRounds, loadConns, phaseLimit)
 				if err != nil {
 					b.Fatalf("%s under load: %v", t.name, err)
+				}
+				if t.proc != nil {
+					cpu[t.name] += groupTicks(b, t.proc.pgid) - before
 				}
 				loaded[t.name].add(r)
 				r, err = load(ctx, t.url, serialRequests/loadRounds, 1, phaseLimit)
@@ -103,6 +119,9 @@ func BenchmarkGatewayVsNginx(b *testing.B) {
 		b.Logf("%-7s %6d requests, %8.0f req/s, p50 %.2f ms, p99 %.2f ms under load; p50 %.3f ms, p99 %.3f ms over one connection",
 			t.name, loaded[t.name].done, loaded[t.name].rps(), loaded[t.name].pct(0.5), loaded[t.name].pct(0.99),
 			serial[t.name].pct(0.5), serial[t.name].pct(0.99))
+	}
+	for _, name := range []string{"nginx", "gateway"} {
+		b.ReportMetric(float64(cpu[name])/userHZ*1e6/float64(loaded[name].done), name+"-cpu-µs/req")
 	}
 	b.ReportMetric(loaded["gateway"].rps()/loaded["nginx"].rps(), "gw/nginx-ratio")
 	b.ReportMetric(loaded["gateway"].pct(0.99)-loaded["direct"].pct(0.99), "added-p99-ms")
@@ -159,7 +178,7 @@ func startUpstream(b *testing.B) *httptest.Server {
 
 // startNginx runs nginx in the foreground with the testdata config and
 // returns its base URL once it proxies.
-func startNginx(b *testing.B, bin, upstream string) string {
+func startNginx(b *testing.B, bin, upstream string) (string, *proc) {
 	dir := b.TempDir()
 	port, err := freeport.Get()
 	if err != nil {
@@ -186,7 +205,7 @@ func startNginx(b *testing.B, bin, upstream string) string {
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 		b.Fatalf("nginx: %v\n%s%s", err, p.output(), log)
 	}
-	return url
+	return url, p
 }
 
 // startGateway builds and runs the gateway binary as a runtime would, with
@@ -194,7 +213,7 @@ func startNginx(b *testing.B, bin, upstream string) string {
 // users (the JWKS source), and returns its base URL once /readyz passes. The
 // rate limit is lifted: one load generator is a single client, and nginx
 // limits nothing.
-func startGateway(b *testing.B, upstream string) string {
+func startGateway(b *testing.B, upstream string) (string, *proc) {
 	etcd := testenv.Etcd(b)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
@@ -234,11 +253,12 @@ func startGateway(b *testing.B, upstream string) string {
 	if err := waitOK(url+"/readyz", p, 30*time.Second); err != nil {
 		b.Fatalf("gateway: %v\n%s", err, p.output())
 	}
-	return url
+	return url, p
 }
 
 // proc is a child process whose output is kept for failure messages.
 type proc struct {
+	pgid int // its process group, which its own children (nginx workers) share
 	mu   sync.Mutex
 	out  bytes.Buffer
 	done chan struct{}
@@ -274,6 +294,7 @@ func startProc(b *testing.B, name string, cmd *exec.Cmd, stop syscall.Signal) *p
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("start %s: %v", name, err)
 	}
+	p.pgid = cmd.Process.Pid
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	b.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, stop)
@@ -308,4 +329,37 @@ func waitOK(url string, p *proc, d time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("GET %s not 200 within %s: %w", url, d, last)
+}
+
+// groupTicks is the utime+stime of every live process of process group pgid,
+// in userHZ ticks.
+func groupTicks(b *testing.B, pgid int) int64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum int64
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		// Processes come and go while we look; a vanished one is not ours.
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Fields count from after the command's closing parenthesis, where
+		// state is field 3: pgrp is field 5, utime 14 and stime 15.
+		fields := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
+		if len(fields) < 13 || fields[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+		stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+		if err1 != nil || err2 != nil {
+			b.Fatalf("parse %s/stat: %q", e.Name(), data)
+		}
+		sum += utime + stime
+	}
+	return sum
 }

@@ -50,7 +50,7 @@ var targets = []target{
 	{name: "warm up, local: to all-healthy", bench: "BenchmarkLocalUp", metric: "up-s", op: "<=", limit: 3, unit: "s",
 		context: []string{"down-s"}},
 	{name: "gateway throughput / nginx", bench: "BenchmarkGatewayVsNginx", metric: "gw/nginx-ratio", op: ">=", limit: 0.9, unit: "×",
-		context: []string{"gateway-rps", "nginx-rps", "direct-rps"}},
+		context: []string{"gateway-rps", "nginx-rps", "direct-rps", "gateway-cpu-µs/req", "nginx-cpu-µs/req"}},
 	// "Added p99" is the latency the proxy hop itself adds, which one connection isolates. Under
 	// 32 connections on 2 shared cores the difference measures queueing behind the load
 	// generator and the upstream (nginx's often comes out negative), so that row is shown, not judged.
