@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,6 +23,12 @@ const goodCard = "4242424242424242"
 // into out (when non-nil); it returns the status.
 func api(t testing.TB, method, path, token string, body, out any) int {
 	t.Helper()
+	return apiWith(t, method, path, token, nil, body, out)
+}
+
+// apiWith is api with extra request headers.
+func apiWith(t testing.TB, method, path, token string, hdr http.Header, body, out any) int {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -32,6 +40,9 @@ func api(t testing.TB, method, path, token string, body, out any) int {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range hdr {
+		req.Header[k] = vs
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -66,17 +77,32 @@ type order struct {
 // user signs up a fresh user and returns its token.
 func user(t testing.TB) string {
 	t.Helper()
-	email := fmt.Sprintf("e2e-%d@example.com", time.Now().UnixNano())
+	token, _ := signup(t)
+	return token
+}
+
+// signup signs up a fresh user and returns its token and email.
+func signup(t testing.TB) (token, email string) {
+	t.Helper()
+	email = fmt.Sprintf("e2e-%d@example.com", time.Now().UnixNano())
 	if st := api(t, "POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct-horse-9", "name": "E2E"}, nil); st != http.StatusCreated {
 		t.Fatalf("signup: %d", st)
 	}
-	var login struct {
-		Token string `json:"token"`
-	}
-	if st := api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct-horse-9"}, &login); st != http.StatusOK || login.Token == "" {
+	token, st := login(t, email)
+	if st != http.StatusOK || token == "" {
 		t.Fatalf("login: %d", st)
 	}
-	return login.Token
+	return token, email
+}
+
+// login logs in a user made by signup and returns the token and the status.
+func login(t testing.TB, email string) (string, int) {
+	t.Helper()
+	var out struct {
+		Token string `json:"token"`
+	}
+	st := api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct-horse-9"}, &out)
+	return out.Token, st
 }
 
 func products(t testing.TB) []product {
@@ -112,9 +138,16 @@ func stockOf(t testing.TB, id string) int {
 
 func placeOrder(t testing.TB, token, productID, card string) string {
 	t.Helper()
+	return placeOrderWith(t, token, productID, card, nil)
+}
+
+// placeOrderWith places an order sending extra headers, e.g. the client's
+// traceparent.
+func placeOrderWith(t testing.TB, token, productID, card string, hdr http.Header) string {
+	t.Helper()
 	var o order
 	body := map[string]any{"items": []map[string]any{{"product_id": productID, "quantity": 1}}, "card_number": card}
-	if st := api(t, "POST", "/api/v1/orders", token, body, &o); st != http.StatusAccepted || o.ID == "" {
+	if st := apiWith(t, "POST", "/api/v1/orders", token, hdr, body, &o); st != http.StatusAccepted || o.ID == "" {
 		t.Fatalf("place order: %d %+v", st, o)
 	}
 	return o.ID
@@ -144,9 +177,14 @@ func TestUpAndPublicAPI(t *testing.T) {
 		}
 	}
 
-	token := user(t)
+	token, email := signup(t)
 	p := inStock(t)
-	okID := placeOrder(t, token, p.ID, goodCard)
+	// The client starts the trace, so the order's trace is known without
+	// guessing which of the agent's traces it is.
+	traceID := randomHex(t, 16)
+	okID := placeOrderWith(t, token, p.ID, goodCard, http.Header{
+		"Traceparent": {"00-" + traceID + "-" + randomHex(t, 8) + "-01"},
+	})
 	if o := final(t, token, okID, 30*time.Second); o.Status != "CONFIRMED" {
 		t.Errorf("order with a good card: %+v, want CONFIRMED", o)
 	}
@@ -158,31 +196,81 @@ func TestUpAndPublicAPI(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "stock restored", func() bool { return stockOf(t, p.ID) == before })
 
+	// Notifications are written after the order is confirmed: the summary
+	// is complete once its notification is in.
 	var sum struct {
-		Order    order    `json:"order"`
-		Degraded []string `json:"degraded"`
+		Order   order `json:"order"`
+		Payment struct {
+			OrderID     string `json:"order_id"`
+			Status      string `json:"status"`
+			AmountCents int64  `json:"amount_cents"`
+		} `json:"payment"`
+		User struct {
+			ID    string `json:"id"`
+			Email string `json:"email"`
+		} `json:"user"`
+		Notifications []notification `json:"notifications"`
+		Degraded      []string       `json:"degraded"`
 	}
-	if st := api(t, "GET", "/api/v1/orders/"+okID+"/summary", token, nil, &sum); st != http.StatusOK || sum.Order.ID != okID {
-		t.Errorf("summary: %d %+v", st, sum)
+	eventually(t, 15*time.Second, "summary with the notification", func() bool {
+		sum.Notifications = nil
+		return api(t, "GET", "/api/v1/orders/"+okID+"/summary", token, nil, &sum) == http.StatusOK && len(sum.Notifications) > 0
+	})
+	if sum.Order.ID != okID || sum.Order.Status != "CONFIRMED" {
+		t.Errorf("summary order: %+v, want %s CONFIRMED", sum.Order, okID)
+	}
+	if sum.Payment.OrderID != okID || sum.Payment.Status != "CHARGED" || sum.Payment.AmountCents != int64(p.PriceCents) {
+		t.Errorf("summary payment: %+v, want %s CHARGED %d", sum.Payment, okID, p.PriceCents)
+	}
+	if sum.User.ID == "" || sum.User.Email != email {
+		t.Errorf("summary user: %+v, want %s", sum.User, email)
+	}
+	if len(sum.Notifications) != 1 || sum.Notifications[0].OrderID != okID || sum.Notifications[0].Kind != "order_confirmed" {
+		t.Errorf("summary notifications: %+v, want one order_confirmed for %s", sum.Notifications, okID)
+	}
+	if sum.Degraded == nil || len(sum.Degraded) != 0 {
+		t.Errorf("summary degraded: %#v, want []", sum.Degraded)
 	}
 	eventually(t, 15*time.Second, "notifications", func() bool {
-		var ns []map[string]any
+		var ns []notification
 		return api(t, "GET", "/api/v1/notifications", token, nil, &ns) == http.StatusOK && len(ns) >= 2
 	})
 
 	t.Run("TracesAndBreakersThroughAgent", func(t *testing.T) {
 		c := client(t)
+		// One order is one trace: the gateway, orders and every consumer
+		// of its events (through the outbox relay and NATS) add to it.
+		want := []string{"gateway", "orders", "inventory", "payments", "notifications"}
+		var spans []state.Span
+		var seen []string
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var err error
+			spans, err = c.Trace(t.Context(), traceID)
+			seen = servicesOf(spans)
+			if err == nil && containsAll(seen, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("trace %s of order %s: services %v (%d spans, err %v), want %v", traceID, okID, seen, len(spans), err, want)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		for _, sp := range spans {
+			if sp.TraceID != traceID {
+				t.Errorf("span %s of %s in trace %s belongs to %s", sp.Name, sp.Service, traceID, sp.TraceID)
+			}
+		}
 		var snap state.Snapshot
-		eventually(t, 20*time.Second, "a trace spanning gateway and orders", func() bool {
+		eventually(t, 10*time.Second, "the order's trace in the snapshot", func() bool {
 			var err error
 			snap, err = c.Snapshot(t.Context())
 			if err != nil {
 				return false
 			}
 			for _, tr := range snap.Traces {
-				if len(tr.Services) >= 2 && contains(tr.Services, "orders") {
-					spans, err := c.Trace(t.Context(), tr.TraceID)
-					return err == nil && len(spans) == tr.Spans
+				if tr.TraceID == traceID {
+					return containsAll(tr.Services, want)
 				}
 			}
 			return false
@@ -200,6 +288,40 @@ func TestUpAndPublicAPI(t *testing.T) {
 			t.Errorf("registry in the snapshot has no orders: %+v", snap.Registry)
 		}
 	})
+}
+
+type notification struct {
+	OrderID string `json:"order_id"`
+	Kind    string `json:"kind"`
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// servicesOf lists the services of spans, each once, in order of appearance.
+func servicesOf(spans []state.Span) []string {
+	var out []string
+	for _, sp := range spans {
+		if !contains(out, sp.Service) {
+			out = append(out, sp.Service)
+		}
+	}
+	return out
+}
+
+func containsAll(list, want []string) bool {
+	for _, w := range want {
+		if !contains(list, w) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(list []string, s string) bool {
