@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,28 +334,66 @@ func contains(list []string, s string) bool {
 	return false
 }
 
+// TestRestartWithOrdersInFlight restarts orders while its sagas provably
+// wait: payments is stopped (SIGSTOP), so every saga reserves its stock and
+// then parks at the charge step; orders restarts under them, payments
+// continues, and every order must still end CONFIRMED. Payments is back long
+// before a charge step times out, so nothing is compensated.
 func TestRestartWithOrdersInFlight(t *testing.T) {
 	ensureUp(t)
 	token := user(t)
 	p := inStock(t)
+	pay := component(ps(t), "payments")
+	if pay.PID == 0 {
+		t.Fatalf("payments has no pid: %+v", pay)
+	}
+	before := stockOf(t, p.ID)
+	if err := syscall.Kill(pay.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resume := sync.OnceFunc(func() {
+		if err := syscall.Kill(pay.PID, syscall.SIGCONT); err != nil {
+			t.Errorf("continue payments: %v", err)
+		}
+	})
+	defer resume()
+
 	const n = 10
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids[i] = placeOrder(t, token, p.ID, goodCard)
-		}()
+		wg.Go(func() { ids[i] = placeOrder(t, token, p.ID, goodCard) })
 	}
 	wg.Wait()
+	eventually(t, 30*time.Second, "stock reserved for every order", func() bool { return stockOf(t, p.ID) == before-n })
+	assertPending := func(when string) {
+		t.Helper()
+		for _, id := range ids {
+			var o order
+			if st := api(t, "GET", "/api/v1/orders/"+id, token, nil, &o); st != http.StatusOK || o.Status != "PENDING" {
+				t.Fatalf("order %s %s: %d %+v, want PENDING while payments is stopped", id, when, st, o)
+			}
+		}
+	}
+	assertPending("before the restart")
 	mustMsctl(t, "restart", "orders")
+	assertPending("after the restart")
+	resume()
+
 	for _, id := range ids {
 		if o := final(t, token, id, 60*time.Second); o.Status != "CONFIRMED" {
 			t.Errorf("order %s: %+v, want CONFIRMED", id, o)
 		}
 	}
+	if got := stockOf(t, p.ID); got != before-n {
+		t.Errorf("stock after %d confirmed orders: %d, want %d", n, got, before-n)
+	}
 	if c := component(ps(t), "orders"); c.State != state.StateHealthy {
 		t.Errorf("orders after restart: %+v", c)
 	}
+	c := client(t)
+	eventually(t, 30*time.Second, "payments healthy and registered again", func() bool {
+		s, err := c.Snapshot(t.Context())
+		return err == nil && component(s.Components, "payments").State == state.StateHealthy && len(s.Registry["payments"]) == 1
+	})
 }
