@@ -26,10 +26,18 @@ type contractsOptions struct {
 }
 
 func newContractsCmd(root *rootOptions) *cobra.Command {
-	o := &contractsOptions{root: root, findLib: doctor.FindPactLib, run: contractsrun.Run}
+	return contractsCmd(&contractsOptions{root: root, findLib: doctor.FindPactLib, run: contractsrun.Run})
+}
+
+// contractsCmd builds the command tree around o, whose seams tests replace.
+func contractsCmd(o *contractsOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "contracts",
 		Short: "Run the Pact contract tests and decide what can be deployed",
+		Args:  cobra.NoArgs,
+		// Runnable so that an unknown subcommand is a usage error rather
+		// than a silent help page.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	verify := &cobra.Command{
 		Use:   "verify",
@@ -58,13 +66,21 @@ func newContractsCmd(root *rootOptions) *cobra.Command {
 	return cmd
 }
 
-// projectDir is the workspace root: the directory of msctl.yaml.
+// projectDir validates the manifest, as every workspace command does before
+// acting, and returns the workspace root: the directory of msctl.yaml.
 func (o *contractsOptions) projectDir() (string, error) {
+	if _, err := loadManifest(o.root); err != nil {
+		return "", err
+	}
 	path, err := manifestPath(o.root)
 	if err != nil {
-		return "", usageError(err)
+		return "", err
 	}
-	return filepath.Abs(filepath.Dir(path))
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return "", fmt.Errorf("workspace directory: %w", err)
+	}
+	return dir, nil
 }
 
 func (o *contractsOptions) verify(ctx context.Context) error {

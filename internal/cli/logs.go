@@ -29,7 +29,7 @@ func newLogsCmd(root *rootOptions) *cobra.Command {
 		Short: "Show the merged, prefixed logs of the services",
 		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
 	}
-	// No -f shorthand: -f is the global --file.
+	// -f is --follow here, as in tail and docker logs: the global --file has no shorthand.
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
