@@ -451,37 +451,6 @@ func round(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-// progress prints one line per component each time its state changes,
-// with the time since up began: plain lines that read the same in a
-// terminal and in a CI log.
-type progress struct {
-	w     io.Writer
-	begin time.Time
-	last  map[string]string
-}
-
-func newProgress(w io.Writer, begin time.Time) *progress {
-	return &progress{w: w, begin: begin, last: map[string]string{}}
-}
-
-func (p *progress) update(s state.Snapshot) {
-	width := 0
-	for _, c := range s.Components {
-		width = max(width, len(c.Name))
-	}
-	for _, c := range s.Components {
-		if c.State == "" || p.last[c.Name] == c.State {
-			continue
-		}
-		p.last[c.Name] = c.State
-		detail := ""
-		if c.State != state.StateHealthy && c.Health != "" && c.Health != "ok" {
-			detail = "  " + firstLine(c.Health)
-		}
-		fmt.Fprintf(p.w, "%-*s  %-9s %6s%s\n", width, c.Name, c.State, round(time.Since(p.begin)), detail)
-	}
-}
-
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
