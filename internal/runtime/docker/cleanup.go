@@ -106,3 +106,11 @@ func (r *Runtime) Prune(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Containers counts the workspace's containers, running or not: what
+// Cleanup would remove. down uses it to tell a dead agent's leftovers from
+// nothing at all.
+func (r *Runtime) Containers(ctx context.Context) (int, error) {
+	cs, err := r.list(ctx, nil)
+	return len(cs), err
+}
