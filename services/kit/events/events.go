@@ -4,12 +4,13 @@
 // Every message travels in an Envelope. The envelope's ID is unique per
 // message and doubles as the JetStream Nats-Msg-Id (stream dedup) and the
 // inbox key (consumer dedup), so a redelivery or a republished copy of the
-// same envelope is absorbed by both. A payload change that breaks readers
-// gets a new version number here and a decoder for the old one.
+// same envelope is absorbed by both. Readers ignore fields they do not know
+// (see Parse), so adding a field is not a breaking change; a payload change
+// that breaks readers gets a new version number here and a decoder for the
+// old one.
 package events
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -247,11 +248,14 @@ func New(subject string, data any) (Envelope, error) {
 }
 
 // Parse decodes a wire message into its envelope and typed payload (a pointer
-// to the subject's payload type). Unknown fields, unknown subjects and
-// unsupported versions are errors: such a message is poison and gets parked.
+// to the subject's payload type). It is a tolerant reader: fields it does not
+// know, in the envelope or the payload, are ignored, so a producer may add
+// fields within a version without breaking consumers. Unknown subjects,
+// unsupported versions and malformed JSON are errors: such a message is
+// poison and gets parked.
 func Parse(raw []byte) (Envelope, any, error) {
 	var env Envelope
-	if err := strictUnmarshal(raw, &env); err != nil {
+	if err := json.Unmarshal(raw, &env); err != nil {
 		return Envelope{}, nil, fmt.Errorf("decode envelope: %w", err)
 	}
 	if env.ID == "" {
@@ -265,14 +269,8 @@ func Parse(raw []byte) (Envelope, any, error) {
 		return env, nil, fmt.Errorf("decode %s: unsupported version %d (want %d)", env.Subject, env.Version, sc.version)
 	}
 	v := sc.newV()
-	if err := strictUnmarshal(env.Data, v); err != nil {
+	if err := json.Unmarshal(env.Data, v); err != nil {
 		return env, nil, fmt.Errorf("decode %s: %w", env.Subject, err)
 	}
 	return env, v, nil
-}
-
-func strictUnmarshal(raw []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
 }

@@ -61,13 +61,35 @@ func TestParseRejectsPoison(t *testing.T) {
 		{"missing id", `{"subject":"inventory.cmd.reserve","version":1,"data":{}}`, "missing id"},
 		{"unknown subject", `{"id":"1","subject":"x.y","version":1,"data":{}}`, "unknown subject"},
 		{"future version", `{"id":"1","subject":"inventory.cmd.reserve","version":9,"data":{}}`, "unsupported version"},
-		{"unknown field", `{"id":"1","subject":"inventory.cmd.reserve","version":1,"data":{"bogus":1}}`, "unknown field"},
+		{"wrong field type", `{"id":"1","subject":"inventory.cmd.reserve","version":1,"data":{"order_id":7}}`, "decode inventory.cmd.reserve"},
+		{"data not an object", `{"id":"1","subject":"inventory.cmd.reserve","version":1,"data":"x"}`, "decode inventory.cmd.reserve"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Parse([]byte(tt.raw))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A reader ignores what it does not know within a version, so producers
+// can add fields (to the payload or the envelope) without breaking it.
+func TestParseToleratesUnknownFields(t *testing.T) {
+	tests := []struct{ name, raw string }{
+		{"payload field", `{"id":"1","subject":"inventory.cmd.reserve","version":1,"data":{"order_id":"o1","items":[{"product_id":"p1","quantity":2,"warehouse":"w9"}],"priority":"high"}}`},
+		{"envelope field", `{"id":"1","subject":"inventory.cmd.reserve","version":1,"producer":"orders-2","data":{"order_id":"o1","items":[{"product_id":"p1","quantity":2}]}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env, v, err := Parse([]byte(tt.raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, ok := v.(*ReserveStock)
+			if env.ID != "1" || !ok || p.OrderID != "o1" || len(p.Items) != 1 || p.Items[0].ProductID != "p1" || p.Items[0].Quantity != 2 {
+				t.Fatalf("got %+v %#v", env, v)
 			}
 		})
 	}
