@@ -31,7 +31,7 @@ const (
 const (
 	// atomicMin is the fewest messages for one stream that PublishBatch
 	// sends as an atomic batch; fewer are published one by one.
-	atomicMin = 32
+	atomicMin = 64
 	// atomicMax is the server's default limit on the size of an atomic batch.
 	atomicMax = 1000
 )

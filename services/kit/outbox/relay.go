@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +24,8 @@ var _ Publisher = (*bus.Bus)(nil)
 
 // Relay publishes committed outbox rows and marks them sent. Run one per
 // process: Wake reaches a single relay. Replicas each run theirs; rows are
-// shared out with SKIP LOCKED.
+// shared out with SKIP LOCKED, and so are they between the rounds one relay
+// runs at once.
 type Relay struct {
 	DB  *pgxpool.Pool
 	Bus Publisher
@@ -32,6 +34,10 @@ type Relay struct {
 	// publishes its rows at once (see bus.Bus.PublishBatch) and marks them
 	// in one UPDATE, so a backlog drains in few rounds.
 	Batch int
+	// Rounds is how many rounds run at once; default 2. A round spends most
+	// of its time waiting for the broker's acks, and rows committed
+	// meanwhile need not wait for it.
+	Rounds int
 	// Poll is the interval at which rows are looked for without a Wake
 	// (rows of other instances, or a missed Wake); default 1s.
 	Poll time.Duration
@@ -45,6 +51,9 @@ type Relay struct {
 func (r *Relay) defaults() {
 	if r.Batch <= 0 {
 		r.Batch = 512
+	}
+	if r.Rounds <= 0 {
+		r.Rounds = 2
 	}
 	if r.Poll <= 0 {
 		r.Poll = time.Second
@@ -61,21 +70,40 @@ func (r *Relay) defaults() {
 // unsent; they are retried on the next round.
 func (r *Relay) Run(ctx context.Context) error {
 	r.defaults()
-	poll := time.NewTicker(r.Poll)
-	defer poll.Stop()
+	var wg sync.WaitGroup
+	for range r.Rounds {
+		wg.Go(func() { r.relay(ctx) })
+	}
 	prune := time.NewTicker(time.Minute)
 	defer prune.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-prune.C:
+			if _, err := r.DB.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.Retain.String()); err != nil {
+				r.Log.Warn("outbox prune failed", "err", err)
+			}
+		}
+	}
+}
+
+// relay runs rounds one after the other until ctx ends.
+func (r *Relay) relay(ctx context.Context) {
+	poll := time.NewTicker(r.Poll)
+	defer poll.Stop()
 	backoff := 50 * time.Millisecond
 	for {
 		n, err := r.Flush(ctx)
 		switch {
 		case ctx.Err() != nil:
-			return nil
+			return
 		case err != nil:
 			r.Log.Warn("outbox relay round failed", "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
-				return nil
+				return
 			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, 2*time.Second)
@@ -87,13 +115,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		backoff = 50 * time.Millisecond
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-wakeups:
 		case <-poll.C:
-		case <-prune.C:
-			if _, err := r.DB.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.Retain.String()); err != nil {
-				r.Log.Warn("outbox prune failed", "err", err)
-			}
 		}
 	}
 }

@@ -94,12 +94,7 @@ func (h *handler) handleBatch(ctx context.Context, ms []bus.Message) []error {
 		return errs
 	}
 	batch := inbox.Batched(h.db, Consumer.Durable, func(ctx context.Context, tx pgx.Tx, fresh []bus.Message) error {
-		for _, m := range fresh {
-			if err := h.apply(m.Context(ctx), tx, m, prices); err != nil {
-				return err
-			}
-		}
-		return nil
+		return h.apply(ctx, tx, fresh, prices)
 	}, func(ctx context.Context, m bus.Message) error { return h.handle(ctx, m, prices) })
 	return batch(ctx, ms)
 }
@@ -111,7 +106,7 @@ func (h *handler) handle(ctx context.Context, m bus.Message, prices map[string]i
 		if err != nil || !fresh {
 			return err
 		}
-		return h.apply(ctx, tx, m, prices)
+		return h.apply(ctx, tx, []bus.Message{m}, prices)
 	})
 	if err == nil {
 		outbox.Wake()
@@ -119,19 +114,31 @@ func (h *handler) handle(ctx context.Context, m bus.Message, prices map[string]i
 	return err
 }
 
-// apply carries out one claimed command in tx and adds its reply to the outbox.
-func (h *handler) apply(ctx context.Context, tx pgx.Tx, m bus.Message, prices map[string]int64) error {
-	switch cmd := m.Payload.(type) {
-	case *events.ReserveStock:
-		return h.reserve(ctx, tx, *cmd, prices)
-	case *events.ReleaseStock:
-		if err := h.stock.ReleaseTx(ctx, tx, cmd.OrderID); err != nil {
+// apply carries out claimed commands in tx, in order; their replies go to
+// the outbox together at the end, in one round trip.
+func (h *handler) apply(ctx context.Context, tx pgx.Tx, ms []bus.Message, prices map[string]int64) error {
+	var replies pgx.Batch
+	for _, m := range ms {
+		mctx := m.Context(ctx)
+		var err error
+		switch cmd := m.Payload.(type) {
+		case *events.ReserveStock:
+			err = h.reserve(mctx, tx, &replies, *cmd, prices)
+		case *events.ReleaseStock:
+			if err = h.stock.ReleaseTx(mctx, tx, cmd.OrderID); err == nil {
+				_, err = outbox.Queue(mctx, &replies, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
+			}
+		default:
+			err = bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
+		}
+		if err != nil {
 			return err
 		}
-		_, err := outbox.Add(ctx, tx, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
-		return err
 	}
-	return bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
+	if err := tx.SendBatch(ctx, &replies).Close(); err != nil {
+		return fmt.Errorf("add replies to the outbox: %w", err)
+	}
+	return nil
 }
 
 // prices looks up the unit price of every known product of items; unknown
@@ -156,10 +163,11 @@ func (h *handler) prices(ctx context.Context, items []events.Item) (map[string]i
 	return out, nil
 }
 
-// reserve reserves all items or none. A refusal is an answer, not a
-// failure: ReserveTx undoes its own writes (it works in a savepoint) and
-// StockRejected is sent in the same transaction as the inbox record.
-func (h *handler) reserve(ctx context.Context, tx pgx.Tx, cmd events.ReserveStock, prices map[string]int64) error {
+// reserve reserves all items or none and queues the reply on replies. A
+// refusal is an answer, not a failure: ReserveTx undoes its own writes (it
+// works in a savepoint) and StockRejected is sent in the same transaction
+// as the inbox record.
+func (h *handler) reserve(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReserveStock, prices map[string]int64) error {
 	items := make([]domain.Item, len(cmd.Items))
 	for i, it := range cmd.Items {
 		items[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
@@ -168,8 +176,8 @@ func (h *handler) reserve(ctx context.Context, tx pgx.Tx, cmd events.ReserveStoc
 	var verr *domain.ValidationError
 	if errors.Is(err, domain.ErrInsufficientStock) || errors.Is(err, domain.ErrUnknownProduct) ||
 		errors.Is(err, domain.ErrReleased) || errors.As(err, &verr) {
-		_, aerr := outbox.Add(ctx, tx, events.InventoryRejected, events.StockRejected{OrderID: cmd.OrderID, Reason: err.Error()})
-		return aerr
+		_, qerr := outbox.Queue(ctx, replies, events.InventoryRejected, events.StockRejected{OrderID: cmd.OrderID, Reason: err.Error()})
+		return qerr
 	}
 	if err != nil {
 		return err
@@ -178,6 +186,6 @@ func (h *handler) reserve(ctx context.Context, tx pgx.Tx, cmd events.ReserveStoc
 	for i, it := range cmd.Items {
 		priced[i] = events.PricedItem{ProductID: it.ProductID, Quantity: it.Quantity, UnitPriceCents: prices[it.ProductID]}
 	}
-	_, err = outbox.Add(ctx, tx, events.InventoryReserved, events.StockReserved{OrderID: cmd.OrderID, Items: priced})
+	_, err = outbox.Queue(ctx, replies, events.InventoryReserved, events.StockReserved{OrderID: cmd.OrderID, Items: priced})
 	return err
 }

@@ -29,31 +29,45 @@ var Consumer = bus.ConsumerConfig{
 
 // Handler handles one payments command.
 func Handler(db *pgxpool.Pool, a *app.App) bus.Handler {
-	return inbox.Handler(db, Consumer.Durable, command(a))
+	fn := commands(a)
+	return inbox.Handler(db, Consumer.Durable, func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
+		return fn(ctx, tx, []bus.Message{m})
+	})
 }
 
 // BatchHandler handles a batch of payments commands, each once.
 func BatchHandler(db *pgxpool.Pool, a *app.App) bus.BatchHandler {
-	return inbox.BatchHandler(db, Consumer.Durable, command(a))
+	return inbox.Batched(db, Consumer.Durable, commands(a), Handler(db, a))
 }
 
-// command charges or refunds and answers through the outbox, in tx.
-func command(a *app.App) inbox.TxHandler {
-	return func(ctx context.Context, tx pgx.Tx, m bus.Message) error {
-		var reply app.Reply
-		var err error
-		switch p := m.Payload.(type) {
-		case *events.ChargePayment:
-			reply, err = a.Charge(ctx, tx, *p)
-		case *events.RefundPayment:
-			reply, err = a.Refund(ctx, tx, *p)
-		default:
-			return bus.Permanent(fmt.Errorf("payments does not handle %s", m.Subject))
+// commands charges or refunds, in order, and answers each command through
+// the outbox; the replies are written together at the end, in one round
+// trip.
+func commands(a *app.App) inbox.BatchTxHandler {
+	return func(ctx context.Context, tx pgx.Tx, ms []bus.Message) error {
+		var replies pgx.Batch
+		for _, m := range ms {
+			mctx := m.Context(ctx)
+			var reply app.Reply
+			var err error
+			switch p := m.Payload.(type) {
+			case *events.ChargePayment:
+				reply, err = a.Charge(mctx, tx, *p)
+			case *events.RefundPayment:
+				reply, err = a.Refund(mctx, tx, *p)
+			default:
+				return bus.Permanent(fmt.Errorf("payments does not handle %s", m.Subject))
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := outbox.Queue(mctx, &replies, reply.Subject, reply.Data); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
+		if err := tx.SendBatch(ctx, &replies).Close(); err != nil {
+			return fmt.Errorf("add replies to the outbox: %w", err)
 		}
-		_, err = outbox.Add(ctx, tx, reply.Subject, reply.Data)
-		return err
+		return nil
 	}
 }
