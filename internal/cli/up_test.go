@@ -8,20 +8,31 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	goruntime "runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 
+	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
+	rtpkg "github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/runtimetest"
 	"github.com/msctl/msctl/internal/state"
@@ -51,6 +62,10 @@ func TestUpSystem(t *testing.T) {
 			testUpWhileUp(t, bin, rt)
 		})
 	}
+	t.Run("ShopLifecycle/docker", func(t *testing.T) {
+		testenv.RequireDocker(t)
+		testShopLifecycle(t, bin)
+	})
 }
 
 // echoWorkspace writes a workspace of two copies of the runtime suite's echo
@@ -341,5 +356,422 @@ func removeImages(t *testing.T, project string) {
 	}
 	if err := rt.RemoveImages(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// Seeded by services/inventory/migrations.
+const (
+	shopKeyboard = "bf16a7f8-dad1-48c7-9049-62fbe5440f29"
+	shopGoodCard = "4242424242424242"
+)
+
+// infraNames are the components every workspace runs besides its services.
+var infraNames = []string{rtpkg.Postgres, rtpkg.Broker, rtpkg.Registry}
+
+// shopWorkspace copies the repository's msctl.yaml into a directory of its
+// own with a unique project, a free gateway port and the services' paths
+// made absolute, so that it runs the real shop beside anyone else's.
+func shopWorkspace(t *testing.T) *manifest.Manifest {
+	t.Helper()
+	_, file, _, _ := goruntime.Caller(0)
+	repo, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	project, port := "shop"+hex.EncodeToString(b), freeTCPPort(t)
+	yaml := mustRead(t, filepath.Join(repo, manifest.FileName))
+	for _, sub := range []struct {
+		re   string
+		repl string
+	}{
+		{`(?m)^project:.*$`, "project: " + project},
+		{`(?m)^(\s+port:\s*)\d+`, "${1}" + strconv.Itoa(port)},
+		{`(?m)^(\s+path:\s*)([^/\s]\S*)`, "${1}" + repo + "/${2}"},
+	} {
+		re := regexp.MustCompile(sub.re)
+		if !re.MatchString(yaml) {
+			t.Fatalf("%s of the repository matches no %s", manifest.FileName, sub.re)
+		}
+		yaml = re.ReplaceAllString(yaml, sub.repl)
+	}
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, manifest.FileName), yaml)
+	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Project != project || m.Gateway.Port != port {
+		t.Fatalf("copied manifest has project %q on port %d, want %q on %d", m.Project, m.Gateway.Port, project, port)
+	}
+	return m
+}
+
+// testShopLifecycle takes the repository's shop through the life the
+// Docker runtime promises, all through the msctl binary: up with traces
+// from the containers reaching the agent; ps, logs and a clean second up
+// after the agent was killed; down keeping the data, down --volumes
+// removing it; down after a killed agent removing what it left.
+func testShopLifecycle(t *testing.T, bin string) {
+	m := shopWorkspace(t)
+	dir := m.Dir()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("agent.log ends:\n%s", tailFile(filepath.Join(agent.StateDir(dir), "agent.log"), 30))
+			_ = docker.Logs(context.Background(), m.Project, docker.LogsOptions{Tail: 20}, func(l state.LogLine) {
+				t.Logf("%s: %s", l.Service, l.Text)
+			})
+		}
+		killAgent(t, dir)
+		removeImages(t, m.Project)
+	})
+	want := append(slices.Clone(infraNames), m.ServiceNames()...)
+	shop := &shopClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", m.Gateway.Port), http: &http.Client{Timeout: 15 * time.Second}}
+	up := func() map[string]state.Component {
+		t.Helper()
+		msctlIn(t, bin, dir, "up", "-d", "--runtime", docker.Name)
+		comps := components(t, bin, dir)
+		assertShopHealthy(t, comps, want)
+		return comps
+	}
+
+	// 1. Up, all healthy.
+	up()
+
+	// 2. An order through the gateway leaves one trace across the services
+	// in the agent: the containers reach its OTLP receiver.
+	token := shop.login("shop@example.com")
+	orderID := shop.place(token)
+	if got := shop.settle(token, orderID); got != "CONFIRMED" {
+		t.Fatalf("order %s is %s, want CONFIRMED", orderID, got)
+	}
+	assertTraceAcross(t, dir, "gateway", "orders", "inventory", "payments")
+
+	// 3. A killed agent leaves its containers running: ps and logs answer
+	// from Docker, and up adopts them rather than starting more.
+	before := containersByComponent(t, m.Project)
+	killAgent(t, dir)
+	assertShopHealthy(t, components(t, bin, dir), want)
+	assertLogs(t, bin, dir, want)
+	assertLogs(t, bin, dir, []string{"gateway", "orders"}, "gateway", "orders")
+	r := msctlIn(t, bin, dir, "up", "-d", "--runtime", docker.Name)
+	assertShopHealthy(t, components(t, bin, dir), want)
+	after := containersByComponent(t, m.Project)
+	for name, n := range replicasOf(m) {
+		if len(after[name]) != n {
+			t.Errorf("after up following a killed agent, %s has containers %v, want %d", name, after[name], n)
+		}
+	}
+	if !maps.EqualFunc(before, after, slices.Equal) {
+		t.Errorf("up following a killed agent replaced containers: %v → %v\nup said:\n%s", before, after, r.stderr)
+	}
+	shop.assertOrder(shop.login("shop@example.com"), orderID, "CONFIRMED")
+
+	// 4. down keeps the data, down --volumes does not.
+	r = msctlIn(t, bin, dir, "down")
+	assertDownSaid(t, r, "stopped in ")
+	assertNothingLeft(t, m.Project, true)
+	up()
+	shop.assertOrder(shop.login("shop@example.com"), orderID, "CONFIRMED")
+	r = msctlIn(t, bin, dir, "down", "--volumes")
+	assertDownSaid(t, r, "stopped in ", "removed the data")
+	assertNothingLeft(t, m.Project, false)
+	up()
+	if code := shop.do("GET", "/api/v1/orders/"+orderID, shop.login("shop@example.com"), nil, nil); code != http.StatusNotFound {
+		t.Errorf("after down --volumes and up, GET the old order: %d, want 404", code)
+	}
+
+	// down without an agent removes what the killed one left.
+	killAgent(t, dir)
+	r = msctlIn(t, bin, dir, "down", "--volumes")
+	assertDownSaid(t, r, fmt.Sprintf("removed the %d containers it left", len(want)), "removed the data")
+	assertNothingLeft(t, m.Project, false)
+	if r := msctlIn(t, bin, dir, "down"); !strings.Contains(r.stderr, "nothing is up") {
+		t.Errorf("down with nothing up said:\n%s", r.stderr)
+	}
+}
+
+// killAgent ends the workspace's agent with SIGKILL, if one runs, and
+// waits until its lock is released.
+func killAgent(t *testing.T, dir string) {
+	t.Helper()
+	c, err := agent.Connect(dir)
+	if errors.Is(err, agent.ErrNotRunning) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(c.Info().PID, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill agent %d: %v", c.Info().PID, err)
+	}
+	for i := 0; agent.Alive(agent.StateDir(dir)); i++ {
+		if i == 100 {
+			t.Fatalf("agent %d still holds its lock 10s after SIGKILL", c.Info().PID)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// assertShopHealthy checks that ps lists exactly the wanted components,
+// each healthy, services in one instance.
+func assertShopHealthy(t *testing.T, comps map[string]state.Component, want []string) {
+	t.Helper()
+	if got := slices.Sorted(maps.Keys(comps)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
+		t.Errorf("ps lists %v, want %v", got, slices.Sorted(slices.Values(want)))
+	}
+	for name, c := range comps {
+		if c.State != state.StateHealthy || c.Kind == state.KindService && c.Instances != 1 {
+			t.Errorf("%s %s: %s in %d instances (%s), want healthy", c.Kind, name, c.State, c.Instances, firstLine(c.Health))
+		}
+	}
+}
+
+// assertTraceAcross waits for a trace in the agent with spans of every one
+// of services.
+func assertTraceAcross(t *testing.T, dir string, services ...string) {
+	t.Helper()
+	c, err := agent.Connect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		snap, err := c.Snapshot(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen = seen[:0]
+		for _, tr := range snap.Traces {
+			seen = append(seen, fmt.Sprintf("%s %v", tr.Root, tr.Services))
+			if !containsAll(tr.Services, services) {
+				continue
+			}
+			spans, err := c.Trace(t.Context(), tr.TraceID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var of []string
+			for _, sp := range spans {
+				of = append(of, sp.Service)
+			}
+			if containsAll(of, services) {
+				return
+			}
+		}
+	}
+	t.Errorf("no trace with spans of all of %v within 30s; traces:\n%s", services, strings.Join(seen, "\n"))
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// assertLogs runs msctl logs with args and checks that every line comes
+// from one of allowed and that each of must has at least one.
+func assertLogs(t *testing.T, bin, dir string, allowed []string, args ...string) {
+	t.Helper()
+	out := msctlIn(t, bin, dir, append([]string{"logs"}, args...)...).stdout
+	lines := map[string]int{}
+	for l := range strings.Lines(out) {
+		svc, _, ok := strings.Cut(l, " | ")
+		svc = strings.TrimSpace(svc)
+		if !ok || !slices.Contains(allowed, svc) {
+			t.Errorf("msctl logs %s: line %q is not from one of %v", strings.Join(args, " "), l, allowed)
+			return
+		}
+		lines[svc]++
+	}
+	for _, s := range args {
+		if lines[s] == 0 {
+			t.Errorf("msctl logs %s: no line from %s (lines per service: %v)", strings.Join(args, " "), s, lines)
+		}
+	}
+	if len(lines) == 0 {
+		t.Errorf("msctl logs %s printed nothing", strings.Join(args, " "))
+	}
+}
+
+// assertDownSaid checks down's report: what it must say, and never that
+// nothing was up.
+func assertDownSaid(t *testing.T, r result, must ...string) {
+	t.Helper()
+	for _, s := range must {
+		if !strings.Contains(r.stderr, s) {
+			t.Errorf("down said %q, want %q in it", r.stderr, s)
+		}
+	}
+	if strings.Contains(r.stderr, "nothing is up") {
+		t.Errorf("down stopped a workspace but said %q", r.stderr)
+	}
+}
+
+// replicasOf is the number of containers each component of m should have.
+func replicasOf(m *manifest.Manifest) map[string]int {
+	out := map[string]int{}
+	for _, n := range infraNames {
+		out[n] = 1
+	}
+	for _, n := range m.ServiceNames() {
+		out[n] = max(m.Services[n].Replicas, 1)
+	}
+	return out
+}
+
+// containersByComponent lists the ids of the workspace's containers,
+// running or not, per component label.
+func containersByComponent(t *testing.T, project string) map[string][]string {
+	t.Helper()
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(
+		filters.Arg("label", docker.LabelWorkspace+"="+project))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]string{}
+	for _, c := range cs {
+		name := c.Labels[docker.LabelComponent]
+		out[name] = append(out[name], c.ID)
+	}
+	for _, ids := range out {
+		slices.Sort(ids)
+	}
+	return out
+}
+
+// assertNothingLeft checks that no container or network of the workspace
+// remains, and that its volumes do exactly when volumes is set.
+func assertNothingLeft(t *testing.T, project string, volumes bool) {
+	t.Helper()
+	if cs := containersByComponent(t, project); len(cs) > 0 {
+		t.Errorf("containers left per component: %v", cs)
+	}
+	cli, err := docker.NewClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	label := filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))
+	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns {
+		t.Errorf("network %s left", n.Name)
+	}
+	vs, err := cli.VolumeList(context.Background(), volume.ListOptions{Filters: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range vs.Volumes {
+		names = append(names, v.Name)
+	}
+	if pg := "msctl-" + project + "-postgres-data"; volumes != slices.Contains(names, pg) || !volumes && len(names) > 0 {
+		t.Errorf("volumes %v; want %s kept = %t", names, pg, volumes)
+	}
+}
+
+// shopClient talks to the shop through its gateway, as a user would.
+type shopClient struct {
+	t    *testing.T
+	base string
+	http *http.Client
+}
+
+// do sends one request and decodes a 2xx answer into out.
+func (c *shopClient) do(method, path, token string, body, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, c.base+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s: read: %v", method, path, err)
+	}
+	if resp.StatusCode/100 == 2 && out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// login signs up unless the user exists, and logs in.
+func (c *shopClient) login(email string) string {
+	c.t.Helper()
+	const password = "correct horse battery"
+	signup := map[string]string{"email": email, "password": password, "name": "Shopper"}
+	if code := c.do("POST", "/api/v1/auth/signup", "", signup, nil); code != http.StatusCreated && code != http.StatusConflict {
+		c.t.Fatalf("signup: %d", code)
+	}
+	var tok struct{ Token string }
+	if code := c.do("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password}, &tok); code != http.StatusOK || tok.Token == "" {
+		c.t.Fatalf("login: %d", code)
+	}
+	return tok.Token
+}
+
+// place orders one keyboard with a good card and returns the order's id.
+func (c *shopClient) place(token string) string {
+	c.t.Helper()
+	var o struct{ ID string }
+	body := map[string]any{"items": []map[string]any{{"product_id": shopKeyboard, "quantity": 1}}, "card_number": shopGoodCard}
+	if code := c.do("POST", "/api/v1/orders", token, body, &o); code != http.StatusAccepted || o.ID == "" {
+		c.t.Fatalf("place order: %d %+v", code, o)
+	}
+	return o.ID
+}
+
+// settle waits until the order leaves PENDING and returns its status.
+func (c *shopClient) settle(token, id string) string {
+	c.t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var o struct{ Status string }
+		code := c.do("GET", "/api/v1/orders/"+id, token, nil, &o)
+		if code == http.StatusOK && o.Status != "PENDING" {
+			return o.Status
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("order %s: %d %q after 30s", id, code, o.Status)
+		}
+	}
+}
+
+func (c *shopClient) assertOrder(token, id, status string) {
+	c.t.Helper()
+	var o struct{ Status string }
+	if code := c.do("GET", "/api/v1/orders/"+id, token, nil, &o); code != http.StatusOK || o.Status != status {
+		c.t.Errorf("order %s: %d %q, want %s", id, code, o.Status, status)
 	}
 }
