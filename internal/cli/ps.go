@@ -13,6 +13,7 @@ import (
 
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -45,6 +46,17 @@ func (o *psOptions) run(ctx context.Context) error {
 		// A killed agent's containers run on: Docker still knows them.
 		if dc, derr := docker.ListContainers(ctx, m.Project); derr == nil && len(dc) > 0 {
 			comps = dc
+			break
+		}
+		// So do its local processes: saying nothing is up while they hold
+		// ports and data would send the user chasing ghosts.
+		orphans, oerr := local.Orphans(agent.StateDir(m.Dir()))
+		if oerr != nil {
+			return oerr
+		}
+		if len(orphans) > 0 {
+			comps = orphanComponents(orphans)
+			fmt.Fprintf(o.root.stderr, "no agent runs this workspace, but %d processes it started still do: msctl up reaps them; msctl down stops them\n", len(orphans))
 			break
 		}
 		if !o.json {
@@ -81,4 +93,22 @@ func (o *psOptions) run(ctx context.Context) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", c.Name, c.Kind, c.State, firstLine(c.Health), c.Endpoint, pid, c.Restarts, uptime)
 	}
 	return tw.Flush()
+}
+
+// stateOrphaned is the state ps gives a process left running by an agent
+// that died without stopping it.
+const stateOrphaned = "orphaned"
+
+// orphanComponents describes orphaned local processes as components; nothing
+// probes them any more, so their health is unknown.
+func orphanComponents(orphans []local.Orphan) []state.Component {
+	comps := make([]state.Component, len(orphans))
+	for i, o := range orphans {
+		kind := state.KindService
+		if o.Instance == "" {
+			kind = state.KindInfra
+		}
+		comps[i] = state.Component{Name: o.Name, Kind: kind, State: stateOrphaned, Health: "unknown", Endpoint: o.Endpoint, PID: o.PID, Instances: 1}
+	}
+	return comps
 }

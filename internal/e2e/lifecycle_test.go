@@ -2,10 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
+	"maps"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -52,6 +56,7 @@ func TestKilledServiceIsRestarted(t *testing.T) {
 func TestKilledAgentThenUp(t *testing.T) {
 	ensureUp(t)
 	c := client(t)
+	comps := ps(t)
 	old := processes(t)
 	if err := syscall.Kill(c.Info().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -61,9 +66,38 @@ func TestKilledAgentThenUp(t *testing.T) {
 	eventually(t, 5*time.Second, "agent dead", func() bool {
 		return !alive(c.Info().PID) && !agent.Alive(agent.StateDir(workspace))
 	})
-	if r := mustMsctl(t, "ps"); !strings.Contains(r.stderr, "nothing is up") {
-		t.Errorf("ps after the agent died: %q", r.stderr)
+
+	// NATS and etcd died with the agent; what it started runs on as
+	// orphans, and ps shows them rather than claim nothing is up.
+	const hint = "msctl up reaps them; msctl down stops them"
+	if r := mustMsctl(t, "ps"); !strings.Contains(r.stderr, hint) || !strings.Contains(r.stdout, "orphaned") {
+		t.Errorf("ps after the agent died:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
 	}
+	// Postgres runs on for sure; a service only until it next writes to
+	// the pipe the agent read its output from (SIGPIPE). ps must list the
+	// recorded processes alive when it looked: what it leaves out is dead.
+	listed := map[int]string{}
+	for _, o := range ps(t) {
+		listed[o.PID] = o.Name
+		if o.State != "orphaned" || !slices.Contains(old, o.PID) {
+			t.Errorf("ps --json after the agent died: %+v, want an orphaned process it started", o)
+		}
+	}
+	if !slices.Contains(slices.Collect(maps.Values(listed)), "postgres") {
+		t.Errorf("ps --json after the agent died lists %v, without postgres", listed)
+	}
+	for _, comp := range comps {
+		if comp.Kind != state.KindService {
+			continue
+		}
+		if name, ok := listed[comp.PID]; ok && name != comp.Name {
+			t.Errorf("ps --json after the agent died lists pid %d as %s, want %s", comp.PID, name, comp.Name)
+		}
+		if _, ok := listed[comp.PID]; !ok && alive(comp.PID) {
+			t.Errorf("ps --json after the agent died leaves out %s (pid %d), which still runs", comp.Name, comp.PID)
+		}
+	}
+
 	mustMsctl(t, "up", "-d", "--runtime", "local")
 	assertGone(t, old)
 	for _, comp := range ps(t) {
@@ -83,9 +117,7 @@ func TestDownLeavesNothingButData(t *testing.T) {
 	}
 	assertGone(t, pids)
 	assertPortsFree(t, comps)
-	if _, err := os.Stat(filepath.Join(workspace, ".msctl", "postgres")); err != nil {
-		t.Errorf("postgres data removed by down: %v", err)
-	}
+	assertDataKept(t)
 	if r := mustMsctl(t, "down"); !strings.Contains(r.stderr, "nothing is up") {
 		t.Errorf("second down said %q", r.stderr)
 	}
@@ -106,6 +138,7 @@ func TestForegroundInterrupt(t *testing.T) {
 	})
 	comps := ps(t)
 	pids := processes(t)
+	email := signupOnKeptData(t)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +150,49 @@ func TestForegroundInterrupt(t *testing.T) {
 	assertPortsFree(t, comps)
 	if _, err := agent.Connect(workspace); err != agent.ErrNotRunning {
 		t.Errorf("agent still reachable: %v", err)
+	}
+	assertDataKept(t)
+	interruptedUser = email
+}
+
+// interruptedUser signed up while a foreground up ran that was then
+// interrupted; the next up must still know it.
+var interruptedUser string
+
+// whileStale calls f until it answers other than 503, for a bounded time.
+// Right after an up on kept data the registry still holds the previous
+// run's instances until their leases expire (etcd restores leases with a
+// fresh TTL), and the gateway does not retry a refused connection of a
+// request that is not idempotent on another instance.
+func whileStale(t testing.TB, f func() int) {
+	t.Helper()
+	eventually(t, 15*time.Second, "an answer from a live instance", func() bool { return f() != http.StatusServiceUnavailable })
+}
+
+// signupOnKeptData signs up a fresh user on a workspace just brought up
+// on kept data and returns its email.
+func signupOnKeptData(t testing.TB) string {
+	t.Helper()
+	email := fmt.Sprintf("e2e-%d@example.com", time.Now().UnixNano())
+	var st int
+	whileStale(t, func() int {
+		st = api(t, "POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct-horse-9", "name": "E2E"}, nil)
+		return st
+	})
+	if st != http.StatusCreated {
+		t.Fatalf("signup: %d", st)
+	}
+	return email
+}
+
+// assertDataKept checks that the data of Postgres, NATS and etcd is still
+// under .msctl.
+func assertDataKept(t testing.TB) {
+	t.Helper()
+	for _, d := range []string{"postgres", "nats", "etcd"} {
+		if fi, err := os.Stat(filepath.Join(workspace, ".msctl", d)); err != nil || !fi.IsDir() {
+			t.Errorf(".msctl/%s after stopping: %v", d, err)
+		}
 	}
 }
 
@@ -138,6 +214,13 @@ func TestGatewayPortTaken(t *testing.T) {
 
 func TestDownVolumesRemovesData(t *testing.T) {
 	ensureUp(t)
+	if interruptedUser != "" {
+		var st int
+		whileStale(t, func() int { _, st = login(t, interruptedUser); return st })
+		if st != http.StatusOK {
+			t.Errorf("login of %s, signed up before a foreground up was interrupted: %d, want its data kept", interruptedUser, st)
+		}
+	}
 	mustMsctl(t, "down", "--volumes")
 	for _, d := range []string{"postgres", "nats", "etcd"} {
 		if _, err := os.Stat(filepath.Join(workspace, ".msctl", d)); !os.IsNotExist(err) {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +21,10 @@ type proc struct {
 	PID  int    `json:"pid"`
 	PGID int    `json:"pgid"`
 	What string `json:"what"` // service instance id or "postgres"
+	// Service and Endpoint let a reader without an agent (ps) say what
+	// the process is; empty for postgres and in files of older versions.
+	Service  string `json:"service,omitempty"`
+	Endpoint string `json:"endpoint,omitempty"`
 	// Start is the process start time in clock ticks since boot
 	// (/proc/<pid>/stat field 22): with the pid it names the process
 	// uniquely, so a recycled pid is never mistaken for ours.
@@ -76,17 +81,13 @@ func (f *pidFile) saveLocked() error {
 // with SIGTERM, then SIGKILL to their whole process group after grace.
 // Entries of processes we do not own any more are dropped.
 func (f *pidFile) reap(grace time.Duration) error {
-	data, err := os.ReadFile(f.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read %s: %w", f.path, err)
-	}
-	var list []proc
-	if err := json.Unmarshal(data, &list); err != nil {
+	list, err := readProcs(f.path)
+	if errors.Is(err, errTorn) {
 		// A torn file names no process we could verify; start afresh.
 		return os.Remove(f.path)
+	}
+	if err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	for _, p := range list {
@@ -115,6 +116,63 @@ func (f *pidFile) reap(grace time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.saveLocked()
+}
+
+var errTorn = errors.New("torn pid file")
+
+// readProcs reads a pid file; a missing file records nothing.
+func readProcs(path string) ([]proc, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var list []proc
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, errTorn)
+	}
+	return list, nil
+}
+
+// Orphan is a process recorded in a workspace's pid file that still runs.
+type Orphan struct {
+	PID      int
+	Name     string // the service, or "postgres"
+	Instance string // the service instance id; empty for postgres
+	Endpoint string // where the service listens, when recorded
+}
+
+// Orphans lists the recorded processes of the state directory stateDir that
+// still run, verified by pid and start time as the reaper does, without
+// touching them. Only when no agent owns the workspace are these orphans:
+// the processes a killed agent left behind, which the next up reaps.
+func Orphans(stateDir string) ([]Orphan, error) {
+	list, err := readProcs(filepath.Join(stateDir, "pids.json"))
+	if errors.Is(err, errTorn) {
+		// Like the reaper: a torn file names no process we could verify.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Orphan
+	for _, p := range list {
+		if !p.alive() {
+			continue
+		}
+		o := Orphan{PID: p.PID, Name: p.Service, Instance: p.What, Endpoint: p.Endpoint}
+		switch {
+		case p.What == "postgres":
+			o.Name, o.Instance = "postgres", ""
+		case o.Name == "":
+			o.Name = p.What
+		}
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // alive reports whether p still runs and is the process we recorded.

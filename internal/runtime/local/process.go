@@ -81,7 +81,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 		done: make(chan struct{}),
 	}
 	start, _, _ := procStat(pid)
-	if err := r.pids.add(proc{PID: pid, PGID: pid, What: spec.Instance, Start: start}); err != nil {
+	if err := r.pids.add(proc{PID: pid, PGID: pid, What: spec.Instance, Service: spec.Service, Endpoint: addr, Start: start}); err != nil {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		return nil, fmt.Errorf("start %s: %w", spec.Service, err)
