@@ -1,7 +1,8 @@
 // Package contractsrun drives the Pact contract tests in contracts/ for
-// `msctl contracts`: it runs the consumer tests (which write the pacts), then
-// the provider verifications, both through `go test -tags contracts -json`,
-// and turns the test events and pact files into a consumer × provider report.
+// `msctl contracts`: it compiles them once (`go test -c -tags contracts`),
+// runs the consumer tests (which write the pacts), then the provider
+// verifications, reading the test events as `go test -json` reports them, and
+// turns the events and pact files into a consumer × provider report.
 package contractsrun
 
 import (
@@ -45,18 +46,34 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Run executes the consumer phase with a fresh pact directory, then verifies
-// every provider that has pacts (or just Provider). The error is for runs that
-// could not happen (no Go, a build failure); failing contracts are in the
-// report, whose OK is false.
+func (o Options) progress() io.Writer {
+	if o.Progress == nil {
+		return io.Discard
+	}
+	return o.Progress
+}
+
+// Run compiles the contract tests once, executes the consumer phase with a
+// fresh pact directory, then verifies every provider that has pacts (or just
+// Provider). The error is for runs that could not happen (no Go, a build
+// failure); failing contracts are in the report, whose OK is false.
 func Run(ctx context.Context, opts Options) (*Report, error) {
 	start := time.Now()
-	if opts.Progress == nil {
-		opts.Progress = io.Discard
-	}
 	if _, err := os.Stat(filepath.Join(opts.ModuleDir, "contracts")); err != nil {
 		return nil, fmt.Errorf("no contract tests in %s: %w", opts.ModuleDir, err)
 	}
+	fmt.Fprintln(opts.progress(), "contracts: building the contract tests")
+	s, err := buildSuite(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.remove()
+	return s.verify(ctx, opts, start)
+}
+
+// verify is Run after the build: both phases against the module's pact
+// directory, which it holds locked and starts empty.
+func (s *suite) verify(ctx context.Context, opts Options, start time.Time) (*Report, error) {
 	pactDir := filepath.Join(opts.ModuleDir, PactDirName)
 	unlock, err := lockDir(pactDir)
 	if err != nil {
@@ -67,11 +84,24 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{StartedAt: start.UTC(), Consumer: opts.Consumer, Provider: opts.Provider, PactDir: pactDir}
-
-	fmt.Fprintf(opts.Progress, "contracts: running consumer tests%s\n", forName(opts.Consumer))
-	consumers, err := goTest(ctx, opts, pactDir, "consumers", "^TestConsumer"+exported(opts.Consumer))
-	if err != nil {
+	if err := s.consumerPhase(ctx, opts, pactDir, rep); err != nil {
 		return nil, err
+	}
+	if err := s.providerPhase(ctx, opts, pactDir, rep); err != nil {
+		return nil, err
+	}
+	rep.Duration = time.Since(start).Round(time.Millisecond).String()
+	rep.OK = len(rep.Failures) == 0
+	return rep, nil
+}
+
+// consumerPhase runs the consumer tests (of opts.Consumer, if set), which
+// write their pacts to pactDir, and records them in rep.
+func (s *suite) consumerPhase(ctx context.Context, opts Options, pactDir string, rep *Report) error {
+	fmt.Fprintf(opts.progress(), "contracts: running consumer tests%s\n", forName(opts.Consumer))
+	consumers, err := s.run(ctx, opts, pactDir, "consumers", "^TestConsumer"+exported(opts.Consumer))
+	if err != nil {
+		return err
 	}
 	for _, r := range consumers.top("TestConsumer") {
 		rep.ConsumerTests = append(rep.ConsumerTests, TestResult{Name: r.name, Consumer: consumerOf(r.name), Passed: r.passed()})
@@ -82,10 +112,15 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if len(rep.ConsumerTests) == 0 {
 		rep.Failures = append(rep.Failures, Failure{Stage: StageConsumer, Consumer: opts.Consumer, Message: "no consumer tests matched" + forName(opts.Consumer)})
 	}
+	return nil
+}
 
+// providerPhase verifies every provider named by the pacts in pactDir (or
+// only opts.Provider) and adds a pair per pact to rep.
+func (s *suite) providerPhase(ctx context.Context, opts Options, pactDir string, rep *Report) error {
 	pacts, err := LoadPacts(pactDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	providers := providersToVerify(pacts, opts.Provider)
 	var verified *testRun
@@ -94,10 +129,10 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		for i, p := range providers {
 			names[i] = exported(p)
 		}
-		fmt.Fprintf(opts.Progress, "contracts: verifying %s\n", strings.Join(providers, ", "))
-		verified, err = goTest(ctx, opts, pactDir, "providers", "^TestProvider("+strings.Join(names, "|")+")$")
+		fmt.Fprintf(opts.progress(), "contracts: verifying %s\n", strings.Join(providers, ", "))
+		verified, err = s.run(ctx, opts, pactDir, "providers", "^TestProvider("+strings.Join(names, "|")+")$")
 		if err != nil {
-			return nil, err
+			return err
 		}
 	} else if opts.Provider != "" {
 		rep.Failures = append(rep.Failures, Failure{Stage: StageProvider, Provider: opts.Provider,
@@ -106,9 +141,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	for _, p := range pacts {
 		rep.Pairs = append(rep.Pairs, pairResult(p, verified, contains(providers, p.Provider), rep))
 	}
-	rep.Duration = time.Since(start).Round(time.Millisecond).String()
-	rep.OK = len(rep.Failures) == 0
-	return rep, nil
+	return nil
 }
 
 func forName(n string) string {
@@ -305,13 +338,64 @@ func parseEvents(rd io.Reader) (*testRun, error) {
 	return run, nil
 }
 
-// goTest runs the contract tests matching pattern. Failing tests are not an
-// error; a run that produced no test results (build failure) is.
-func goTest(ctx context.Context, opts Options, pactDir, phase, pattern string) (*testRun, error) {
-	cmd := exec.CommandContext(ctx, "go", "test", "-tags", "contracts", "-json", "-count=1", "-timeout", "15m",
-		"-run", pattern, "./contracts/...")
+// suite is the contract test binary, compiled once per Run: `go test` would
+// link it anew for each phase, and linking this cgo binary costs more than
+// running the consumer tests.
+type suite struct {
+	tmp    string // holds bin; removed with the suite
+	bin    string
+	pkgDir string // where go test would run it: the contracts package
+}
+
+// buildSuite compiles the contracts package's tests with `go test -c`.
+func buildSuite(ctx context.Context, opts Options) (*suite, error) {
+	tmp, err := os.MkdirTemp("", "msctl-contracts-")
+	if err != nil {
+		return nil, fmt.Errorf("build the contract tests: %w", err)
+	}
+	s := &suite{tmp: tmp, bin: filepath.Join(tmp, "contracts.test"), pkgDir: filepath.Join(opts.ModuleDir, "contracts")}
+	cmd := command(ctx, "go", "test", "-c", "-tags", "contracts", "-o", s.bin, "./contracts")
 	cmd.Dir = opts.ModuleDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "PACT_DO_NOT_TRACK=true", EnvPactDir+"="+pactDir, EnvPhase+"="+phase)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	cmd.Env = append(cmd.Env, opts.Env...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		s.remove()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		s.remove()
+		return nil, fmt.Errorf("build the contract tests: %w\n%s", err, out)
+	}
+	if _, err := os.Stat(s.bin); err != nil {
+		// go test -c writes nothing for a package without test files.
+		s.remove()
+		return nil, fmt.Errorf("build the contract tests: no test binary (%s): %w", strings.TrimSpace(string(out)), err)
+	}
+	return s, nil
+}
+
+func (s *suite) remove() { os.RemoveAll(s.tmp) }
+
+// command is exec.CommandContext for a process that may start its own
+// children (the test binary, its Postgres): they share a new process group,
+// and cancelling ctx kills the whole group, not only the direct child.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// run runs the tests matching pattern as `go test -json` would, through
+// test2json, in the package directory. Failing tests are not an error; a run
+// that produced no test results (a panic in TestMain) is.
+func (s *suite) run(ctx context.Context, opts Options, pactDir, phase, pattern string) (*testRun, error) {
+	cmd := command(ctx, "go", "tool", "test2json", s.bin, "-test.v=test2json", "-test.paniconexit0",
+		"-test.count=1", "-test.timeout=15m", "-test.run", pattern)
+	cmd.Dir = s.pkgDir
+	cmd.Env = append(os.Environ(), "PACT_DO_NOT_TRACK=true", EnvPactDir+"="+pactDir, EnvPhase+"="+phase)
 	cmd.Env = append(cmd.Env, opts.Env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -325,10 +409,10 @@ func goTest(ctx context.Context, opts Options, pactDir, phase, pattern string) (
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		return nil, fmt.Errorf("run go test: %w", err)
+		return nil, fmt.Errorf("run the contract tests: %w", err)
 	}
 	if err != nil && len(run.tests) == 0 {
-		return nil, fmt.Errorf("go test of the %s failed before any test ran:\n%s%s", phase, strings.Join(run.pkg, ""), stderr.String())
+		return nil, fmt.Errorf("the %s' contract tests failed before any test ran:\n%s%s", phase, strings.Join(run.pkg, ""), stderr.String())
 	}
 	return run, nil
 }

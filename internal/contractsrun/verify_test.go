@@ -4,14 +4,30 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/msctl/msctl/internal/testenv"
 )
 
 // These tests run the real contract suite in contracts/ through the driver,
-// so they need the Pact library (and, in the suite, host Postgres).
+// so they need the Pact library (and, in the suite, host Postgres). Linking
+// the suite's test binary costs more than most runs of it, so the package
+// builds it once; the pacts of one full run serve every single-provider check.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if compiled.s != nil {
+		compiled.s.remove()
+	}
+	if full.pacts != "" {
+		os.RemoveAll(full.pacts)
+	}
+	os.Exit(code)
+}
 
 func moduleDir(t testing.TB) string {
 	t.Helper()
@@ -20,6 +36,70 @@ func moduleDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+var compiled struct {
+	once sync.Once
+	s    *suite
+	err  error
+}
+
+// sharedSuite is this repository's contract tests, compiled once per test binary.
+func sharedSuite(t testing.TB) *suite {
+	t.Helper()
+	testenv.RequirePact(t)
+	dir := moduleDir(t)
+	compiled.once.Do(func() { compiled.s, compiled.err = buildSuite(context.Background(), Options{ModuleDir: dir}) })
+	if compiled.err != nil {
+		t.Fatal(compiled.err)
+	}
+	return compiled.s
+}
+
+var full struct {
+	once  sync.Once
+	rep   *Report
+	pacts string // a copy: later runs rewrite contracts/pacts
+	err   error
+}
+
+// fullRun is one verify of the whole suite, done once for every test that
+// needs its report or its pacts.
+func fullRun(t *testing.T) (*Report, string) {
+	t.Helper()
+	s := sharedSuite(t)
+	dir := moduleDir(t)
+	full.once.Do(func() {
+		full.rep, full.err = s.verify(context.Background(), Options{ModuleDir: dir}, time.Now())
+		if full.err == nil {
+			full.pacts, full.err = copyPacts(full.rep.PactDir)
+		}
+	})
+	if full.err != nil {
+		t.Fatal(full.err)
+	}
+	return full.rep, full.pacts
+}
+
+func copyPacts(from string) (string, error) {
+	to, err := os.MkdirTemp("", "msctl-pacts-")
+	if err != nil {
+		return "", err
+	}
+	files, err := filepath.Glob(filepath.Join(from, "*.json"))
+	if err != nil {
+		return "", err
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(to, filepath.Base(f)), raw, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return to, nil
 }
 
 // wantPairs is every dependency of the bundled system that a contract covers.
@@ -31,11 +111,7 @@ var wantPairs = []string{
 }
 
 func TestRunVerifiesEveryPair(t *testing.T) {
-	testenv.RequirePact(t)
-	rep, err := Run(context.Background(), Options{ModuleDir: moduleDir(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep, _ := fullRun(t)
 	if !rep.OK {
 		for _, f := range rep.Failures {
 			t.Error(f.String())
@@ -56,49 +132,64 @@ func TestRunVerifiesEveryPair(t *testing.T) {
 	}
 }
 
-func TestRunCatchesRenamedField(t *testing.T) {
-	testenv.RequirePact(t)
-	rep, err := Run(context.Background(), Options{
-		ModuleDir: moduleDir(t),
-		Provider:  "users",
-		Env:       []string{"CONTRACTS_RENAME_FIELD=users:name=full_name"},
-	})
-	if err != nil {
-		t.Fatal(err)
+// TestProviderCatchesRenamedField verifies one provider, answering with one
+// field renamed, against the pacts of the full run: the interactions that
+// read the field fail with the verifier's own words, and no other provider
+// is verified.
+func TestProviderCatchesRenamedField(t *testing.T) {
+	_, pacts := fullRun(t)
+	s := sharedSuite(t)
+	const mismatch = "1.1) has a matching body; "
+	tests := []struct {
+		name     string
+		provider string
+		rename   string
+		// want is every failure, as Failure.String prints it.
+		want []string
+	}{
+		{
+			name:     "http response",
+			provider: "users", rename: "users:name=full_name",
+			want: []string{
+				`gateway → users: "a request for a customer's profile": ` + mismatch + "$ -> Actual map is missing the following keys: name",
+				`gateway → users: "a signup request": ` + mismatch + "$ -> Actual map is missing the following keys: name",
+			},
+		},
+		{
+			name:     "message",
+			provider: "orders", rename: "orders:card_number=card",
+			want: []string{
+				`payments → orders: "a command to charge a card": ` + mismatch + "$.data -> Actual map is missing the following keys: card_number",
+			},
+		},
 	}
-	if rep.OK {
-		t.Fatal("verification passed although users renamed name to full_name")
-	}
-	var found bool
-	for _, f := range rep.Failures {
-		if f.Provider == "users" && f.Interaction == "a request for a customer's profile" {
-			found = true
-			if !strings.Contains(f.Message, "name") {
-				t.Errorf("failure does not name the field: %s", f)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &Report{}
+			opts := Options{ModuleDir: moduleDir(t), Provider: tt.provider, Env: []string{"CONTRACTS_RENAME_FIELD=" + tt.rename}}
+			if err := s.providerPhase(context.Background(), opts, pacts, rep); err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	if !found {
-		t.Errorf("no failure names the profile interaction: %+v", rep.Failures)
+			var got []string
+			for _, f := range rep.Failures {
+				got = append(got, f.String())
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+			for _, p := range rep.Pairs {
+				if verified := p.Status != StatusNotVerified; verified != (p.Provider == tt.provider) {
+					t.Errorf("%s → %s: %s with --provider %s", p.Consumer, p.Provider, p.Status, tt.provider)
+				}
+			}
+		})
 	}
 }
 
-// providerRun runs only TestProviderUsers against the pacts in dir.
-func providerRun(t *testing.T, dir string) *testResult {
-	t.Helper()
-	run, err := goTest(context.Background(), Options{ModuleDir: moduleDir(t)}, dir, "providers", "^TestProviderUsers$")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, ok := run.tests["TestProviderUsers"]
-	if !ok {
-		t.Fatalf("TestProviderUsers did not run: %s", strings.Join(run.pkg, ""))
-	}
-	return r
-}
-
-func TestProviderFailsOnUnhandledState(t *testing.T) {
-	testenv.RequirePact(t)
+// TestProviderFailsLoudly: a provider with a pact naming a state it does not
+// set up, and one without any pact, both fail saying why, in one run.
+func TestProviderFailsLoudly(t *testing.T) {
+	s := sharedSuite(t)
 	dir := t.TempDir()
 	pact := `{"consumer":{"name":"gateway"},"provider":{"name":"users"},"interactions":[{
 		"type":"Synchronous/HTTP","description":"a request nobody prepared for",
@@ -109,16 +200,20 @@ func TestProviderFailsOnUnhandledState(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "gateway-users.json"), []byte(pact), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := providerRun(t, dir)
-	if r.passed() || !strings.Contains(r.output(), `provider state not handled: "a state nobody handles"`) {
-		t.Errorf("want a loud failure naming the state, got %s:\n%s", r.action, r.output())
+	run, err := s.run(context.Background(), Options{ModuleDir: moduleDir(t)}, dir, "providers", "^TestProvider(Users|Payments)$")
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestProviderFailsWithoutPacts(t *testing.T) {
-	testenv.RequirePact(t)
-	r := providerRun(t, t.TempDir())
-	if r.passed() || !strings.Contains(r.output(), "no pacts for provider users") {
-		t.Errorf("want a failure for an empty pact directory, got %s:\n%s", r.action, r.output())
+	for test, want := range map[string]string{
+		"TestProviderUsers":    `provider state not handled: "a state nobody handles"`,
+		"TestProviderPayments": "no pacts for provider payments",
+	} {
+		r, ok := run.tests[test]
+		switch {
+		case !ok:
+			t.Errorf("%s did not run: %s", test, strings.Join(run.pkg, ""))
+		case r.passed() || !strings.Contains(r.output(), want):
+			t.Errorf("%s: want a failure saying %q, got %s:\n%s", test, want, r.action, r.output())
+		}
 	}
 }
