@@ -27,16 +27,9 @@ type Pool struct {
 	clients map[string]*client.Client
 }
 
-// maxIdlePerHost bounds the kept connections to one upstream instance: enough for the
-// concurrency one gateway sees.
-const maxIdlePerHost = 256
-
-// NewPool builds one client per service. Unless opts names a transport, they share one
-// Transport of this package.
+// NewPool builds one client per service. Each has kit/client's pooled net/http Transport unless
+// opts names one: the proxy streams through it, and Get and the JWKS fetch go through resty over it.
 func NewPool(picker registry.Picker, services []string, opts client.Options) *Pool {
-	if opts.Transport == nil {
-		opts.Transport = NewTransport(maxIdlePerHost)
-	}
 	p := &Pool{clients: make(map[string]*client.Client, len(services))}
 	for _, s := range services {
 		if _, ok := p.clients[s]; !ok {

@@ -1,8 +1,9 @@
 // Package client is the outbound HTTP client every service uses for its upstreams: instances come
 // from the registry (a Picker), each call has a deadline, idempotent calls are retried a bounded
 // number of times with backoff, and a gobreaker circuit breaker per upstream fails fast while the
-// upstream is down. Bodies stream in both directions, so the gateway can proxy through it without
-// holding whole requests or answers in memory.
+// upstream is down. Do and Get go through resty; Send streams bodies in both directions over the
+// same pooled net/http Transport, so the gateway can proxy through it without holding whole
+// requests or answers in memory.
 package client
 
 import (
@@ -12,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/go-resty/resty/v2"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/msctl/msctl/services/kit/errs"
@@ -41,8 +44,9 @@ type Options struct {
 	OpenTimeout time.Duration
 	// HalfOpenRequests probes are allowed while half-open. Default 1.
 	HalfOpenRequests uint32
-	// Transport carries the requests; default a pooled transport of its own (pooledTransport).
-	// The client adds its own span and trace context around it.
+	// Transport carries the requests of both resty and Send; default a pooled net/http
+	// Transport of its own (pooledTransport). The client adds its own span and trace context
+	// around each attempt.
 	Transport http.RoundTripper
 }
 
@@ -97,6 +101,7 @@ type Client struct {
 	picker  registry.Picker
 	opts    Options
 	rt      http.RoundTripper
+	rest    *resty.Client
 	br      *breaker
 	spans   spanNames
 }
@@ -105,13 +110,23 @@ type Client struct {
 // the service and listed by Breakers.
 func New(service string, picker registry.Picker, opts Options) *Client {
 	opts = opts.withDefaults()
+	hc := &http.Client{
+		Transport: opts.Transport,
+		// Calls between services never expect a redirect, and a proxy must hand one to its
+		// caller as it is rather than follow it.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	// Retries stay off in resty: the loop in this package picks a live instance and asks the
+	// breaker before every attempt, which resty's own retries cannot.
+	rest := resty.NewWithClient(hc).SetLogger(restyLogger{slog.Default().With("upstream", service)})
 	c := &Client{
 		service: service,
 		picker:  picker,
 		opts:    opts,
-		// The transport is used directly, not through an http.Client: calls between services never
-		// expect a redirect, and the gateway must hand one to its caller as it is.
+		// Send uses the same transport directly: resty reads whole answers into memory, and the
+		// gateway's proxy must stream them. A transport does not follow redirects either.
 		rt:    opts.Transport,
+		rest:  rest,
 		br:    &breaker{timeout: opts.OpenTimeout},
 		spans: newSpanNames(service),
 	}
@@ -181,18 +196,12 @@ func (b bodyReader) Read(p []byte) (int, error) {
 // it is a 5xx; the caller must close its body, which also ends the call's deadline. err is an
 // *errs.Error when no answer could be had: 503 for no instance, an open breaker or a transport
 // failure, 504 for a timeout, 413 or 400 when the request body could not be read.
+//
+// Send goes through the pooled net/http Transport, not resty: resty reads the whole answer into
+// memory, and the gateway's proxy streams request and answer bodies through here.
 func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	if id := logx.RequestID(ctx); id != "" && req.Header.Get("X-Request-ID") == "" {
-		req.Header.Set("X-Request-ID", id)
-	}
-	attempts := 1
-	if idempotent(req.Method, req.Header) {
-		attempts += c.opts.Retries
-	}
+	attempts := c.prepare(ctx, req.Method, &req.Header)
 	var replay []byte
 	if req.Body != nil && attempts > 1 {
 		b, err := io.ReadAll(bodyReader{req.Body})
@@ -202,45 +211,80 @@ func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error)
 		}
 		replay = b
 	}
-	wait := c.opts.RetryWait
-	var (
-		resp *http.Response
-		err  error
-	)
-	for i := range attempts {
+	var resp *http.Response
+	err := c.retry(ctx, attempts, func(ctx context.Context, addr string, first bool) (int, error) {
+		drop(resp)
+		resp = nil
 		att := *req
-		if i > 0 {
-			drop(resp)
-			resp = nil
-			d := wait/2 + rand.N(wait/2+1)
-			select {
-			case <-ctx.Done():
-				cancel()
-				return nil, c.mapErr(ctx.Err())
-			case <-time.After(d):
-			}
-			wait = min(wait*2, c.opts.RetryMaxWait)
+		if !first {
 			// The previous attempt's transport may still hold the header.
 			att.Header = req.Header.Clone()
 		}
 		if replay != nil {
 			att.Body, att.ContentLength = bytes.NewReader(replay), int64(len(replay))
 		}
-		resp, err = c.attempt(ctx, &att)
+		r, err := c.roundTrip(ctx, addr, &att)
+		if err != nil {
+			return 0, err
+		}
+		resp = r
+		return r.StatusCode, nil
+	})
+	if err != nil {
+		drop(resp)
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// prepare adds the request id to *h (creating it when nil) and returns how many attempts the
+// call may make.
+func (c *Client) prepare(ctx context.Context, method string, h *http.Header) int {
+	if *h == nil {
+		*h = http.Header{}
+	}
+	if id := logx.RequestID(ctx); id != "" && h.Get("X-Request-ID") == "" {
+		h.Set("X-Request-ID", id)
+	}
+	if idempotent(method, *h) {
+		return 1 + c.opts.Retries
+	}
+	return 1
+}
+
+// exchange is one attempt against the instance at addr; it reports the answer's status. first is
+// false on a retry.
+type exchange func(ctx context.Context, addr string, first bool) (int, error)
+
+// retry runs up to attempts exchanges, each on a freshly picked instance and through the breaker,
+// with jittered exponential backoff between them, while the failure is one a retry may cure. A 5xx
+// answer counts against the breaker but is not an error of the call: the caller gets it. The error
+// is an *errs.Error.
+func (c *Client) retry(ctx context.Context, attempts int, x exchange) error {
+	wait := c.opts.RetryWait
+	var err error
+	for i := range attempts {
+		if i > 0 {
+			d := wait/2 + rand.N(wait/2+1)
+			select {
+			case <-ctx.Done():
+				return c.mapErr(ctx.Err())
+			case <-time.After(d):
+			}
+			wait = min(wait*2, c.opts.RetryMaxWait)
+		}
+		err = c.attempt(ctx, x, i == 0)
 		if !retryable(err) {
 			break
 		}
 	}
-	if err != nil {
-		var es errStatus
-		if !errors.As(err, &es) {
-			drop(resp)
-			cancel()
-			return nil, c.mapErr(err)
-		}
+	var es errStatus
+	if err != nil && !errors.As(err, &es) {
+		return c.mapErr(err)
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
+	return nil
 }
 
 // cancelBody ends the call's deadline when the answer has been read.
@@ -264,27 +308,25 @@ func drop(resp *http.Response) {
 	resp.Body.Close()
 }
 
-func (c *Client) attempt(ctx context.Context, req *Request) (*http.Response, error) {
+func (c *Client) attempt(ctx context.Context, x exchange, first bool) error {
 	in, err := c.picker.Pick(c.service)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var resp *http.Response
 	_, err = c.br.cb.Execute(func() (any, error) {
-		r, err := c.roundTrip(ctx, in.Addr, req)
+		status, err := x(ctx, in.Addr, first)
 		if err != nil {
 			return nil, err
 		}
-		resp = r
-		if r.StatusCode >= 500 {
-			return nil, errStatus{r.StatusCode}
+		if status >= 500 {
+			return nil, errStatus{status}
 		}
 		return nil, nil
 	})
-	return resp, err
+	return err
 }
 
-// roundTrip sends one attempt to the instance at addr inside a client span.
+// roundTrip sends one streaming attempt to the instance at addr inside a client span.
 func (c *Client) roundTrip(ctx context.Context, addr string, req *Request) (*http.Response, error) {
 	u := url.URL{Scheme: "http", Host: addr, Path: req.URL.Path, RawPath: req.URL.RawPath, RawQuery: req.URL.RawQuery}
 	ctx, span := c.startSpan(ctx, req.Method, req.Header)
@@ -305,10 +347,11 @@ func (c *Client) roundTrip(ctx context.Context, addr string, req *Request) (*htt
 		}
 	}
 	resp, err := c.rt.RoundTrip(hr)
-	endSpan(span, &u, resp, err)
 	if err != nil {
+		endSpan(span, addr, u.Path, 0, err)
 		return nil, err
 	}
+	endSpan(span, addr, u.Path, resp.StatusCode, nil)
 	return resp, nil
 }
 
@@ -364,26 +407,48 @@ func (c *Client) Get(ctx context.Context, path string, header http.Header) (int,
 	return c.call(ctx, http.MethodGet, path, header, nil)
 }
 
+// call makes a buffered request through resty: the whole answer is read before it returns, and the
+// call's deadline ends with it.
 func (c *Client) call(ctx context.Context, method, path string, header http.Header, body []byte) (int, []byte, error) {
-	u, err := url.ParseRequestURI(path)
-	if err != nil {
+	if _, err := url.ParseRequestURI(path); err != nil {
 		return 0, nil, errs.Internal("internal", "internal error").Wrap(fmt.Errorf("call %s: bad path %q: %w", c.service, path, err))
 	}
-	req := &Request{Method: method, URL: u, Header: header}
-	if body != nil {
-		req.Body, req.ContentLength = bytes.NewReader(body), int64(len(body))
-	}
-	resp, err := c.Send(ctx, req)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	attempts := c.prepare(ctx, method, &header)
+	var resp *resty.Response
+	err := c.retry(ctx, attempts, func(ctx context.Context, addr string, _ bool) (int, error) {
+		// A fresh header per attempt: the span's trace context differs between attempts.
+		h := header.Clone()
+		ctx, span := c.startSpan(ctx, method, h)
+		r := c.rest.R().SetContext(ctx)
+		r.Header = h
+		if body != nil {
+			r.SetBody(body)
+		}
+		var err error
+		resp, err = r.Execute(method, "http://"+addr+path)
+		if err != nil {
+			endSpan(span, addr, path, 0, err)
+			return 0, err
+		}
+		endSpan(span, addr, path, resp.StatusCode(), nil)
+		return resp.StatusCode(), nil
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, nil, c.mapErr(fmt.Errorf("read answer of %s %s: %w", method, path, err))
-	}
-	return resp.StatusCode, b, nil
+	return resp.StatusCode(), resp.Body(), nil
 }
+
+// restyLogger sends resty's own messages to slog, as every log line of a service goes.
+type restyLogger struct{ l *slog.Logger }
+
+var _ resty.Logger = restyLogger{}
+
+func (r restyLogger) Errorf(format string, v ...any) { r.l.Error(fmt.Sprintf(format, v...)) }
+func (r restyLogger) Warnf(format string, v ...any)  { r.l.Warn(fmt.Sprintf(format, v...)) }
+func (r restyLogger) Debugf(format string, v ...any) { r.l.Debug(fmt.Sprintf(format, v...)) }
 
 // Do sends a JSON request (in may be nil) and decodes a 2xx JSON answer into out (may be nil).
 // A non-2xx answer becomes an *errs.Error with the upstream's status, code and message.

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
@@ -44,19 +43,19 @@ func (c *Client) startSpan(ctx context.Context, method string, h http.Header) (c
 	return ctx, span
 }
 
-// endSpan records the outcome at the answer's headers; a 4xx or 5xx answer or no answer is an
-// error of the call.
-func endSpan(span trace.Span, u *url.URL, resp *http.Response, err error) {
+// endSpan records the outcome at the answer's headers; a 4xx or 5xx answer or no answer (err set,
+// status 0) is an error of the call.
+func endSpan(span trace.Span, host, path string, status int, err error) {
 	if span.IsRecording() {
-		span.SetAttributes(semconv.ServerAddress(u.Host), semconv.URLPath(u.Path))
+		span.SetAttributes(semconv.ServerAddress(host), semconv.URLPath(path))
 		switch {
 		case err != nil:
 			span.SetStatus(codes.Error, err.Error())
-		case resp.StatusCode >= 400:
-			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+		case status >= 400:
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 			span.SetStatus(codes.Error, "")
 		default:
-			span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 		}
 	}
 	span.End()
