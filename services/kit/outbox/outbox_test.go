@@ -200,6 +200,24 @@ func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 	}
 }
 
+func TestStoppingRelayPublishesWhatWasCommitted(t *testing.T) {
+	db, b := newDB(t), newBus(t)
+	addOrders(t, db, 250)
+	// Stopped before it ran a single round: it still drains on its way out.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := &outbox.Relay{DB: db, Bus: b, Log: quiet(), Batch: 100, Poll: time.Hour}
+	if err := r.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := unsent(t, db); n != 0 {
+		t.Fatalf("%d rows unsent after stop", n)
+	}
+	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 250 {
+		t.Fatalf("stream holds %d, want 250", n)
+	}
+}
+
 // crashingPublisher stands in for the process dying between publish and mark.
 type crashingPublisher struct {
 	outbox.Publisher

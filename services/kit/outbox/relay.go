@@ -66,8 +66,13 @@ func (r *Relay) defaults() {
 	}
 }
 
-// Run relays until ctx ends. Publishing failures (broker down) leave rows
-// unsent; they are retried on the next round.
+// drainTimeout bounds the last rounds of a relay that is stopping.
+const drainTimeout = 5 * time.Second
+
+// Run relays until ctx ends, then publishes what was committed until then
+// (within drainTimeout), so that a graceful stop leaves no message behind.
+// Publishing failures (broker down) leave rows unsent; they are retried on
+// the next round, or by the next start.
 func (r *Relay) Run(ctx context.Context) error {
 	r.defaults()
 	var wg sync.WaitGroup
@@ -80,11 +85,28 @@ func (r *Relay) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
+			r.drain(context.WithoutCancel(ctx))
 			return nil
 		case <-prune.C:
 			if _, err := r.DB.Exec(ctx, `DELETE FROM outbox WHERE sent_at < now() - $1::interval`, r.Retain.String()); err != nil {
 				r.Log.Warn("outbox prune failed", "err", err)
 			}
+		}
+	}
+}
+
+// drain runs rounds until one finds fewer rows than a full batch.
+func (r *Relay) drain(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	for {
+		n, err := r.Flush(ctx)
+		if err != nil {
+			r.Log.Warn("outbox relay could not drain before stopping", "err", err)
+			return
+		}
+		if n < r.Batch {
+			return
 		}
 	}
 }
