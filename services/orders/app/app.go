@@ -141,7 +141,7 @@ func sendBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
 		return nil
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write saga changes: %w", err)
+		return fmt.Errorf("write batch: %w", err)
 	}
 	return nil
 }
