@@ -24,10 +24,14 @@ import (
 	"sync"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
 	"github.com/msctl/msctl/internal/infra/embetcd"
 	"github.com/msctl/msctl/internal/infra/embnats"
 	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/services/kit/registry"
 )
 
 // Name is the runtime's name.
@@ -145,6 +149,9 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	go func() {
 		defer wg.Done()
 		es, etErr = embetcd.Start(embetcd.Config{DataDir: r.etcdDir(), ClientPort: spec.RegistryPort, Logs: r.infraLogs})
+		if etErr == nil {
+			etErr = clearRegistry(ctx, es.Endpoints())
+		}
 	}()
 	wg.Wait()
 	if err := errors.Join(wrap("postgres", pgErr), wrap("nats", natsErr), wrap("etcd", etErr)); err != nil {
@@ -293,4 +300,22 @@ func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// clearRegistry drops every registration kept in the etcd data. Each process
+// of an earlier run was reaped before infra starts, but its keys survive in
+// the data with their leases renewed by the restart, so for a whole TTL the
+// gateway would route to instances that no longer exist.
+func clearRegistry(ctx context.Context, endpoints []string) error {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return fmt.Errorf("clear registry: %w", err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cli.Delete(ctx, registry.Prefix, clientv3.WithPrefix()); err != nil {
+		return fmt.Errorf("clear registry: %w", err)
+	}
+	return nil
 }

@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/runtime/runtimetest"
+	"github.com/msctl/msctl/services/kit/registry"
 )
 
 // stateDir is a fresh .msctl for one test. As root, Postgres runs as
@@ -272,4 +275,66 @@ func TestPostgresDataOutsideUnreachableWorkspace(t *testing.T) {
 			t.Errorf("%s after Cleanup(volumes): %v", p, err)
 		}
 	}
+}
+
+// TestStaleRegistrationsClearedOnStart: etcd keeps an earlier run's
+// registrations in its data, and its restart renews their leases; the next
+// StartInfra must drop them, or the gateway routes to reaped processes.
+func TestStaleRegistrationsClearedOnStart(t *testing.T) {
+	dir := stateDir(t)
+	ctx := t.Context()
+	rt := newRuntime(t, dir)
+	t.Cleanup(func() {
+		_ = rt.StopInfra(context.Background(), 10*time.Second)
+		_ = rt.Cleanup(context.Background(), true)
+	})
+	inf, err := rt.StartInfra(ctx, runtime.InfraSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcdPut(t, inf.Host.Etcd, registry.Key("users", "users-dead"), `{"addr":"127.0.0.1:1"}`)
+	if err := rt.StopInfra(ctx, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	again := newRuntime(t, dir)
+	t.Cleanup(func() { _ = again.StopInfra(context.Background(), 10*time.Second) })
+	inf, err = again.StartInfra(ctx, runtime.InfraSpec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := etcdCount(t, inf.Host.Etcd, registry.Prefix); n != 0 {
+		t.Fatalf("%d registrations left from the previous run, want none", n)
+	}
+}
+
+func etcdClient(t *testing.T, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+func etcdPut(t *testing.T, endpoints []string, key, value string) {
+	t.Helper()
+	cli := etcdClient(t, endpoints)
+	lease, err := cli.Grant(t.Context(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Put(t.Context(), key, value, clientv3.WithLease(lease.ID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func etcdCount(t *testing.T, endpoints []string, prefix string) int64 {
+	t.Helper()
+	resp, err := etcdClient(t, endpoints).Get(t.Context(), prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Count
 }
