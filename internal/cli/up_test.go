@@ -416,6 +416,9 @@ func shopWorkspace(t *testing.T) *manifest.Manifest {
 func testShopLifecycle(t *testing.T, bin string) {
 	m := shopWorkspace(t)
 	dir := m.Dir()
+	// Cleanups run last first: the agent dies before everything is removed,
+	// so that it cannot restart what is being removed.
+	t.Cleanup(func() { removeImages(t, m.Project) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("agent.log ends:\n%s", tailFile(filepath.Join(agent.StateDir(dir), "agent.log"), 30))
@@ -424,7 +427,6 @@ func testShopLifecycle(t *testing.T, bin string) {
 			})
 		}
 		killAgent(t, dir)
-		removeImages(t, m.Project)
 	})
 	want := append(slices.Clone(infraNames), m.ServiceNames()...)
 	shop := &shopClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", m.Gateway.Port), http: &http.Client{Timeout: 15 * time.Second}}
