@@ -50,7 +50,7 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
-	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks docker when the daemon answers)")
+	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks docker when the daemon answers and holds the infra images)")
 	return cmd
 }
 
