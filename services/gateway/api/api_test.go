@@ -72,6 +72,8 @@ type options struct {
 	rps            float64
 	burst          int
 	summaryTimeout time.Duration
+	// upstreamTimeout bounds a proxied call; default 2s.
+	upstreamTimeout time.Duration
 }
 
 func newHarness(t *testing.T, o options) *harness {
@@ -81,6 +83,9 @@ func newHarness(t *testing.T, o options) *harness {
 	}
 	if o.summaryTimeout == 0 {
 		o.summaryTimeout = time.Second
+	}
+	if o.upstreamTimeout == 0 {
+		o.upstreamTimeout = 2 * time.Second
 	}
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -96,7 +101,7 @@ func newHarness(t *testing.T, o options) *harness {
 		t.Fatal(err)
 	}
 	pool := upstream.NewPool(h.picker, append(table.Services(), summary.Services...), client.Options{
-		Timeout: 2 * time.Second, FailureThreshold: 3, OpenTimeout: 200 * time.Millisecond, RetryWait: time.Millisecond,
+		Timeout: o.upstreamTimeout, FailureThreshold: 3, OpenTimeout: 200 * time.Millisecond, RetryWait: time.Millisecond,
 	})
 	keys := auth.NewKeyCache(upstream.JWKS{Pool: pool, Service: "users"}, time.Minute, log)
 	g := &Gateway{
@@ -395,6 +400,53 @@ func TestUpstreamDownAndBack(t *testing.T) {
 	}
 	if s := breakerState(t, h, "inventory"); s != "closed" {
 		t.Fatalf("breaker %s after inventory returned", s)
+	}
+}
+
+// TestProxyBrokenUpstream covers upstreams that fail once the exchange has begun: one that does not
+// answer in time gets a 504, and one whose answer breaks off after the status went out makes the
+// gateway drop the client's connection, the only way left to say the answer is incomplete once
+// the status may be out.
+func TestProxyBrokenUpstream(t *testing.T) {
+	h := newHarness(t, options{upstreamTimeout: 200 * time.Millisecond})
+	release := make(chan struct{})
+	defer close(release)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/products/slow":
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+		case "/api/v1/products/truncated":
+			// A chunked answer cut off before its last chunk: had the gateway ended its own
+			// answer normally, the client would take the part for the whole.
+			_, _ = w.Write([]byte("0123456789"))
+			rc := http.NewResponseController(w)
+			_ = rc.Flush()
+			if conn, _, err := rc.Hijack(); err == nil {
+				conn.Close()
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	h.picker.set("inventory", up.Listener.Addr().String())
+
+	resp, body := h.do(http.MethodGet, "/api/v1/products/slow", nil, nil)
+	if resp.StatusCode != http.StatusGatewayTimeout || errorCode(t, body) != "upstream_timeout" {
+		t.Fatalf("slow upstream: %d %s, want 504 upstream_timeout", resp.StatusCode, body)
+	}
+
+	// A short answer may not have left the gateway's buffer when it breaks off, so the client
+	// sees the cut either before the status or in the body; never a complete-looking answer.
+	resp, err := h.gw.Client().Get(h.gw.URL + "/api/v1/products/truncated")
+	var got []byte
+	if err == nil {
+		got, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if err == nil {
+		t.Fatalf("truncated answer arrived as %d %q; want the connection dropped", resp.StatusCode, got)
 	}
 }
 

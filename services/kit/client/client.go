@@ -201,7 +201,8 @@ func (b bodyReader) Read(p []byte) (int, error) {
 // memory, and the gateway's proxy streams request and answer bodies through here.
 func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	attempts := c.prepare(ctx, req.Method, &req.Header)
+	var attempts int
+	req.Header, attempts = c.prepare(ctx, req.Method, req.Header)
 	var replay []byte
 	if req.Body != nil && attempts > 1 {
 		b, err := io.ReadAll(bodyReader{req.Body})
@@ -213,6 +214,7 @@ func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error)
 	}
 	var resp *http.Response
 	err := c.retry(ctx, attempts, func(ctx context.Context, addr string, first bool) (int, error) {
+		// A retry replaces the 5xx answer of the attempt before.
 		drop(resp)
 		resp = nil
 		att := *req
@@ -239,19 +241,19 @@ func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error)
 	return resp, nil
 }
 
-// prepare adds the request id to *h (creating it when nil) and returns how many attempts the
+// prepare adds the request id to h, which it creates when nil, and says how many attempts the
 // call may make.
-func (c *Client) prepare(ctx context.Context, method string, h *http.Header) int {
-	if *h == nil {
-		*h = http.Header{}
+func (c *Client) prepare(ctx context.Context, method string, h http.Header) (http.Header, int) {
+	if h == nil {
+		h = http.Header{}
 	}
 	if id := logx.RequestID(ctx); id != "" && h.Get("X-Request-ID") == "" {
 		h.Set("X-Request-ID", id)
 	}
-	if idempotent(method, *h) {
-		return 1 + c.opts.Retries
+	if idempotent(method, h) {
+		return h, 1 + c.opts.Retries
 	}
-	return 1
+	return h, 1
 }
 
 // exchange is one attempt against the instance at addr; it reports the answer's status. first is
@@ -415,7 +417,7 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	attempts := c.prepare(ctx, method, &header)
+	header, attempts := c.prepare(ctx, method, header)
 	var resp *resty.Response
 	err := c.retry(ctx, attempts, func(ctx context.Context, addr string, _ bool) (int, error) {
 		// A fresh header per attempt: the span's trace context differs between attempts.

@@ -14,9 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/logx"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -61,6 +66,9 @@ func upstream(t *testing.T, name string) (*flaky, *client.Client) {
 var debug = httptest.NewServer(httpx.New(httpx.Options{Service: "client-test"}).Handler())
 
 func TestMain(m *testing.M) {
+	// tracing.Setup installs W3C propagation in every service; without a provider the incoming
+	// trace context passes through unchanged.
+	otel.SetTextMapPropagator(propagation.TraceContext{})
 	code := m.Run()
 	debug.Close()
 	os.Exit(code)
@@ -304,5 +312,48 @@ func TestSendBodies(t *testing.T) {
 	// Bodies the caller could not supply are not the upstream's failures.
 	if st := c.Breaker(); st.ConsecutiveFailures != 0 || st.State != "closed" {
 		t.Fatalf("breaker after caller-side body errors: %+v", st)
+	}
+}
+
+func TestTraceContextAndRequestID(t *testing.T) {
+	type seen struct{ traceparent, requestID, userAgent string }
+	got := make(chan seen, 1)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get("Traceparent"), r.Header.Get("X-Request-ID"), r.Header.Get("User-Agent")}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(ts.Close)
+	c := client.New("traced", registry.NewStatic(map[string][]string{"traced": {strings.TrimPrefix(ts.URL, "http://")}}), client.Options{})
+
+	traceID := trace.TraceID{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: trace.FlagsSampled, Remote: true})
+	ctx := logx.WithRequestID(trace.ContextWithRemoteSpanContext(context.Background(), sc), "req-7")
+
+	tests := []struct {
+		name string
+		call func() error
+		// resty carries Do and Get (the design's client); Send streams over net/http.
+		agent string
+	}{
+		{"Do", func() error { return c.Do(ctx, "POST", "/x", map[string]int{"a": 1}, nil) }, "go-resty/"},
+		{"Get", func() error { _, _, err := c.Get(ctx, "/x", nil); return err }, "go-resty/"},
+		{"Send", func() error {
+			resp, err := c.Send(ctx, &client.Request{Method: "GET", URL: &url.URL{Path: "/x"}})
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err
+		}, "Go-http-client/"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.call(); err != nil {
+				t.Fatal(err)
+			}
+			s := <-got
+			if !strings.HasPrefix(s.traceparent, "00-"+traceID.String()+"-") || s.requestID != "req-7" || !strings.HasPrefix(s.userAgent, tt.agent) {
+				t.Fatalf("upstream saw %+v; want trace %s, request id req-7, agent %s*", s, traceID, tt.agent)
+			}
+		})
 	}
 }
