@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,9 +25,104 @@ import (
 
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/infra/pgserver"
+	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/scaffold"
 )
+
+// The tests of this file work in one copy of the repository, made by the
+// first of them and reset to its first commit for each: building the whole
+// workspace is most of their cost, and the build cache only serves builds
+// from the same directory.
+var repo struct {
+	mu sync.Mutex
+	// dir is the copy (removed by TestMain) and base its first commit.
+	dir  string
+	base string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if repo.dir != "" {
+		os.RemoveAll(repo.dir)
+	}
+	os.Exit(code)
+}
+
+// sharedRepo returns the repository copy as it was first committed.
+func sharedRepo(t *testing.T) string {
+	t.Helper()
+	repo.mu.Lock()
+	defer repo.mu.Unlock()
+	if repo.base != "" {
+		git(t, repo.dir, "reset", "-q", "--hard", repo.base)
+		git(t, repo.dir, "clean", "-fdq")
+		return repo.dir
+	}
+	if repo.dir != "" {
+		t.Fatal("copying the repository failed in an earlier test")
+	}
+	copyRepo(t)
+	git(t, repo.dir, "init", "-q")
+	git(t, repo.dir, "add", "-A")
+	git(t, repo.dir, "commit", "-q", "-m", "copy")
+	repo.base = strings.TrimSpace(git(t, repo.dir, "rev-parse", "HEAD"))
+	return repo.dir
+}
+
+// requireWorkspace skips a test that builds and runs the whole workspace
+// with -short or without Postgres, except in CI, where it must run.
+func requireWorkspace(t *testing.T) {
+	t.Helper()
+	ci := os.Getenv("CI") != ""
+	if testing.Short() && !ci {
+		t.Skip("builds the whole workspace; skipped with -short")
+	}
+	if _, err := pgserver.FindBin(); err != nil {
+		if ci {
+			t.Fatalf("postgres unavailable: %v", err)
+		}
+		t.Skipf("postgres unavailable: %v", err)
+	}
+}
+
+// TestGeneratedVariants scaffolds every golden variant of the Go template
+// into the repository copy at once (between them: memory and Postgres
+// adapters, internal-only, routed with and without a token, publishing,
+// consuming from two streams, a dependency and a fixed port) and builds,
+// vets and tests them with no edit. The goldens show what is rendered; this
+// shows that each variant compiles and its generated tests pass. One go
+// command of each kind covers all variants.
+func TestGeneratedVariants(t *testing.T) {
+	requireWorkspace(t)
+	ws := sharedRepo(t)
+	var pkgs []string
+	for _, v := range scaffold.GoldenVariants() {
+		m, err := manifest.Load(filepath.Join(ws, manifest.FileName))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := v.Opts
+		opts.Manifest, opts.Lang = m, "go"
+		p, err := scaffold.New(opts)
+		if err != nil {
+			t.Fatalf("variant %s: %v", v.Golden, err)
+		}
+		if err := p.Apply(); err != nil {
+			t.Fatalf("variant %s: %v", v.Golden, err)
+		}
+		pkgs = append(pkgs, "./"+p.Dir+"/...")
+	}
+	if _, err := manifest.Load(filepath.Join(ws, manifest.FileName)); err != nil {
+		t.Fatalf("manifest with every variant: %v", err)
+	}
+	run(t, ws, "go", "build", "./...")
+	// The contract stubs are test files: vet type-checks them.
+	run(t, ws, "go", append([]string{"vet", "./contracts/..."}, pkgs...)...)
+	// Vetted just above: go test need not vet again.
+	run(t, ws, "go", append([]string{"test", "-count=1", "-vet=off"}, pkgs...)...)
+}
 
 // TestNewServiceEndToEnd is the acceptance of `msctl new service`: in a copy
 // of the repository, a service scaffolded with a database, a route and a
@@ -35,21 +131,13 @@ import (
 // traced through the gateway, receives OrderConfirmed, and its contract
 // stub passes `msctl contracts verify`.
 func TestNewServiceEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the whole workspace; skipped with -short")
-	}
-	if _, err := pgserver.FindBin(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("postgres unavailable: %v", err)
-		}
-		t.Skipf("postgres unavailable: %v", err)
-	}
-	ws := copyRepo(t)
+	requireWorkspace(t)
+	ws := sharedRepo(t)
+	// Chosen now, just before msctl up, so that it is most likely still
+	// free; committed so that git status shows only what msctl new did.
 	port := freePort(t)
 	setGatewayPort(t, ws, port)
-	git(t, ws, "init", "-q")
-	git(t, ws, "add", "-A")
-	git(t, ws, "commit", "-q", "-m", "copy")
+	git(t, ws, "commit", "-q", "-a", "-m", "gateway port")
 	bin := filepath.Join(t.TempDir(), "msctl")
 	run(t, ws, "go", "build", "-o", bin, "./cmd/msctl")
 	msctl := func(args ...string) string { t.Helper(); return run(t, ws, bin, args...) }
@@ -220,18 +308,20 @@ type (
 )
 
 // copyRepo copies the repository's working tree (tracked and untracked
-// files, minus what .gitignore excludes) into a temporary directory that
-// Postgres, running as another user when we are root, can enter.
-func copyRepo(t *testing.T) string {
+// files, minus what .gitignore excludes) into repo.dir, a new temporary
+// directory that Postgres, running as another user when we are root, can
+// enter.
+func copyRepo(t *testing.T) {
 	t.Helper()
 	_, file, _, _ := goruntime.Caller(0)
 	root := filepath.Dir(filepath.Dir(file))
-	// Not t.TempDir: its parent is private to us.
+	// Not t.TempDir: its parent is private to us, and it would not outlive
+	// the test.
 	dst, err := os.MkdirTemp("", "msctl-scaffold-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dst) })
+	repo.dir = dst
 	if err := os.Chmod(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +344,6 @@ func copyRepo(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	return dst
 }
 
 // setGatewayPort points the copy's gateway at a free port, never 8080.
@@ -290,10 +379,17 @@ func git(t *testing.T, dir string, args ...string) string {
 	return run(t, dir, "git", append([]string{"-c", "user.name=msctl", "-c", "user.email=msctl@example.com"}, args...)...)
 }
 
-// run runs a command in dir, bounded in time, and returns its stdout.
+// run runs a command in dir, bounded in time, and returns its stdout. The
+// bound ends a minute before the test binary's -timeout: a step that is
+// too slow then fails the test, whose cleanups (msctl down) still run,
+// rather than the binary panicking and leaving the local runtime behind.
 func run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
+	end := time.Now().Add(10 * time.Minute)
+	if d, ok := t.Deadline(); ok && d.Add(-time.Minute).Before(end) {
+		end = d.Add(-time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), end)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir

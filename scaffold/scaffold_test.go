@@ -107,20 +107,26 @@ func sameTree(t *testing.T, before, after map[string]string) {
 	}
 }
 
+// goldenCases are the variants whose renderings are kept in testdata/golden;
+// TestGeneratedVariants (e2e_test.go) builds, vets and tests each of them
+// in a copy of the repository, so between them they must cover every
+// option. Manifest and Lang are filled in by the tests.
+var goldenCases = []struct {
+	name string
+	opts Options
+}{
+	// No database: the memory adapter, internal endpoints only.
+	{"minimal", Options{Name: "hello"}},
+	{"public-memory", Options{Name: "catalog-api", Route: "/api/v1/catalog", Public: true}},
+	{"full", Options{
+		Name: "shipping", DB: true, Route: "/api/v1/shipping",
+		Consumes: []string{"OrderConfirmed", "payments.cmd.charge"}, Publishes: []string{"OrderCreated"},
+		Depends: []string{"users"}, Port: 9100,
+	}},
+}
+
 func TestGolden(t *testing.T) {
-	tests := []struct {
-		name string
-		opts Options
-	}{
-		{"minimal", Options{Name: "hello"}},
-		{"public-memory", Options{Name: "catalog-api", Route: "/api/v1/catalog", Public: true}},
-		{"full", Options{
-			Name: "shipping", DB: true, Route: "/api/v1/shipping",
-			Consumes: []string{"OrderConfirmed", "payments.cmd.charge"}, Publishes: []string{"OrderCreated"},
-			Depends: []string{"users"}, Port: 9100,
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range goldenCases {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := tt.opts
 			opts.Manifest, opts.Lang = workspace(t), "go"

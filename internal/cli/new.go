@@ -58,8 +58,8 @@ func newNewServiceCmd(root *rootOptions) *cobra.Command {
 		Short: "Scaffold a service wired into the workspace: code, tests, database, route, events, contract stub",
 		Long: "service creates services/NAME from the embedded template set, adds it to msctl.yaml (with its\n" +
 			"gateway route) and adds a contract stub under contracts/. It refuses, changing nothing, when the\n" +
-			"name is invalid or taken, the route is taken, a dependency or an event is unknown. Everything is\n" +
-			"written at once or not at all.\n\n" +
+			"name is invalid or taken, the route is not a clean prefix or overlaps (equals, lies under or contains)\n" +
+			"another service's, a dependency or an event is unknown. Everything is written at once or not at all.\n\n" +
 			"Events are the constants of services/kit/events: " + strings.Join(scaffold.EventNames(), ", ") + ".",
 		Example: "  msctl new service shipping --db --route /api/v1/shipping --consumes OrderConfirmed",
 		Args:    cobra.ExactArgs(1),
