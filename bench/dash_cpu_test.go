@@ -4,17 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 const (
@@ -36,7 +34,7 @@ func BenchmarkDashIdleCPU(b *testing.B) {
 	if _, err := exec.LookPath("tmux"); err != nil {
 		b.Skip("tmux is not installed; the dashboard needs a terminal")
 	}
-	bin := buildMsctl(b)
+	bin := testenv.Msctl(b)
 	b.Run("waiting", func(b *testing.B) {
 		ws := workspace(b)
 		for b.Loop() {
@@ -123,21 +121,6 @@ func rssKB(b *testing.B, pid int) int64 {
 	return 0
 }
 
-func buildMsctl(b *testing.B) string {
-	bin := filepath.Join(b.TempDir(), "msctl")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/msctl")
-	cmd.Dir = repoRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("build msctl: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
 // workspace writes the repository's manifest into a fresh directory with a
 // free gateway port and absolute service paths, so a workspace can run there
 // beside anyone else's. The directory is world-readable: Postgres runs as
@@ -151,41 +134,7 @@ func workspace(b *testing.B) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	root := repoRoot()
-	data, err := os.ReadFile(filepath.Join(root, "msctl.yaml"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		b.Fatalf("parse msctl.yaml: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	doc["gateway"] = map[string]any{"port": l.Addr().(*net.TCPAddr).Port}
-	l.Close()
-	services, ok := doc["services"].(map[string]any)
-	if !ok {
-		b.Fatal("msctl.yaml has no services map")
-	}
-	for name, v := range services {
-		svc, ok := v.(map[string]any)
-		if !ok {
-			b.Fatalf("msctl.yaml: service %s is not a map", name)
-		}
-		p, _ := svc["path"].(string)
-		if p == "" {
-			p = "services/" + name
-		}
-		svc["path"] = filepath.Join(root, p)
-	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), out, 0o644); err != nil {
+	if _, err := testenv.ShopManifest(dir, "", testenv.FreePort(b)); err != nil {
 		b.Fatal(err)
 	}
 	return dir

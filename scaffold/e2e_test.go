@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -135,7 +134,7 @@ func TestNewServiceEndToEnd(t *testing.T) {
 	ws := sharedRepo(t)
 	// Chosen now, just before msctl up, so that it is most likely still
 	// free; committed so that git status shows only what msctl new did.
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	setGatewayPort(t, ws, port)
 	git(t, ws, "commit", "-q", "-a", "-m", "gateway port")
 	bin := filepath.Join(t.TempDir(), "msctl")
@@ -362,16 +361,6 @@ func setGatewayPort(t *testing.T, ws string, port int) {
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func git(t *testing.T, dir string, args ...string) string {

@@ -10,15 +10,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	goruntime "runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,13 +42,7 @@ func TestUpSystem(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds msctl and brings workspaces up")
 	}
-	bin := filepath.Join(t.TempDir(), "msctl")
-	_, file, _, _ := goruntime.Caller(0)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/msctl")
-	build.Dir = filepath.Join(filepath.Dir(file), "..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build msctl: %v\n%s", err, out)
-	}
+	bin := testenv.Msctl(t)
 	t.Run("ForegroundCtrlCStopsGracefully", func(t *testing.T) { testForegroundCtrlC(t, bin) })
 	for _, rt := range []string{"local", "docker"} {
 		t.Run("UpWhileUpReconciles/"+rt, func(t *testing.T) {
@@ -91,7 +81,7 @@ func echoWorkspace(t *testing.T) string {
 	writeFile(t, filepath.Join(dir, manifest.FileName), fmt.Sprintf("project: cli%s\ngateway:\n  port: %d\nservices:\n"+
 		"  a:\n    path: services/a\n    language: go\n    database: true\n    replicas: 1\n"+
 		"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
-		hex.EncodeToString(b), freeTCPPort(t)))
+		hex.EncodeToString(b), testenv.FreePort(t)))
 	return dir
 }
 
@@ -103,16 +93,6 @@ func writeFile(t *testing.T, path, data string) {
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 type result struct {
@@ -373,32 +353,14 @@ var infraNames = []string{rtpkg.Postgres, rtpkg.Broker, rtpkg.Registry}
 // made absolute, so that it runs the real shop beside anyone else's.
 func shopWorkspace(t *testing.T) *manifest.Manifest {
 	t.Helper()
-	_, file, _, _ := goruntime.Caller(0)
-	repo, err := filepath.Abs(filepath.Join(filepath.Dir(file), "..", ".."))
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	project, port := "shop"+hex.EncodeToString(b), testenv.FreePort(t)
+	path, err := testenv.ShopManifest(t.TempDir(), project, port)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	project, port := "shop"+hex.EncodeToString(b), freeTCPPort(t)
-	yaml := mustRead(t, filepath.Join(repo, manifest.FileName))
-	for _, sub := range []struct {
-		re   string
-		repl string
-	}{
-		{`(?m)^project:.*$`, "project: " + project},
-		{`(?m)^(\s+port:\s*)\d+`, "${1}" + strconv.Itoa(port)},
-		{`(?m)^(\s+path:\s*)([^/\s]\S*)`, "${1}" + repo + "/${2}"},
-	} {
-		re := regexp.MustCompile(sub.re)
-		if !re.MatchString(yaml) {
-			t.Fatalf("%s of the repository matches no %s", manifest.FileName, sub.re)
-		}
-		yaml = re.ReplaceAllString(yaml, sub.repl)
-	}
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, manifest.FileName), yaml)
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	m, err := manifest.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}

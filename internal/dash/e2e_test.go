@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // TestDashEndToEnd drives the real msctl binary in tmux against a running
@@ -37,7 +34,7 @@ func TestDashEndToEnd(t *testing.T) {
 		}
 		t.Skip("tmux not installed")
 	}
-	bin := buildMsctl(t)
+	bin := testenv.Msctl(t)
 
 	ws := newWorkspace(t)
 	e := &e2e{t: t, bin: bin, ws: ws.dir, gateway: fmt.Sprintf("http://127.0.0.1:%d", ws.port)}
@@ -133,72 +130,16 @@ type e2e struct {
 	email   string
 }
 
-func buildMsctl(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	bin := filepath.Join(t.TempDir(), "msctl")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/msctl")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build msctl: %v\n%s", err, out)
-	}
-	return bin
-}
-
 type workspace struct {
 	dir  string
 	port int
 }
 
-// newWorkspace writes a copy of the repository's msctl.yaml into a temporary
-// directory, with absolute service paths and a free gateway port, so that
-// the test neither writes .msctl/ into the checkout nor needs port 8080.
+// newWorkspace is a copy of the repository's workspace on a free gateway
+// port. Not t.TempDir: as root, Postgres runs as user postgres, which must
+// be able to reach .msctl/ below, and t.TempDir's parent is private.
 func newWorkspace(t *testing.T) workspace {
 	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	raw, err := os.ReadFile(filepath.Join(root, "msctl.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		t.Fatalf("parse msctl.yaml: %v", err)
-	}
-	services, _ := doc["services"].(map[string]any)
-	for name, v := range services {
-		svc, _ := v.(map[string]any)
-		p, _ := svc["path"].(string)
-		if p == "" {
-			p = "services/" + name
-		}
-		svc["path"] = filepath.Join(root, p)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	gw, _ := doc["gateway"].(map[string]any)
-	if gw == nil {
-		gw = map[string]any{}
-		doc["gateway"] = gw
-	}
-	gw["port"] = port
-	data, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not t.TempDir: as root, Postgres runs as user postgres, which must be
-	// able to reach .msctl/ below, and t.TempDir's parent is private.
 	dir, err := os.MkdirTemp("", "msctl-dash-e2e-")
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +148,8 @@ func newWorkspace(t *testing.T) workspace {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "msctl.yaml"), data, 0o644); err != nil {
+	port := testenv.FreePort(t)
+	if _, err := testenv.ShopManifest(dir, "", port); err != nil {
 		t.Fatal(err)
 	}
 	return workspace{dir: dir, port: port}

@@ -13,17 +13,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 var (
@@ -49,16 +48,18 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	root := repoRoot()
 	msctlBin = filepath.Join(tmp, "msctl")
-	build := exec.Command("go", "build", "-o", msctlBin, "./cmd/msctl")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build msctl: %v\n%s", err, out)
+	if err := testenv.BuildMsctl(msctlBin); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	// All state lives in the copy's .msctl/; services build from the repository.
+	if gwPort, err = freeport.Get(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	workspace = filepath.Join(tmp, "ws")
-	if err := copyManifest(filepath.Join(root, "msctl.yaml"), workspace); err != nil {
+	if _, err := testenv.ShopManifest(workspace, "", gwPort); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -68,49 +69,6 @@ func run(m *testing.M) int {
 	cmd.Dir = workspace
 	_ = cmd.Run()
 	return code
-}
-
-func repoRoot() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
-// copyManifest writes the workspace manifest into dir with a free gateway
-// port and absolute service paths, so the services build from the
-// repository while all state lives in dir/.msctl.
-func copyManifest(src, dir string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	gwPort = l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	doc["gateway"] = map[string]any{"port": gwPort}
-	srcDir := filepath.Dir(src)
-	for name, v := range doc["services"].(map[string]any) {
-		svc := v.(map[string]any)
-		p, _ := svc["path"].(string)
-		if p == "" {
-			p = "services/" + name
-		}
-		svc["path"] = filepath.Join(srcDir, p)
-	}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, "msctl.yaml"), out, 0o644)
 }
 
 type result struct {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -162,7 +161,7 @@ func twoServiceWorkspace(t testing.TB, project string) string {
 func writeManifest(t testing.TB, dir, project string, withBeta bool) {
 	t.Helper()
 	yaml := fmt.Sprintf("project: %s\ngateway:\n  port: %d\nservices:\n  alpha:\n    path: services/alpha\n    language: go\n    database: true\n",
-		project, freePort(t))
+		project, testenv.FreePort(t))
 	if withBeta {
 		yaml += "  beta:\n    path: services/beta\n    language: go\n    public: true\n    depends_on: [alpha]\n"
 	}
@@ -174,16 +173,6 @@ func write(t testing.TB, path, data string) {
 	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // ps is the workspace as Docker shows it, by component.

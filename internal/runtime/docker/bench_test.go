@@ -71,7 +71,7 @@ func BenchmarkWarmUp(b *testing.B) {
 	cproject := project + "c"
 	compose := func(args ...string) {
 		cmd := exec.Command(composeBin, append([]string{"-p", cproject, "-f", filepath.Join("testdata", "compose", "docker-compose.yml")}, args...)...)
-		cmd.Env = append(os.Environ(), "ALPHA_IMAGE="+alpha, "BETA_IMAGE="+beta, fmt.Sprintf("GATEWAY_PORT=%d", freePort(b)))
+		cmd.Env = append(os.Environ(), "ALPHA_IMAGE="+alpha, "BETA_IMAGE="+beta, fmt.Sprintf("GATEWAY_PORT=%d", testenv.FreePort(b)))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("docker-compose %s: %v\n%s", strings.Join(args, " "), err, out)
 		}

@@ -8,10 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
-	"runtime"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,52 +24,6 @@ const (
 	goodCard     = "4242424242424242"
 	declinedCard = "4000000000000002"
 )
-
-// repoRoot is the module root, where the shop's services live.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "..")
-}
-
-// shopWorkspace writes a manifest declaring the repository's services (by
-// absolute path) under a project of its own, on a free gateway port.
-func shopWorkspace(t *testing.T, project string, gatewayPort int) string {
-	t.Helper()
-	repo, err := manifest.Load(filepath.Join(repoRoot(t), manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "project: %s\ngateway:\n  port: %d\nservices:\n", project, gatewayPort)
-	for _, name := range repo.ServiceNames() {
-		s := repo.Services[name]
-		fmt.Fprintf(&b, "  %s:\n    path: %s\n    language: %s\n    database: %t\n    public: %t\n", name, s.Dir, s.Language, s.Database, s.Public)
-		if len(s.DependsOn) > 0 {
-			fmt.Fprintf(&b, "    depends_on: [%s]\n", strings.Join(s.DependsOn, ", "))
-		}
-		if len(s.Routes) > 0 {
-			b.WriteString("    routes:\n")
-			for _, p := range slices.Sorted(mapsKeys(s.Routes)) {
-				fmt.Fprintf(&b, "      %s: %s\n", p, s.Routes[p])
-			}
-		}
-	}
-	dir := t.TempDir()
-	path := filepath.Join(dir, manifest.FileName)
-	write(t, path, b.String())
-	return path
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // client talks to the shop through the gateway, as a user would.
 type client struct {
@@ -206,8 +156,11 @@ func TestShopEndToEnd(t *testing.T) {
 		t.Skip("system test")
 	}
 	project := uniqueProject(t)
-	port := freePort(t)
-	path := shopWorkspace(t, project, port)
+	port := testenv.FreePort(t)
+	path, err := testenv.ShopManifest(t.TempDir(), project, port)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { removeWorkspace(t, project) })
 	t.Cleanup(func() {
 		if t.Failed() {
