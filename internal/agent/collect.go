@@ -15,10 +15,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/services/kit/registry"
 )
-
-// RegistryPrefix is where services register themselves in etcd.
-const RegistryPrefix = "/msctl/registry/"
 
 // pollEvery is the rate of the breaker and registry pollers.
 const pollEvery = time.Second
@@ -135,7 +133,7 @@ func (c *collector) pollRegistry(ctx context.Context, cli *clientv3.Client) {
 	defer t.Stop()
 	for {
 		gctx, cancel := context.WithTimeout(ctx, pollEvery)
-		resp, err := cli.Get(gctx, RegistryPrefix, clientv3.WithPrefix())
+		resp, err := cli.Get(gctx, registry.Prefix, clientv3.WithPrefix())
 		cancel()
 		if err == nil {
 			reg := map[string][]state.Instance{}
@@ -146,7 +144,7 @@ func (c *collector) pollRegistry(ctx context.Context, cli *clientv3.Client) {
 				}
 				if in.Service == "" {
 					// Key layout: /msctl/registry/<service>/<instance>.
-					in.Service, _, _ = strings.Cut(strings.TrimPrefix(string(kv.Key), RegistryPrefix), "/")
+					in.Service, _, _ = strings.Cut(strings.TrimPrefix(string(kv.Key), registry.Prefix), "/")
 				}
 				reg[in.Service] = append(reg[in.Service], in)
 			}

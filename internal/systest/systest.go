@@ -31,6 +31,7 @@ import (
 	"github.com/msctl/msctl/internal/infra/embnats"
 	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/services/kit/registry"
 )
 
 // ReadyTimeout bounds how long Start waits for /readyz and the registry.
@@ -228,7 +229,7 @@ func (e *Env) waitReady(s *Service, timeout time.Duration) error {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			got, err := e.etcdCli.Get(ctx, "/msctl/registry/"+s.Name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			got, err := e.etcdCli.Get(ctx, registry.ServicePrefix(s.Name), clientv3.WithPrefix(), clientv3.WithCountOnly())
 			if err != nil {
 				return err
 			}
