@@ -233,26 +233,8 @@ func New(opts Options) (*Plan, error) {
 	}, nil
 }
 
-// isDNSLabel reports whether s can name a service: it becomes a host name, a
-// container name, a database name and a directory.
-func isDNSLabel(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z':
-		case r >= '0' && r <= '9' && i > 0:
-		case r == '-' && i > 0 && i < len(s)-1:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 func checkName(m *manifest.Manifest, name string) error {
-	if !isDNSLabel(name) {
+	if !manifest.ValidName(name) {
 		return refuse("use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. shipping)",
 			"service name %q is not a valid name", name)
 	}

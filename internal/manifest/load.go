@@ -95,7 +95,7 @@ func parse(file, abs string, data []byte) (*Manifest, error) {
 	gatewayLine := 0
 	if kv, ok := fields["project"]; ok {
 		m.Project = p.str(kv.val, "project")
-		if m.Project != "" && !isDNSLabel(m.Project) {
+		if m.Project != "" && !ValidName(m.Project) {
 			p.errorf(kv.val, "use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. shop)",
 				"project %q is not a valid name", m.Project)
 		}
@@ -127,7 +127,7 @@ func parse(file, abs string, data []byte) (*Manifest, error) {
 					continue
 				}
 				seen[k.Value] = true
-				if !isDNSLabel(k.Value) {
+				if !ValidName(k.Value) {
 					p.errorf(k, "use lower-case letters, digits and '-', starting with a letter, at most 63 characters (e.g. users)",
 						"service name %q is not a valid name", k.Value)
 					continue
@@ -529,9 +529,10 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
-// isDNSLabel reports whether s is an RFC 1123 label starting with a letter:
-// names become host names, container names and database names.
-func isDNSLabel(s string) bool {
+// ValidName reports whether s can name a project or a service: an RFC 1123
+// label starting with a letter, because names become host names, container
+// names, database names and directories.
+func ValidName(s string) bool {
 	if len(s) == 0 || len(s) > 63 {
 		return false
 	}

@@ -364,14 +364,14 @@ func TestOrder(t *testing.T) {
 	}
 }
 
-func TestDNSLabel(t *testing.T) {
+func TestValidName(t *testing.T) {
 	for s, want := range map[string]bool{
 		"shop": true, "a": true, "user-svc": true, "a1": true,
 		"": false, "1a": false, "-a": false, "a-": false, "A": false, "a_b": false, "a.b": false,
 		strings.Repeat("a", 63): true, strings.Repeat("a", 64): false,
 	} {
-		if got := isDNSLabel(s); got != want {
-			t.Errorf("isDNSLabel(%q) = %v, want %v", s, got, want)
+		if got := ValidName(s); got != want {
+			t.Errorf("ValidName(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
