@@ -1,10 +1,8 @@
 package orchestrator
 
 import (
-	"encoding/json"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -111,19 +109,4 @@ func (f LogFilter) match(l state.LogLine) bool {
 		return false
 	}
 	return f.Grep == nil || f.Grep.MatchString(l.Text)
-}
-
-// levelOf reads the level of a JSON log line (slog's "level" key), so
-// readers can colour and filter without parsing every line themselves.
-func levelOf(line string) string {
-	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"level"`) {
-		return ""
-	}
-	var v struct {
-		Level string `json:"level"`
-	}
-	if json.Unmarshal([]byte(line), &v) != nil {
-		return ""
-	}
-	return strings.ToLower(v.Level)
 }

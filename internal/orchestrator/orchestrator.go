@@ -485,7 +485,7 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance) {
 		inst, err := o.rt.Start(ctx, runtime.Spec{
 			Service: c.name, Instance: id, HostPort: hostPort, Env: ienv,
 			Output: func(stream, line string) {
-				o.logs.add(state.LogLine{Time: time.Now(), Service: c.name, Stream: stream, Level: levelOf(line), Text: line})
+				o.logs.add(state.LogLine{Time: time.Now(), Service: c.name, Stream: stream, Level: state.LevelOf(line), Text: line})
 			},
 		})
 		if err != nil {

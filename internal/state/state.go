@@ -4,7 +4,11 @@
 // the dashboard only ever see these values, copied, never shared.
 package state
 
-import "time"
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
 
 // Component kinds.
 const (
@@ -125,4 +129,20 @@ type Event struct {
 	Stream  string    `json:"stream"`
 	MsgID   string    `json:"msg_id"`
 	Size    int       `json:"size"`
+}
+
+// LevelOf reads the level of a JSON log line (slog's "level" key, what
+// services/kit writes), so readers can colour and filter without parsing
+// every line themselves. Other lines have no level.
+func LevelOf(line string) string {
+	if !strings.HasPrefix(line, "{") || !strings.Contains(line, `"level"`) {
+		return ""
+	}
+	var v struct {
+		Level string `json:"level"`
+	}
+	if json.Unmarshal([]byte(line), &v) != nil {
+		return ""
+	}
+	return strings.ToLower(v.Level)
 }

@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"slices"
@@ -262,22 +261,8 @@ func logLine(service, stream, text string) state.LogLine {
 			l.Time, l.Text = t, rest
 		}
 	}
-	l.Level = levelOf(l.Text)
+	l.Level = state.LevelOf(l.Text)
 	return l
-}
-
-// levelOf reads the level of a JSON log line (what services/kit writes).
-func levelOf(text string) string {
-	if !strings.HasPrefix(text, "{") {
-		return ""
-	}
-	var v struct {
-		Level string `json:"level"`
-	}
-	if json.Unmarshal([]byte(text), &v) != nil {
-		return ""
-	}
-	return strings.ToLower(v.Level)
 }
 
 // collectLogs passes the last lines of a container's output to emit.
