@@ -61,3 +61,9 @@ func (s *Service) RelayOutbox(b *bus.Bus) {
 func (s *Service) Consume(b *bus.Bus, cfg bus.ConsumerConfig, h bus.Handler) {
 	s.Go(func(ctx context.Context) error { return b.Consume(ctx, cfg, h) })
 }
+
+// ConsumeBatch runs a durable consumer whose handler takes batches as a
+// background worker.
+func (s *Service) ConsumeBatch(b *bus.Bus, cfg bus.ConsumerConfig, h bus.BatchHandler) {
+	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, cfg, h) })
+}

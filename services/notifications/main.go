@@ -29,7 +29,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 		return err
 	}
 	h := broker.BatchHandler(s.DB, a)
-	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, broker.Consumer, h) })
+	s.ConsumeBatch(b, broker.Consumer, h)
 	api.Register(s.Mux, a)
 	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"fmt"
 
 	"github.com/msctl/msctl/services/kit"
-	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/orders/adapters/broker"
 	"github.com/msctl/msctl/services/orders/adapters/postgres"
@@ -54,16 +53,10 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	s.RelayOutbox(b)
 	for _, c := range broker.SagaConsumers {
-		consumeBatches(s, b, c, broker.SagaBatchHandler(s.DB, a))
+		s.ConsumeBatch(b, c, broker.SagaBatchHandler(s.DB, a))
 	}
-	consumeBatches(s, b, broker.ReadModelConsumer, broker.ReadModelBatchHandler(s.DB, a))
+	s.ConsumeBatch(b, broker.ReadModelConsumer, broker.ReadModelBatchHandler(s.DB, a))
 	s.Go(a.RunSweeper)
 	api.Register(s.Mux, a, rebuild)
 	return nil
-}
-
-// consumeBatches runs a durable consumer whose handler takes batches as a
-// background worker.
-func consumeBatches(s *kit.Service, b *bus.Bus, cfg bus.ConsumerConfig, h bus.BatchHandler) {
-	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, cfg, h) })
 }

@@ -40,7 +40,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	s.RelayOutbox(b)
 	h := broker.BatchHandler(s.DB, a)
-	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, broker.Consumer, h) })
+	s.ConsumeBatch(b, broker.Consumer, h)
 	api.Register(s.Mux, a)
 	return nil
 }
