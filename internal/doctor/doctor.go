@@ -18,6 +18,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/manifest"
 )
 
@@ -103,7 +104,7 @@ func Default(gatewayPort int, source string, images []string) Env {
 		Docker:            EngineProber{},
 		Images:            images,
 		GoVersion:         goVersion,
-		PostgresBin:       FindPostgresBin,
+		PostgresBin:       pgserver.FindBin,
 		PostgresVersion:   postgresVersion,
 		PactLib:           FindPactLib,
 		GatewayPort:       gatewayPort,

@@ -303,44 +303,6 @@ func writeExec(t *testing.T, p string) {
 	}
 }
 
-func TestFindPostgresBin(t *testing.T) {
-	notFound := func(string) (string, error) { return "", errors.New("not found") }
-
-	lib := t.TempDir()
-	for _, v := range []string{"9.6", "14", "15"} {
-		writeExec(t, filepath.Join(lib, v, "bin", "initdb"))
-		writeExec(t, filepath.Join(lib, v, "bin", "postgres"))
-	}
-	writeExec(t, filepath.Join(lib, "16", "bin", "initdb")) // incomplete: no postgres
-	got, err := findPostgresBin(notFound, lib)
-	if err != nil || got != filepath.Join(lib, "15", "bin") {
-		t.Errorf("newest = %q, %v", got, err)
-	}
-
-	onPath := t.TempDir()
-	writeExec(t, filepath.Join(onPath, "initdb"))
-	writeExec(t, filepath.Join(onPath, "postgres"))
-	look := func(name string) (string, error) { return filepath.Join(onPath, name), nil }
-	if got, err := findPostgresBin(look, lib); err != nil || got != onPath {
-		t.Errorf("PATH = %q, %v; want %q", got, err, onPath)
-	}
-
-	if _, err := findPostgresBin(notFound, t.TempDir()); err == nil {
-		t.Error("found binaries in an empty directory")
-	}
-}
-
-func TestCompareVersions(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		less bool
-	}{{"9.6", "15", true}, {"15", "16", true}, {"15", "9.6", false}, {"15", "15.1", true}} {
-		if got := compareVersions(c.a, c.b) < 0; got != c.less {
-			t.Errorf("%s < %s = %v", c.a, c.b, got)
-		}
-	}
-}
-
 func TestFindPactLib(t *testing.T) {
 	a, b, sys := t.TempDir(), t.TempDir(), t.TempDir()
 	writeExec(t, filepath.Join(b, PactLibName))

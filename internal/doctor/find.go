@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,66 +14,6 @@ import (
 
 // PactLibName is the Pact FFI library pact-go loads.
 const PactLibName = "libpact_ffi.so"
-
-// FindPostgresBin returns the directory holding the Postgres server binaries
-// initdb and postgres: from PATH when both are there, else the newest
-// /usr/lib/postgresql/<version>/bin (where Debian installs them, off PATH).
-func FindPostgresBin() (string, error) {
-	return findPostgresBin(exec.LookPath, "/usr/lib/postgresql")
-}
-
-func findPostgresBin(lookPath func(string) (string, error), libRoot string) (string, error) {
-	if initdb, err := lookPath("initdb"); err == nil {
-		if postgres, err := lookPath("postgres"); err == nil {
-			// Resolve links: initdb finds postgres next to its real path, and
-			// callers want the directory the binaries live in.
-			di, errI := filepath.EvalSymlinks(initdb)
-			dp, errP := filepath.EvalSymlinks(postgres)
-			if errI == nil && errP == nil && filepath.Dir(di) == filepath.Dir(dp) {
-				return filepath.Dir(di), nil
-			}
-		}
-	}
-	entries, err := os.ReadDir(libRoot)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("find postgres binaries: %w", err)
-	}
-	var versions []string
-	for _, e := range entries {
-		bin := filepath.Join(libRoot, e.Name(), "bin")
-		if isExecutable(filepath.Join(bin, "initdb")) && isExecutable(filepath.Join(bin, "postgres")) {
-			versions = append(versions, e.Name())
-		}
-	}
-	if len(versions) == 0 {
-		return "", fmt.Errorf("initdb and postgres are neither on PATH nor in %s/*/bin", libRoot)
-	}
-	slices.SortFunc(versions, compareVersions)
-	return filepath.Join(libRoot, versions[len(versions)-1], "bin"), nil
-}
-
-// compareVersions orders dotted numeric versions ("9.6" < "15").
-func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) || i < len(bs); i++ {
-		var x, y int
-		if i < len(as) {
-			x, _ = strconv.Atoi(as[i])
-		}
-		if i < len(bs) {
-			y, _ = strconv.Atoi(bs[i])
-		}
-		if x != y {
-			return x - y
-		}
-	}
-	return strings.Compare(a, b)
-}
-
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
 
 // FindPactLib returns the path of libpact_ffi.so, looked for in the
 // LD_LIBRARY_PATH directories, /usr/local/lib and /usr/lib: the places the

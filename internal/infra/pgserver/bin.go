@@ -18,11 +18,17 @@ const installHint = "install the server with `apt-get install postgresql-15` (or
 
 // FindBin returns the directory holding the initdb and postgres binaries: the
 // one on PATH if both are there, else the newest /usr/lib/postgresql/<v>/bin.
+// The local runtime starts Postgres from it and doctor reports it, so both
+// always name the same directory.
 func FindBin() (string, error) {
-	if dir, ok := binOnPath(); ok {
+	return findBin(exec.LookPath, debianRoot)
+}
+
+func findBin(lookPath func(string) (string, error), libRoot string) (string, error) {
+	if dir, ok := binOnPath(lookPath); ok {
 		return dir, nil
 	}
-	dirs, err := filepath.Glob(filepath.Join(debianRoot, "*", "bin"))
+	dirs, err := filepath.Glob(filepath.Join(libRoot, "*", "bin"))
 	if err != nil {
 		return "", fmt.Errorf("find postgres binaries: %w", err)
 	}
@@ -32,13 +38,13 @@ func FindBin() (string, error) {
 			return dir, nil
 		}
 	}
-	return "", errors.New("postgres server binaries (initdb, postgres) not found on PATH or under " + debianRoot + "/*/bin: " + installHint)
+	return "", errors.New("postgres server binaries (initdb, postgres) not found on PATH or under " + libRoot + "/*/bin: " + installHint)
 }
 
 // binOnPath resolves symlinks so that a /usr/local/bin/postgres link leads to
 // the real directory, where initdb of the same version lives too.
-func binOnPath() (string, bool) {
-	p, err := exec.LookPath("postgres")
+func binOnPath(lookPath func(string) (string, error)) (string, bool) {
+	p, err := lookPath("postgres")
 	if err != nil {
 		return "", false
 	}

@@ -183,3 +183,39 @@ func TestVersionOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestFindBinPrefersPathThenNewestComplete(t *testing.T) {
+	writeExec := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	notFound := func(string) (string, error) { return "", errors.New("not found") }
+
+	lib := t.TempDir()
+	for _, v := range []string{"9.6", "14", "15"} {
+		writeExec(filepath.Join(lib, v, "bin", "initdb"))
+		writeExec(filepath.Join(lib, v, "bin", "postgres"))
+	}
+	writeExec(filepath.Join(lib, "16", "bin", "initdb")) // incomplete: no postgres
+	got, err := findBin(notFound, lib)
+	if err != nil || got != filepath.Join(lib, "15", "bin") {
+		t.Errorf("newest = %q, %v", got, err)
+	}
+
+	onPath := t.TempDir()
+	writeExec(filepath.Join(onPath, "initdb"))
+	writeExec(filepath.Join(onPath, "postgres"))
+	look := func(name string) (string, error) { return filepath.Join(onPath, name), nil }
+	if got, err := findBin(look, lib); err != nil || got != onPath {
+		t.Errorf("PATH = %q, %v; want %q", got, err, onPath)
+	}
+
+	if _, err := findBin(notFound, t.TempDir()); err == nil {
+		t.Error("found binaries in an empty directory")
+	}
+}
