@@ -23,36 +23,44 @@ const maxIdent = 63
 // database name exists and is owned by role, and that no other role (except
 // superusers) may connect to it. It is idempotent and returns role's DSN.
 func (s *Server) EnsureDatabase(ctx context.Context, name, role, password string) (string, error) {
-	if err := checkIdent("database", name); err != nil {
-		return "", err
-	}
-	if err := checkIdent("role", role); err != nil {
-		return "", err
-	}
-	if role == Superuser {
-		return "", fmt.Errorf("ensure database %s: role %s is the superuser, not a service role", name, role)
-	}
-	if password == "" {
-		return "", fmt.Errorf("ensure database %s: empty password for role %s", name, role)
-	}
 	conn, err := s.admin(ctx, "postgres")
 	if err != nil {
 		return "", fmt.Errorf("ensure database %s: %w", name, err)
 	}
 	defer conn.Close(context.Background())
+	if err := Provision(ctx, conn, name, role, password); err != nil {
+		return "", err
+	}
+	return s.dsn(role, password, name), nil
+}
 
+// Provision does the work of EnsureDatabase over a superuser connection to
+// any server: the Docker runtime provisions its Postgres container with it.
+func Provision(ctx context.Context, conn *pgx.Conn, name, role, password string) error {
+	if err := checkIdent("database", name); err != nil {
+		return err
+	}
+	if err := checkIdent("role", role); err != nil {
+		return err
+	}
+	if role == Superuser {
+		return fmt.Errorf("ensure database %s: role %s is the superuser, not a service role", name, role)
+	}
+	if password == "" {
+		return fmt.Errorf("ensure database %s: empty password for role %s", name, role)
+	}
 	if err := ensureRole(ctx, conn, role, password); err != nil {
-		return "", fmt.Errorf("ensure database %s: %w", name, err)
+		return fmt.Errorf("ensure database %s: %w", name, err)
 	}
 	if err := ensureOwnedDB(ctx, conn, name, role); err != nil {
-		return "", fmt.Errorf("ensure database %s: %w", name, err)
+		return fmt.Errorf("ensure database %s: %w", name, err)
 	}
 	// Database-per-service isolation: by default PUBLIC may connect to every
 	// database, so another service's role could read this one.
 	if _, err := conn.Exec(ctx, "REVOKE ALL ON DATABASE "+ident(name)+" FROM PUBLIC"); err != nil {
-		return "", fmt.Errorf("ensure database %s: revoke public access: %w", name, err)
+		return fmt.Errorf("ensure database %s: revoke public access: %w", name, err)
 	}
-	return s.dsn(role, password, name), nil
+	return nil
 }
 
 func ensureRole(ctx context.Context, conn *pgx.Conn, role, password string) error {

@@ -29,9 +29,9 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/go-connections/nat"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/msctl/msctl/internal/doctor"
+	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
 )
@@ -514,9 +514,6 @@ func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, e
 	if inf == nil {
 		return "", errors.New("ensure database: infra is not started")
 	}
-	if service == "" || len(service) > 63 || service == pgSuperuser {
-		return "", fmt.Errorf("ensure database: %q cannot be a database and role name", service)
-	}
 	mac := hmac.New(sha256.New, []byte(inf.pgPassword))
 	mac.Write([]byte("role:" + service))
 	password := hex.EncodeToString(mac.Sum(nil))[:32]
@@ -528,41 +525,14 @@ func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, e
 		return "", fmt.Errorf("ensure database %s: connect: %w", service, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	id := pgx.Identifier{service}.Sanitize()
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)", service).Scan(&exists); err != nil {
-		return "", fmt.Errorf("ensure database %s: look up role: %w", service, err)
-	}
-	verb := "CREATE"
-	if exists {
-		verb = "ALTER"
-	}
-	// The password is hex: nothing in it needs quoting.
-	if _, err := conn.Exec(ctx, verb+" ROLE "+id+" LOGIN PASSWORD '"+password+"'"); err != nil {
-		return "", fmt.Errorf("ensure database %s: %s role: %w", service, strings.ToLower(verb), err)
-	}
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", service).Scan(&exists); err != nil {
-		return "", fmt.Errorf("ensure database %s: look up database: %w", service, err)
-	}
-	if !exists {
-		if _, err := conn.Exec(ctx, "CREATE DATABASE "+id+" OWNER "+id); err != nil && !hasCode(err, "42P04") {
-			return "", fmt.Errorf("ensure database %s: create: %w", service, err)
-		}
-	}
-	// Database per service: by default PUBLIC may connect to every database.
-	if _, err := conn.Exec(ctx, "REVOKE CONNECT, TEMPORARY ON DATABASE "+id+" FROM PUBLIC"); err != nil {
-		return "", fmt.Errorf("ensure database %s: revoke public access: %w", service, err)
+	if err := pgserver.Provision(ctx, conn, service, service, password); err != nil {
+		return "", err
 	}
 	u := url.URL{
 		Scheme: "postgres", User: url.UserPassword(service, password),
 		Host: runtime.Postgres + ":5432", Path: "/" + service, RawQuery: "sslmode=disable",
 	}
 	return u.String(), nil
-}
-
-func hasCode(err error, code string) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == code
 }
 
 // StopInfra stops the infra containers gracefully; their data stays in the
