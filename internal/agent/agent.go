@@ -71,7 +71,8 @@ type Agent struct {
 	mu      sync.Mutex
 	phase   string
 	failure string
-	downReq chan bool // receives volumes once a client asks for down
+	portErr *state.PortConflict // the failure, when it is a port in use
+	downReq chan bool           // receives volumes once a client asks for down
 	closed  bool
 }
 
@@ -160,6 +161,9 @@ func (a *Agent) Up(ctx context.Context, services []string) error {
 	defer a.mu.Unlock()
 	if err != nil {
 		a.phase, a.failure = state.PhaseFailed, err.Error()
+		if pe, ok := errors.AsType[*runtime.PortInUseError](err); ok {
+			a.portErr = &state.PortConflict{Port: pe.Port, Holder: pe.Holder}
+		}
 		return err
 	}
 	a.phase = state.PhaseUp
@@ -265,7 +269,7 @@ func (a *Agent) Snapshot() state.Snapshot {
 	}
 	a.col.snapshot(&s)
 	a.mu.Lock()
-	s.Phase, s.Error = a.phase, a.failure
+	s.Phase, s.Error, s.PortInUse = a.phase, a.failure, a.portErr
 	a.mu.Unlock()
 	return s
 }

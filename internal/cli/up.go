@@ -418,20 +418,18 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 			return nil
 		case state.PhaseFailed:
 			_ = c.WaitGone(context.Background())
-			return upError(asPortErr(s.Error, m), m)
+			return upError(failure(s), m)
 		}
 	}
 }
 
-// asPortErr recovers the port conflict of the gateway from the agent's
-// failure message, which crossed a process boundary as text.
-func asPortErr(msg string, m *manifest.Manifest) error {
-	prefix := fmt.Sprintf("port %d is already in use", m.Gateway.Port)
-	i := strings.Index(msg, prefix)
-	if i < 0 {
-		return errors.New(msg)
+// failure is the error a failed agent reports in its snapshot, typed again
+// when it is a port conflict so that upError can name the fix.
+func failure(s state.Snapshot) error {
+	if pc := s.PortInUse; pc != nil {
+		return &runtime.PortInUseError{Port: pc.Port, Holder: pc.Holder}
 	}
-	return &runtime.PortInUseError{Port: m.Gateway.Port, Holder: strings.TrimPrefix(strings.TrimSpace(msg[i+len(prefix):]), "by ")}
+	return errors.New(s.Error)
 }
 
 func tailFile(path string, n int) string {

@@ -44,6 +44,15 @@ type Snapshot struct {
 	Phase string `json:"phase,omitempty"`
 	// Error says why the phase is failed.
 	Error string `json:"error,omitempty"`
+	// PortInUse is set when the failure is a port another process holds, so
+	// readers can name the fix without parsing Error.
+	PortInUse *PortConflict `json:"port_in_use,omitempty"`
+}
+
+// PortConflict is a port msctl needed and another process holds.
+type PortConflict struct {
+	Port   int    `json:"port"`
+	Holder string `json:"holder,omitempty"` // e.g. "pid 123 (nginx)", empty when unknown
 }
 
 // Workspace phases.
