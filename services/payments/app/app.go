@@ -55,9 +55,14 @@ func (a *App) Charge(ctx context.Context, tx pgx.Tx, cmd events.ChargePayment) (
 		OrderID: cmd.OrderID, UserID: cmd.UserID, Status: out.Status,
 		AmountCents: cmd.AmountCents, CardLast4: domain.Last4(cmd.CardNumber), Reason: out.Reason,
 	}
-	if _, err := a.repo.Insert(ctx, tx, p); err != nil {
+	inserted, err := a.repo.Insert(ctx, tx, p)
+	if err != nil {
 		return Reply{}, err
 	}
+	if inserted {
+		return chargeReply(p), nil
+	}
+	// A charge for this order exists already: answer with what it decided.
 	stored, err := a.repo.Lock(ctx, tx, cmd.OrderID)
 	if err != nil {
 		return Reply{}, err
