@@ -193,13 +193,14 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		// the message carries the publish span, so the consumer's span
 		// nests under it.
 		pctx, span := bus.StartPublishSpan(bus.Extract(ctx, x.headers), x.subject)
+		// The stored trace headers make way for the publish span's, which
+		// NewMsg injects when none are left.
 		hdr := nats.Header{}
 		for k, vs := range x.headers {
 			if k != bus.HeaderTraceparent && k != bus.HeaderTracestate {
 				hdr[k] = vs
 			}
 		}
-		bus.Inject(pctx, hdr)
 		msgs[i] = bus.NewMsg(pctx, x.subject, x.id, x.payload, hdr)
 		ends[i] = func(err error) {
 			if err != nil {
