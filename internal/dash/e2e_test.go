@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -238,16 +239,27 @@ func (e *e2e) waitScreen(what string, timeout time.Duration, ok func(string) boo
 
 // waitWhileRequesting keeps asking the gateway for the order summary (which
 // calls payments) until the screen satisfies ok.
+// Each round sends a burst of concurrent summaries: a stopped service also
+// stops renewing its registry lease, and once the lease lapses the gateway
+// answers 503 without calling it, so the breaker's failures must all land
+// within one lease, not one request at a time.
 func (e *e2e) waitWhileRequesting(what string, timeout time.Duration, token, orderID string, ok func(string) bool) {
 	e.t.Helper()
+	const burst = 8
 	client := &http.Client{Timeout: 5 * time.Second}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest(http.MethodGet, e.gateway+"/api/v1/orders/"+orderID+"/summary", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, e.gateway+"/api/v1/orders/"+orderID+"/summary", nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				if resp, err := client.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			})
 		}
+		wg.Wait()
 		if ok(e.screen()) {
 			return
 		}
