@@ -14,11 +14,11 @@ import (
 )
 
 var (
-	rootKeys      = []string{"project", "gateway", "infra", "services"}
+	rootKeys      = []string{"project", "gateway", "infra", "services", "kubernetes"}
 	gatewayKeys   = []string{"port"}
 	infraKeys     = []string{"postgres", "broker", "registry"}
-	componentKeys = []string{"image", "version", "port"}
-	serviceKeys   = []string{"path", "language", "port", "public", "depends_on", "database", "health", "env", "replicas", "routes"}
+	componentKeys = []string{"image", "version", "port", "replicas"}
+	serviceKeys   = []string{"path", "language", "port", "public", "depends_on", "database", "health", "env", "replicas", "routes", "autoscale"}
 )
 
 // Load reads, parses and validates the manifest at path. Problems come back
@@ -115,6 +115,7 @@ func parse(file, abs string, data []byte) (*Manifest, error) {
 		p.component(inf, "broker", &m.Infra.Broker)
 		p.component(inf, "registry", &m.Infra.Registry)
 	}
+	p.kubernetes(fields, m)
 	if kv, ok := fields["services"]; ok && !isNull(kv.val) {
 		if kv.val.Kind != yaml.MappingNode {
 			p.errorf(kv.val, "write services as a mapping of name to settings, e.g. services: {users: {language: go}}", "services must be a mapping")
@@ -205,6 +206,7 @@ func (p *parser) component(fields map[string]keyVal, name string, c *Component) 
 		c.Port = p.port(v.val, where+".port", true)
 		p.infraLine[name] = v.val.Line
 	}
+	p.componentReplicas(name, cf, c)
 }
 
 func (p *parser) service(k, v *yaml.Node, abs string) *Service {
@@ -305,6 +307,7 @@ func (p *parser) service(k, v *yaml.Node, abs string) *Service {
 			}
 		}
 	}
+	s.Autoscale = p.autoscale(f, where)
 	if kv, ok := f["depends_on"]; ok && !isNull(kv.val) {
 		ln.dependsOn = kv.key.Line
 		if kv.val.Kind != yaml.SequenceNode {

@@ -51,6 +51,8 @@ type Manifest struct {
 	Gateway  Gateway
 	Infra    Infra
 	Services map[string]*Service
+	// Kubernetes is read by the kubernetes runtime and export k8s only.
+	Kubernetes Kubernetes
 
 	// path is the absolute path of the file it was loaded from.
 	path string
@@ -76,6 +78,9 @@ type Component struct {
 	Version string
 	// Port is the host port; 0 means a free one is chosen at start.
 	Port int
+	// Replicas is the cluster size on kubernetes (1 or 3); other runtimes
+	// run one node.
+	Replicas int
 }
 
 // Ref is the image reference, image:version.
@@ -101,6 +106,9 @@ type Service struct {
 	// Routes maps gateway path prefixes this service serves to their access,
 	// AccessPublic or AccessAuth.
 	Routes map[string]string
+	// Autoscale, when set, gives the service a HorizontalPodAutoscaler on
+	// kubernetes.
+	Autoscale *Autoscale
 	// Line is where the service is declared, for messages about it.
 	Line int
 }
