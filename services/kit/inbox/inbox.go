@@ -16,7 +16,7 @@ import (
 )
 
 // Schema is the table every consuming service creates in one of its own
-// migrations.
+// migrations; kit owns it as it owns outbox.Schema.
 const Schema = `
 CREATE TABLE inbox (
     consumer    text NOT NULL,

@@ -19,7 +19,9 @@ import (
 )
 
 // Schema is the table every service with an outbox creates in one of its
-// own migrations (database per service, so it is copied, not shared).
+// own migrations (database per service, so it is copied, not shared). kit
+// owns it: TestServiceMigrationsCopyKitTables pins every copy to it, and the
+// scaffold writes it into new services.
 const Schema = `
 CREATE TABLE outbox (
     seq        bigserial PRIMARY KEY,
