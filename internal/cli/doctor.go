@@ -11,6 +11,7 @@ import (
 
 	"github.com/msctl/msctl/internal/doctor"
 	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/runtime/pick"
 )
 
 type doctorOptions struct {
@@ -54,11 +55,11 @@ func (o *doctorOptions) workspace() (port int, source string, images []string) {
 	m, err := loadManifest(o.root)
 	switch {
 	case err == nil:
-		return m.Gateway.Port, "from " + manifest.FileName, doctor.Images(m)
+		return m.Gateway.Port, "from " + manifest.FileName, pick.Images(m)
 	case errors.Is(err, manifest.ErrNotFound):
-		return manifest.DefaultGatewayPort, "default, no " + manifest.FileName + " found", doctor.Images(nil)
+		return manifest.DefaultGatewayPort, "default, no " + manifest.FileName + " found", pick.Images(nil)
 	default:
-		return manifest.DefaultGatewayPort, "default, " + manifest.FileName + " is invalid", doctor.Images(nil)
+		return manifest.DefaultGatewayPort, "default, " + manifest.FileName + " is invalid", pick.Images(nil)
 	}
 }
 

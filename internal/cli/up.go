@@ -17,12 +17,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
-	"github.com/msctl/msctl/internal/doctor"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/local"
+	"github.com/msctl/msctl/internal/runtime/pick"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -138,10 +138,10 @@ func chooseRuntime(ctx context.Context, flag string, m *manifest.Manifest) (name
 	if err := checkRuntimeFlag(flag); err != nil {
 		return "", "", err
 	}
-	images := doctor.Images(m)
+	images := pick.Images(m)
 	switch flag {
 	case docker.Name:
-		if err := doctor.RequireDocker(ctx, images); err != nil {
+		if err := pick.RequireDocker(ctx, images); err != nil {
 			return "", "", err
 		}
 		return docker.Name, "", nil
@@ -153,12 +153,12 @@ func chooseRuntime(ctx context.Context, flag string, m *manifest.Manifest) (name
 			return local.Name, "", nil
 		}
 	}
-	p := doctor.PickRuntime(ctx, images)
+	p := pick.Auto(ctx, images)
 	if p.Runtime == local.Name && p.DockerAnswers {
 		note = "docker: " + p.Reason + "; using the local runtime"
 		if len(p.Missing) > 0 {
 			note = fmt.Sprintf("docker: images missing (%s); using the local runtime — %s to use docker",
-				strings.Join(p.Missing, ", "), doctor.GetImages(p.Missing))
+				strings.Join(p.Missing, ", "), pick.GetImages(p.Missing))
 		}
 	}
 	return p.Runtime, note, nil

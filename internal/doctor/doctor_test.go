@@ -11,19 +11,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/runtime/pick"
 )
 
 // fakeDocker is an engine whose daemon answers unless err is set and which
 // holds every image except those in missing.
 type fakeDocker struct {
-	info     DockerInfo
+	info     pick.DockerInfo
 	err      error
 	missing  []string
 	imageErr error
 }
 
-func (f fakeDocker) Probe(context.Context) (DockerInfo, error) { return f.info, f.err }
+func (f fakeDocker) Probe(context.Context) (pick.DockerInfo, error) { return f.info, f.err }
 
 func (f fakeDocker) MissingImages(_ context.Context, refs []string) ([]string, error) {
 	if f.imageErr != nil {
@@ -38,13 +38,13 @@ func (f fakeDocker) MissingImages(_ context.Context, refs []string) ([]string, e
 	return out, nil
 }
 
-var _ DockerProber = fakeDocker{}
+var _ pick.DockerProber = fakeDocker{}
 
 // fakeEnv is a machine with everything present; tests break one piece each.
 func fakeEnv() Env {
 	return Env{
-		Docker:      fakeDocker{info: DockerInfo{Version: "20.10.24", APIVersion: "1.41"}},
-		Images:      Images(nil),
+		Docker:      fakeDocker{info: pick.DockerInfo{Version: "20.10.24", APIVersion: "1.41"}},
+		Images:      pick.Images(nil),
 		GoVersion:   func(context.Context) (string, error) { return "go version go1.26.8 linux/amd64\n", nil },
 		PostgresBin: func() (string, error) { return "/usr/lib/postgresql/15/bin", nil },
 		PostgresVersion: func(context.Context, string) (string, error) {
@@ -60,7 +60,7 @@ func fakeEnv() Env {
 
 func TestRun(t *testing.T) {
 	noDocker := fakeDocker{err: errors.New("ping docker daemon: connection refused")}
-	noImages := fakeDocker{info: DockerInfo{Version: "20.10.24", APIVersion: "1.41"}, missing: []string{"postgres:15", "bitnami/etcd:3.5"}}
+	noImages := fakeDocker{info: pick.DockerInfo{Version: "20.10.24", APIVersion: "1.41"}, missing: []string{"postgres:15", "bitnami/etcd:3.5"}}
 	noPostgres := func(e *Env) { e.PostgresBin = func() (string, error) { return "", errors.New("initdb not found") } }
 	tests := []struct {
 		name      string
@@ -73,7 +73,7 @@ func TestRun(t *testing.T) {
 		{
 			name:      "everything present",
 			mutate:    func(*Env) {},
-			runtime:   RuntimeDocker,
+			runtime:   pick.Docker,
 			runtimeOK: true,
 			details: map[string]string{
 				CheckDocker:   "engine 20.10.24, API 1.41",
@@ -87,7 +87,7 @@ func TestRun(t *testing.T) {
 		{
 			name:      "no docker, postgres present",
 			mutate:    func(e *Env) { e.Docker = noDocker },
-			runtime:   RuntimeLocal,
+			runtime:   pick.Local,
 			runtimeOK: true,
 			failed:    []string{CheckDocker, CheckImages},
 			details:   map[string]string{CheckImages: "not checked: no Docker daemon answers"},
@@ -98,14 +98,14 @@ func TestRun(t *testing.T) {
 				e.Docker = noDocker
 				noPostgres(e)
 			},
-			runtime: RuntimeLocal,
+			runtime: pick.Local,
 			failed:  []string{CheckDocker, CheckImages, CheckPostgres, CheckRuntime},
 			details: map[string]string{CheckRuntime: "it cannot run without Postgres server binaries"},
 		},
 		{
 			name:      "docker without the infra images picks local",
 			mutate:    func(e *Env) { e.Docker = noImages },
-			runtime:   RuntimeLocal,
+			runtime:   pick.Local,
 			runtimeOK: true,
 			failed:    []string{CheckImages},
 			details: map[string]string{
@@ -120,7 +120,7 @@ func TestRun(t *testing.T) {
 				e.Docker = noImages
 				noPostgres(e)
 			},
-			runtime: RuntimeLocal,
+			runtime: pick.Local,
 			failed:  []string{CheckImages, CheckPostgres, CheckRuntime},
 			details: map[string]string{CheckRuntime: "it cannot run without Postgres server binaries"},
 		},
@@ -129,7 +129,7 @@ func TestRun(t *testing.T) {
 			mutate: func(e *Env) {
 				e.Docker = fakeDocker{imageErr: errors.New("inspect image postgres:15: context deadline exceeded")}
 			},
-			runtime:   RuntimeLocal,
+			runtime:   pick.Local,
 			runtimeOK: true,
 			failed:    []string{CheckImages},
 			details:   map[string]string{CheckImages: "context deadline exceeded"},
@@ -137,14 +137,14 @@ func TestRun(t *testing.T) {
 		{
 			name:      "images configured in the manifest",
 			mutate:    func(e *Env) { e.Images = []string{"registry.example/pg:16", "nats:2.15", "bitnami/etcd:3.5"} },
-			runtime:   RuntimeDocker,
+			runtime:   pick.Docker,
 			runtimeOK: true,
 			details:   map[string]string{CheckImages: "registry.example/pg:16, nats:2.15, bitnami/etcd:3.5 present"},
 		},
 		{
 			name:      "docker without postgres binaries is fine",
 			mutate:    noPostgres,
-			runtime:   RuntimeDocker,
+			runtime:   pick.Docker,
 			runtimeOK: true,
 			failed:    []string{CheckPostgres},
 		},
@@ -153,12 +153,12 @@ func TestRun(t *testing.T) {
 			mutate: func(e *Env) {
 				e.GoVersion = func(context.Context) (string, error) { return "", errors.New("exec: go: not found") }
 			},
-			runtime: RuntimeDocker,
+			runtime: pick.Docker,
 			failed:  []string{CheckGo, CheckRuntime},
 		},
 		{
 			name:      "no pact, port taken",
-			runtime:   RuntimeDocker,
+			runtime:   pick.Docker,
 			runtimeOK: true,
 			mutate: func(e *Env) {
 				e.PactLib = func() (string, error) { return "", errors.New("libpact_ffi.so not found") }
@@ -200,96 +200,6 @@ func TestRun(t *testing.T) {
 				t.Errorf("failed = %v, want %v", failed, tt.failed)
 			}
 		})
-	}
-}
-
-func TestPickRuntime(t *testing.T) {
-	images := Images(nil)
-	tests := []struct {
-		name    string
-		docker  fakeDocker
-		runtime string
-		answers bool
-		missing []string
-		require string // what the docker runtime's refusal says, "" for none
-	}{
-		{name: "daemon and images", docker: fakeDocker{}, runtime: RuntimeDocker, answers: true},
-		{
-			name: "no daemon", docker: fakeDocker{err: errors.New("ping docker daemon: refused")}, runtime: RuntimeLocal,
-			require: "the docker runtime needs a Docker daemon: ping docker daemon: refused\n\tfix: install Docker",
-		},
-		{
-			name: "images missing", docker: fakeDocker{missing: []string{"nats:2.15"}}, runtime: RuntimeLocal, answers: true,
-			missing: []string{"nats:2.15"},
-			require: "the docker runtime needs infra images the local Docker engine does not have: nats:2.15\n" +
-				"\tfix: run `make images` (offline stand-ins) or `docker pull nats:2.15`, or use --runtime local",
-		},
-		{
-			name: "images not inspectable", docker: fakeDocker{imageErr: errors.New("inspect image nats:2.15: EOF")}, runtime: RuntimeLocal, answers: true,
-			require: "the docker runtime cannot check its infra images: inspect image nats:2.15: EOF",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := probeDocker(context.Background(), tt.docker, images)
-			p := st.pick()
-			if p.Runtime != tt.runtime || p.DockerAnswers != tt.answers || !slices.Equal(p.Missing, tt.missing) || p.Reason == "" {
-				t.Errorf("pick = %+v, want %s answers=%v missing=%v", p, tt.runtime, tt.answers, tt.missing)
-			}
-			err := st.require()
-			switch {
-			case tt.require == "" && err != nil:
-				t.Errorf("require = %v, want nil", err)
-			case tt.require != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.require)):
-				t.Errorf("require = %v, want prefix %q", err, tt.require)
-			}
-		})
-	}
-}
-
-func TestImagesFix(t *testing.T) {
-	for _, tt := range []struct {
-		missing []string
-		want    string
-	}{
-		{[]string{"postgres:15", "nats:2.15"}, "run `make images` (offline stand-ins) or `docker pull postgres:15` and `docker pull nats:2.15`, or use --runtime local"},
-		// make images builds only the default tags.
-		{[]string{"msctl-test/none:0"}, "run `docker pull msctl-test/none:0`, or use --runtime local"},
-	} {
-		if got := ImagesFix(tt.missing); got != tt.want {
-			t.Errorf("ImagesFix(%v) = %q, want %q", tt.missing, got, tt.want)
-		}
-	}
-}
-
-func TestImages(t *testing.T) {
-	path := filepath.Join(t.TempDir(), manifest.FileName)
-	if err := os.WriteFile(path, []byte("project: p\ninfra:\n  postgres:\n    image: msctl-test/none\n    version: \"0\"\nservices: {}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := Images(m), []string{"msctl-test/none:0", "nats:2.15", "bitnami/etcd:3.5"}; !slices.Equal(got, want) {
-		t.Errorf("Images = %v, want %v", got, want)
-	}
-}
-
-func TestEngineProber(t *testing.T) {
-	info, err := EngineProber{}.Probe(context.Background())
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI needs a Docker daemon: %v", err)
-		}
-		t.Skipf("no Docker daemon: %v", err)
-	}
-	if info.Version == "" || info.APIVersion == "" {
-		t.Errorf("info = %+v", info)
-	}
-	missing, err := EngineProber{}.MissingImages(context.Background(), []string{"msctl-test/none:0"})
-	if err != nil || !slices.Equal(missing, []string{"msctl-test/none:0"}) {
-		t.Errorf("MissingImages(nonexistent) = %v, %v", missing, err)
 	}
 }
 
