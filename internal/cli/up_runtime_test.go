@@ -10,7 +10,6 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/client"
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/docker"
@@ -22,20 +21,13 @@ import (
 func missingImageWorkspace(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, manifest.FileName)
-	for name, content := range map[string]string{
-		filepath.Join(dir, "services", "a", "main.go"): "package main\n\nfunc main() {}\n",
-		filepath.Join(dir, "go.mod"):                   "module example.com/ws\n\ngo 1.24\n",
-		path: "project: cli-missing-image\ninfra:\n  postgres:\n    image: msctl-test/none\n    version: \"0\"\n" +
+	testenv.WriteFiles(t, dir, map[string]string{
+		"services/a/main.go": "package main\n\nfunc main() {}\n",
+		"go.mod":             "module example.com/ws\n\ngo 1.24\n",
+		manifest.FileName: "project: cli-missing-image\ninfra:\n  postgres:\n    image: msctl-test/none\n    version: \"0\"\n" +
 			"services:\n  a:\n    path: services/a\n    language: go\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
+	path := filepath.Join(dir, manifest.FileName)
 	return path
 }
 
@@ -67,7 +59,7 @@ func TestUpDockerMissingImage(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(filepath.Dir(path), ".msctl")); !os.IsNotExist(err) {
 		t.Errorf(".msctl exists (%v): something was started", err)
 	}
-	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	c, err := docker.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -72,70 +70,31 @@ func echoWorkspace(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, svc := range []string{"a", "b"} {
-		writeFile(t, filepath.Join(dir, "services", svc, "main.go"), string(src))
-	}
-	writeFile(t, filepath.Join(dir, "go.mod"), "module example.com/ws\n\ngo 1.24\n")
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	writeFile(t, filepath.Join(dir, manifest.FileName), fmt.Sprintf("project: cli%s\ngateway:\n  port: %d\nservices:\n"+
-		"  a:\n    path: services/a\n    language: go\n    database: true\n    replicas: 1\n"+
-		"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
-		hex.EncodeToString(b), testenv.FreePort(t)))
+	testenv.WriteFiles(t, dir, map[string]string{
+		"services/a/main.go": string(src),
+		"services/b/main.go": string(src),
+		"go.mod":             "module example.com/ws\n\ngo 1.24\n",
+		manifest.FileName: fmt.Sprintf("project: cli%s\ngateway:\n  port: %d\nservices:\n"+
+			"  a:\n    path: services/a\n    language: go\n    database: true\n    replicas: 1\n"+
+			"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
+			hex.EncodeToString(b), testenv.FreePort(t)),
+	})
 	return dir
-}
-
-func writeFile(t *testing.T, path, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type result struct {
-	stdout, stderr string
-	code           int
 }
 
 // msctlIn runs the msctl binary bin in dir and fails the test unless it
 // exits 0.
-func msctlIn(t *testing.T, bin, dir string, args ...string) result {
+func msctlIn(t *testing.T, bin, dir string, args ...string) testenv.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("msctl %s: %v", strings.Join(args, " "), err)
-	}
-	if r.code != 0 {
-		t.Fatalf("msctl %s: exit %d\n%s%s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
-	return r
+	return testenv.CLI{Bin: bin, Dir: dir, Timeout: 4 * time.Minute}.Must(t, args...)
 }
 
 // components is `msctl ps --json` by name.
 func components(t *testing.T, bin, dir string) map[string]state.Component {
 	t.Helper()
-	var cs []state.Component
-	if err := json.Unmarshal([]byte(msctlIn(t, bin, dir, "ps", "--json").stdout), &cs); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]state.Component{}
-	for _, c := range cs {
-		out[c.Name] = c
-	}
-	return out
+	return testenv.CLI{Bin: bin, Dir: dir}.Components(t)
 }
 
 // identity is what changes when a component's first instance is replaced:
@@ -229,8 +188,8 @@ func testUpWhileUp(t *testing.T, bin, rt string) {
 	first := components(t, bin, dir)
 
 	r := msctlIn(t, bin, dir, "up", "-d")
-	if !strings.Contains(r.stderr, "already up; nothing changed") {
-		t.Errorf("second up said:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "already up; nothing changed") {
+		t.Errorf("second up said:\n%s", r.Stderr)
 	}
 	assertReplaced(t, first, components(t, bin, dir), nil)
 
@@ -239,26 +198,26 @@ func testUpWhileUp(t *testing.T, bin, rt string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, main, string(src)+"\nfunc init() { os.Setenv(\"ECHO_EDITED\", \"1\") }\n")
+	testenv.WriteFiles(t, dir, map[string]string{"services/b/main.go": string(src) + "\nfunc init() { os.Setenv(\"ECHO_EDITED\", \"1\") }\n"})
 	r = msctlIn(t, bin, dir, "up", "-d")
-	if !strings.Contains(r.stderr, "b: code changed, restarted") || strings.Contains(r.stderr, "  a:") {
-		t.Errorf("up after editing b said:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "b: code changed, restarted") || strings.Contains(r.Stderr, "  a:") {
+		t.Errorf("up after editing b said:\n%s", r.Stderr)
 	}
 	assertReplaced(t, first, components(t, bin, dir), []string{"b"})
 
 	yaml := func(replicas int) {
 		t.Helper()
-		writeFile(t, filepath.Join(dir, manifest.FileName), strings.Replace(mustRead(t, filepath.Join(dir, manifest.FileName)),
-			fmt.Sprintf("replicas: %d", 3-replicas), fmt.Sprintf("replicas: %d", replicas), 1))
+		testenv.WriteFiles(t, dir, map[string]string{manifest.FileName: strings.Replace(mustRead(t, filepath.Join(dir, manifest.FileName)),
+			fmt.Sprintf("replicas: %d", 3-replicas), fmt.Sprintf("replicas: %d", replicas), 1)})
 	}
 	yaml(2)
-	if r := msctlIn(t, bin, dir, "up", "-d"); !strings.Contains(r.stderr, "a: scaled 1 → 2") {
-		t.Errorf("up with two replicas of a said:\n%s", r.stderr)
+	if r := msctlIn(t, bin, dir, "up", "-d"); !strings.Contains(r.Stderr, "a: scaled 1 → 2") {
+		t.Errorf("up with two replicas of a said:\n%s", r.Stderr)
 	}
 	assertInstances(t, bin, dir, rt, m.Project, 2)
 	yaml(1)
-	if r := msctlIn(t, bin, dir, "up", "-d"); !strings.Contains(r.stderr, "a: scaled 2 → 1") {
-		t.Errorf("up with one replica of a said:\n%s", r.stderr)
+	if r := msctlIn(t, bin, dir, "up", "-d"); !strings.Contains(r.Stderr, "a: scaled 2 → 1") {
+		t.Errorf("up with one replica of a said:\n%s", r.Stderr)
 	}
 	assertInstances(t, bin, dir, rt, m.Project, 1)
 }
@@ -339,35 +298,26 @@ func removeImages(t *testing.T, project string) {
 	}
 }
 
-// Seeded by services/inventory/migrations.
-const (
-	shopKeyboard = "bf16a7f8-dad1-48c7-9049-62fbe5440f29"
-	shopGoodCard = "4242424242424242"
-)
-
 // infraNames are the components every workspace runs besides its services.
 var infraNames = []string{rtpkg.Postgres, rtpkg.Broker, rtpkg.Registry}
 
 // shopWorkspace copies the repository's msctl.yaml into a directory of its
 // own with a unique project, a free gateway port and the services' paths
 // made absolute, so that it runs the real shop beside anyone else's.
-func shopWorkspace(t *testing.T) *manifest.Manifest {
+func shopWorkspace(t *testing.T, bin string) (testenv.Shop, *manifest.Manifest) {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	project, port := "shop"+hex.EncodeToString(b), testenv.FreePort(t)
-	path, err := testenv.ShopManifest(t.TempDir(), project, port)
+	project := "shop" + hex.EncodeToString(b)
+	shop := testenv.NewShop(t, bin, project)
+	m, err := manifest.Load(filepath.Join(shop.Dir, manifest.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := manifest.Load(path)
-	if err != nil {
-		t.Fatal(err)
+	if m.Project != project || m.Gateway.Port != shop.Port {
+		t.Fatalf("copied manifest has project %q on port %d, want %q on %d", m.Project, m.Gateway.Port, project, shop.Port)
 	}
-	if m.Project != project || m.Gateway.Port != port {
-		t.Fatalf("copied manifest has project %q on port %d, want %q on %d", m.Project, m.Gateway.Port, project, port)
-	}
-	return m
+	return shop, m
 }
 
 // testShopLifecycle takes the repository's shop through the life the
@@ -376,7 +326,7 @@ func shopWorkspace(t *testing.T) *manifest.Manifest {
 // after the agent was killed; down keeping the data, down --volumes
 // removing it; down after a killed agent removing what it left.
 func testShopLifecycle(t *testing.T, bin string) {
-	m := shopWorkspace(t)
+	ws, m := shopWorkspace(t, bin)
 	dir := m.Dir()
 	// Cleanups run last first: the agent dies before everything is removed,
 	// so that it cannot restart what is being removed.
@@ -391,7 +341,8 @@ func testShopLifecycle(t *testing.T, bin string) {
 		killAgent(t, dir)
 	})
 	want := append(slices.Clone(infraNames), m.ServiceNames()...)
-	shop := &shopClient{t: t, base: fmt.Sprintf("http://127.0.0.1:%d", m.Gateway.Port), http: &http.Client{Timeout: 15 * time.Second}}
+	shop := &shopClient{ws.Gateway(t)}
+	shop.Client = &http.Client{Timeout: 15 * time.Second}
 	up := func() map[string]state.Component {
 		t.Helper()
 		msctlIn(t, bin, dir, "up", "-d", "--runtime", docker.Name)
@@ -428,7 +379,7 @@ func testShopLifecycle(t *testing.T, bin string) {
 		}
 	}
 	if !maps.EqualFunc(before, after, slices.Equal) {
-		t.Errorf("up following a killed agent replaced containers: %v → %v\nup said:\n%s", before, after, r.stderr)
+		t.Errorf("up following a killed agent replaced containers: %v → %v\nup said:\n%s", before, after, r.Stderr)
 	}
 	shop.assertOrder(shop.login("shop@example.com"), orderID, "CONFIRMED")
 
@@ -442,7 +393,7 @@ func testShopLifecycle(t *testing.T, bin string) {
 	assertDownSaid(t, r, "stopped in ", "removed the data")
 	assertNothingLeft(t, m.Project, false)
 	up()
-	if code := shop.do("GET", "/api/v1/orders/"+orderID, shop.login("shop@example.com"), nil, nil); code != http.StatusNotFound {
+	if code := shop.Do("GET", "/api/v1/orders/"+orderID, shop.login("shop@example.com"), nil, nil); code != http.StatusNotFound {
 		t.Errorf("after down --volumes and up, GET the old order: %d, want 404", code)
 	}
 
@@ -451,8 +402,8 @@ func testShopLifecycle(t *testing.T, bin string) {
 	r = msctlIn(t, bin, dir, "down", "--volumes")
 	assertDownSaid(t, r, fmt.Sprintf("removed the %d containers it left", len(want)), "removed the data")
 	assertNothingLeft(t, m.Project, false)
-	if r := msctlIn(t, bin, dir, "down"); !strings.Contains(r.stderr, "nothing is up") {
-		t.Errorf("down with nothing up said:\n%s", r.stderr)
+	if r := msctlIn(t, bin, dir, "down"); !strings.Contains(r.Stderr, "nothing is up") {
+		t.Errorf("down with nothing up said:\n%s", r.Stderr)
 	}
 }
 
@@ -541,7 +492,7 @@ func containsAll(have, want []string) bool {
 // from one of allowed and that each of must has at least one.
 func assertLogs(t *testing.T, bin, dir string, allowed []string, args ...string) {
 	t.Helper()
-	out := msctlIn(t, bin, dir, append([]string{"logs"}, args...)...).stdout
+	out := msctlIn(t, bin, dir, append([]string{"logs"}, args...)...).Stdout
 	lines := map[string]int{}
 	for l := range strings.Lines(out) {
 		svc, _, ok := strings.Cut(l, " | ")
@@ -564,15 +515,15 @@ func assertLogs(t *testing.T, bin, dir string, allowed []string, args ...string)
 
 // assertDownSaid checks down's report: what it must say, and never that
 // nothing was up.
-func assertDownSaid(t *testing.T, r result, must ...string) {
+func assertDownSaid(t *testing.T, r testenv.Result, must ...string) {
 	t.Helper()
 	for _, s := range must {
-		if !strings.Contains(r.stderr, s) {
-			t.Errorf("down said %q, want %q in it", r.stderr, s)
+		if !strings.Contains(r.Stderr, s) {
+			t.Errorf("down said %q, want %q in it", r.Stderr, s)
 		}
 	}
-	if strings.Contains(r.stderr, "nothing is up") {
-		t.Errorf("down stopped a workspace but said %q", r.stderr)
+	if strings.Contains(r.Stderr, "nothing is up") {
+		t.Errorf("down stopped a workspace but said %q", r.Stderr)
 	}
 }
 
@@ -647,95 +598,30 @@ func assertNothingLeft(t *testing.T, project string, volumes bool) {
 }
 
 // shopClient talks to the shop through its gateway, as a user would.
-type shopClient struct {
-	t    *testing.T
-	base string
-	http *http.Client
-}
-
-// do sends one request and decodes a 2xx answer into out.
-func (c *shopClient) do(method, path, token string, body, out any) int {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		c.t.Fatalf("%s %s: read: %v", method, path, err)
-	}
-	if resp.StatusCode/100 == 2 && out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			c.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
-		}
-	}
-	return resp.StatusCode
-}
+type shopClient struct{ *testenv.API }
 
 // login signs up unless the user exists, and logs in.
 func (c *shopClient) login(email string) string {
-	c.t.Helper()
-	const password = "correct horse battery"
-	signup := map[string]string{"email": email, "password": password, "name": "Shopper"}
-	if code := c.do("POST", "/api/v1/auth/signup", "", signup, nil); code != http.StatusCreated && code != http.StatusConflict {
-		c.t.Fatalf("signup: %d", code)
-	}
-	var tok struct{ Token string }
-	if code := c.do("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": password}, &tok); code != http.StatusOK || tok.Token == "" {
-		c.t.Fatalf("login: %d", code)
-	}
-	return tok.Token
+	c.T.Helper()
+	return c.SignIn(email, "Shopper", http.StatusCreated, http.StatusConflict)
 }
 
 // place orders one keyboard with a good card and returns the order's id.
 func (c *shopClient) place(token string) string {
-	c.t.Helper()
-	var o struct{ ID string }
-	body := map[string]any{"items": []map[string]any{{"product_id": shopKeyboard, "quantity": 1}}, "card_number": shopGoodCard}
-	if code := c.do("POST", "/api/v1/orders", token, body, &o); code != http.StatusAccepted || o.ID == "" {
-		c.t.Fatalf("place order: %d %+v", code, o)
-	}
-	return o.ID
+	c.T.Helper()
+	return c.PlaceOrder(token, testenv.Keyboard, testenv.GoodCard, 1, nil)
 }
 
 // settle waits until the order leaves PENDING and returns its status.
 func (c *shopClient) settle(token, id string) string {
-	c.t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		var o struct{ Status string }
-		code := c.do("GET", "/api/v1/orders/"+id, token, nil, &o)
-		if code == http.StatusOK && o.Status != "PENDING" {
-			return o.Status
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("order %s: %d %q after 30s", id, code, o.Status)
-		}
-	}
+	c.T.Helper()
+	return c.Settle(token, id, 30*time.Second).Status
 }
 
 func (c *shopClient) assertOrder(token, id, status string) {
-	c.t.Helper()
-	var o struct{ Status string }
-	if code := c.do("GET", "/api/v1/orders/"+id, token, nil, &o); code != http.StatusOK || o.Status != status {
-		c.t.Errorf("order %s: %d %q, want %s", id, code, o.Status, status)
+	c.T.Helper()
+	var o testenv.Order
+	if code := c.Do("GET", "/api/v1/orders/"+id, token, nil, &o); code != http.StatusOK || o.Status != status {
+		c.T.Errorf("order %s: %d %q, want %s", id, code, o.Status, status)
 	}
 }

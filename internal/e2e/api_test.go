@@ -1,134 +1,32 @@
 package e2e
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
-const declinedCard = "4000000000000002"
-const goodCard = "4242424242424242"
-
-// api calls the public API through the gateway and decodes the answer
-// into out (when non-nil); it returns the status.
-func api(t testing.TB, method, path, token string, body, out any) int {
-	t.Helper()
-	return apiWith(t, method, path, token, nil, body, out)
-}
-
-// apiWith is api with extra request headers.
-func apiWith(t testing.TB, method, path, token string, hdr http.Header, body, out any) int {
-	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://127.0.0.1:"+strconv.Itoa(gwPort)+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, vs := range hdr {
-		req.Header[k] = vs
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode/100 == 2 {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("%s %s: decode %s: %v", method, path, data, err)
-		}
-	}
-	return resp.StatusCode
-}
-
-type product struct {
-	ID         string `json:"id"`
-	SKU        string `json:"sku"`
-	PriceCents int    `json:"price_cents"`
-	Stock      int    `json:"stock"`
-}
-
-type order struct {
-	ID     string `json:"id"`
-	Status string `json:"status"`
-	Reason string `json:"reason"`
-}
-
-// user signs up a fresh user and returns its token.
-func user(t testing.TB) string {
-	t.Helper()
-	token, _ := signup(t)
-	return token
-}
+// gateway is the public API of the workspace, for t.
+func gateway(t testing.TB) *testenv.API { return shop.Gateway(t) }
 
 // signup signs up a fresh user and returns its token and email.
 func signup(t testing.TB) (token, email string) {
 	t.Helper()
 	email = fmt.Sprintf("e2e-%d@example.com", time.Now().UnixNano())
-	if st := api(t, "POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct-horse-9", "name": "E2E"}, nil); st != http.StatusCreated {
-		t.Fatalf("signup: %d", st)
-	}
-	token, st := login(t, email)
-	if st != http.StatusOK || token == "" {
-		t.Fatalf("login: %d", st)
-	}
-	return token, email
-}
-
-// login logs in a user made by signup and returns the token and the status.
-func login(t testing.TB, email string) (string, int) {
-	t.Helper()
-	var out struct {
-		Token string `json:"token"`
-	}
-	st := api(t, "POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct-horse-9"}, &out)
-	return out.Token, st
-}
-
-func products(t testing.TB) []product {
-	t.Helper()
-	var ps []product
-	if st := api(t, "GET", "/api/v1/products", "", nil, &ps); st != http.StatusOK || len(ps) == 0 {
-		t.Fatalf("products: %d, %d products", st, len(ps))
-	}
-	return ps
-}
-
-func inStock(t testing.TB) product {
-	t.Helper()
-	for _, p := range products(t) {
-		if p.Stock >= 50 {
-			return p
-		}
-	}
-	t.Fatal("no product with stock")
-	return product{}
+	return gateway(t).SignIn(email, "E2E"), email
 }
 
 func stockOf(t testing.TB, id string) int {
 	t.Helper()
-	for _, p := range products(t) {
+	for _, p := range gateway(t).Products() {
 		if p.ID == id {
 			return p.Stock
 		}
@@ -137,38 +35,9 @@ func stockOf(t testing.TB, id string) int {
 	return 0
 }
 
-func placeOrder(t testing.TB, token, productID, card string) string {
-	t.Helper()
-	return placeOrderWith(t, token, productID, card, nil)
-}
-
-// placeOrderWith places an order sending extra headers, e.g. the client's
-// traceparent.
-func placeOrderWith(t testing.TB, token, productID, card string, hdr http.Header) string {
-	t.Helper()
-	var o order
-	body := map[string]any{"items": []map[string]any{{"product_id": productID, "quantity": 1}}, "card_number": card}
-	if st := apiWith(t, "POST", "/api/v1/orders", token, hdr, body, &o); st != http.StatusAccepted || o.ID == "" {
-		t.Fatalf("place order: %d %+v", st, o)
-	}
-	return o.ID
-}
-
-// final waits for an order to leave PENDING and returns it.
-func final(t testing.TB, token, id string, within time.Duration) order {
-	t.Helper()
-	var o order
-	eventually(t, within, "order "+id+" final", func() bool {
-		o = order{}
-		st := api(t, "GET", "/api/v1/orders/"+id, token, nil, &o)
-		return st == http.StatusOK && (o.Status == "CONFIRMED" || o.Status == "CANCELLED")
-	})
-	return o
-}
-
 func TestUpAndPublicAPI(t *testing.T) {
 	ensureUp(t)
-	comps := ps(t)
+	comps := shop.PS(t)
 	if len(comps) != 9 {
 		t.Errorf("ps shows %d components, want 6 services and 3 infra", len(comps))
 	}
@@ -179,28 +48,28 @@ func TestUpAndPublicAPI(t *testing.T) {
 	}
 
 	token, email := signup(t)
-	p := inStock(t)
+	p := gateway(t).InStock(50)
 	// The client starts the trace, so the order's trace is known without
 	// guessing which of the agent's traces it is.
 	traceID := randomHex(t, 16)
-	okID := placeOrderWith(t, token, p.ID, goodCard, http.Header{
+	okID := gateway(t).PlaceOrder(token, p.ID, testenv.GoodCard, 1, http.Header{
 		"Traceparent": {"00-" + traceID + "-" + randomHex(t, 8) + "-01"},
 	})
-	if o := final(t, token, okID, 30*time.Second); o.Status != "CONFIRMED" {
+	if o := gateway(t).Settle(token, okID, 30*time.Second); o.Status != "CONFIRMED" {
 		t.Errorf("order with a good card: %+v, want CONFIRMED", o)
 	}
 
 	before := stockOf(t, p.ID)
-	badID := placeOrder(t, token, p.ID, declinedCard)
-	if o := final(t, token, badID, 30*time.Second); o.Status != "CANCELLED" || o.Reason == "" {
+	badID := gateway(t).PlaceOrder(token, p.ID, testenv.DeclinedCard, 1, nil)
+	if o := gateway(t).Settle(token, badID, 30*time.Second); o.Status != "CANCELLED" || o.Reason == "" {
 		t.Errorf("order with a declined card: %+v, want CANCELLED with a reason", o)
 	}
-	eventually(t, 10*time.Second, "stock restored", func() bool { return stockOf(t, p.ID) == before })
+	testenv.Until(t, 10*time.Second, "stock restored", func() bool { return stockOf(t, p.ID) == before })
 
 	// Notifications are written after the order is confirmed: the summary
 	// is complete once its notification is in.
 	var sum struct {
-		Order   order `json:"order"`
+		Order   testenv.Order `json:"order"`
 		Payment struct {
 			OrderID     string `json:"order_id"`
 			Status      string `json:"status"`
@@ -213,9 +82,9 @@ func TestUpAndPublicAPI(t *testing.T) {
 		Notifications []notification `json:"notifications"`
 		Degraded      []string       `json:"degraded"`
 	}
-	eventually(t, 15*time.Second, "summary with the notification", func() bool {
+	testenv.Until(t, 15*time.Second, "summary with the notification", func() bool {
 		sum.Notifications = nil
-		return api(t, "GET", "/api/v1/orders/"+okID+"/summary", token, nil, &sum) == http.StatusOK && len(sum.Notifications) > 0
+		return gateway(t).Do("GET", "/api/v1/orders/"+okID+"/summary", token, nil, &sum) == http.StatusOK && len(sum.Notifications) > 0
 	})
 	if sum.Order.ID != okID || sum.Order.Status != "CONFIRMED" {
 		t.Errorf("summary order: %+v, want %s CONFIRMED", sum.Order, okID)
@@ -232,9 +101,9 @@ func TestUpAndPublicAPI(t *testing.T) {
 	if sum.Degraded == nil || len(sum.Degraded) != 0 {
 		t.Errorf("summary degraded: %#v, want []", sum.Degraded)
 	}
-	eventually(t, 15*time.Second, "notifications", func() bool {
+	testenv.Until(t, 15*time.Second, "notifications", func() bool {
 		var ns []notification
-		return api(t, "GET", "/api/v1/notifications", token, nil, &ns) == http.StatusOK && len(ns) >= 2
+		return gateway(t).Do("GET", "/api/v1/notifications", token, nil, &ns) == http.StatusOK && len(ns) >= 2
 	})
 
 	t.Run("TracesAndBreakersThroughAgent", func(t *testing.T) {
@@ -263,7 +132,7 @@ func TestUpAndPublicAPI(t *testing.T) {
 			}
 		}
 		var snap state.Snapshot
-		eventually(t, 10*time.Second, "the order's trace in the snapshot", func() bool {
+		testenv.Until(t, 10*time.Second, "the order's trace in the snapshot", func() bool {
 			var err error
 			snap, err = c.Snapshot(t.Context())
 			if err != nil {
@@ -276,7 +145,7 @@ func TestUpAndPublicAPI(t *testing.T) {
 			}
 			return false
 		})
-		eventually(t, 10*time.Second, "breakers of the gateway", func() bool {
+		testenv.Until(t, 10*time.Second, "breakers of the gateway", func() bool {
 			snap, _ = c.Snapshot(t.Context())
 			for _, b := range snap.Breakers {
 				if b.Service == "gateway" && b.State != "" {
@@ -341,9 +210,9 @@ func contains(list []string, s string) bool {
 // before a charge step times out, so nothing is compensated.
 func TestRestartWithOrdersInFlight(t *testing.T) {
 	ensureUp(t)
-	token := user(t)
-	p := inStock(t)
-	pay := component(ps(t), "payments")
+	token, _ := signup(t)
+	p := gateway(t).InStock(50)
+	pay := component(shop.PS(t), "payments")
 	if pay.PID == 0 {
 		t.Fatalf("payments has no pid: %+v", pay)
 	}
@@ -362,37 +231,37 @@ func TestRestartWithOrdersInFlight(t *testing.T) {
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { ids[i] = placeOrder(t, token, p.ID, goodCard) })
+		wg.Go(func() { ids[i] = gateway(t).PlaceOrder(token, p.ID, testenv.GoodCard, 1, nil) })
 	}
 	wg.Wait()
-	eventually(t, 30*time.Second, "stock reserved for every order", func() bool { return stockOf(t, p.ID) == before-n })
+	testenv.Until(t, 30*time.Second, "stock reserved for every order", func() bool { return stockOf(t, p.ID) == before-n })
 	assertPending := func(when string) {
 		t.Helper()
 		for _, id := range ids {
-			var o order
-			if st := api(t, "GET", "/api/v1/orders/"+id, token, nil, &o); st != http.StatusOK || o.Status != "PENDING" {
+			var o testenv.Order
+			if st := gateway(t).Do("GET", "/api/v1/orders/"+id, token, nil, &o); st != http.StatusOK || o.Status != "PENDING" {
 				t.Fatalf("order %s %s: %d %+v, want PENDING while payments is stopped", id, when, st, o)
 			}
 		}
 	}
 	assertPending("before the restart")
-	mustMsctl(t, "restart", "orders")
+	shop.Must(t, "restart", "orders")
 	assertPending("after the restart")
 	resume()
 
 	for _, id := range ids {
-		if o := final(t, token, id, 60*time.Second); o.Status != "CONFIRMED" {
+		if o := gateway(t).Settle(token, id, 60*time.Second); o.Status != "CONFIRMED" {
 			t.Errorf("order %s: %+v, want CONFIRMED", id, o)
 		}
 	}
 	if got := stockOf(t, p.ID); got != before-n {
 		t.Errorf("stock after %d confirmed orders: %d, want %d", n, got, before-n)
 	}
-	if c := component(ps(t), "orders"); c.State != state.StateHealthy {
+	if c := component(shop.PS(t), "orders"); c.State != state.StateHealthy {
 		t.Errorf("orders after restart: %+v", c)
 	}
 	c := client(t)
-	eventually(t, 30*time.Second, "payments healthy and registered again", func() bool {
+	testenv.Until(t, 30*time.Second, "payments healthy and registered again", func() bool {
 		s, err := c.Snapshot(t.Context())
 		return err == nil && component(s.Components, "payments").State == state.StateHealthy && len(s.Registry["payments"]) == 1
 	})

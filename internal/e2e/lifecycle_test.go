@@ -18,12 +18,13 @@ import (
 
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 func TestKilledServiceIsRestarted(t *testing.T) {
 	ensureUp(t)
 	c := client(t)
-	before := component(ps(t), "payments")
+	before := component(shop.PS(t), "payments")
 	snap, err := c.Snapshot(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +37,7 @@ func TestKilledServiceIsRestarted(t *testing.T) {
 		t.Fatal(err)
 	}
 	var dropped bool
-	eventually(t, 60*time.Second, "payments re-registered under a new instance", func() bool {
+	testenv.Until(t, 60*time.Second, "payments re-registered under a new instance", func() bool {
 		s, err := c.Snapshot(t.Context())
 		if err != nil {
 			return false
@@ -47,7 +48,7 @@ func TestKilledServiceIsRestarted(t *testing.T) {
 		}
 		return dropped && len(ins) == 1 && ins[0].ID != oldID
 	})
-	after := component(ps(t), "payments")
+	after := component(shop.PS(t), "payments")
 	if after.Restarts != before.Restarts+1 || after.PID == before.PID || after.State != state.StateHealthy {
 		t.Errorf("payments after kill -9: %+v (before %+v)", after, before)
 	}
@@ -56,28 +57,28 @@ func TestKilledServiceIsRestarted(t *testing.T) {
 func TestKilledAgentThenUp(t *testing.T) {
 	ensureUp(t)
 	c := client(t)
-	comps := ps(t)
+	comps := shop.PS(t)
 	old := processes(t)
 	if err := syscall.Kill(c.Info().PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	// The main thread turns zombie while the others still tear down the
 	// process and hold its files: gone means the agent lock is free too.
-	eventually(t, 5*time.Second, "agent dead", func() bool {
-		return !alive(c.Info().PID) && !agent.Alive(agent.StateDir(workspace))
+	testenv.Until(t, 5*time.Second, "agent dead", func() bool {
+		return !alive(c.Info().PID) && !agent.Alive(agent.StateDir(shop.Dir))
 	})
 
 	// NATS and etcd died with the agent; what it started runs on as
 	// orphans, and ps shows them rather than claim nothing is up.
 	const hint = "msctl up reaps them; msctl down stops them"
-	if r := mustMsctl(t, "ps"); !strings.Contains(r.stderr, hint) || !strings.Contains(r.stdout, "orphaned") {
-		t.Errorf("ps after the agent died:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	if r := shop.Must(t, "ps"); !strings.Contains(r.Stderr, hint) || !strings.Contains(r.Stdout, "orphaned") {
+		t.Errorf("ps after the agent died:\nstdout:\n%s\nstderr:\n%s", r.Stdout, r.Stderr)
 	}
 	// Postgres runs on for sure; a service only until it next writes to
 	// the pipe the agent read its output from (SIGPIPE). ps must list the
 	// recorded processes alive when it looked: what it leaves out is dead.
 	listed := map[int]string{}
-	for _, o := range ps(t) {
+	for _, o := range shop.PS(t) {
 		listed[o.PID] = o.Name
 		if o.State != "orphaned" || !slices.Contains(old, o.PID) {
 			t.Errorf("ps --json after the agent died: %+v, want an orphaned process it started", o)
@@ -98,9 +99,9 @@ func TestKilledAgentThenUp(t *testing.T) {
 		}
 	}
 
-	mustMsctl(t, "up", "-d", "--runtime", "local")
+	shop.Must(t, "up", "-d", "--runtime", "local")
 	assertGone(t, old)
-	for _, comp := range ps(t) {
+	for _, comp := range shop.PS(t) {
 		if comp.State != state.StateHealthy {
 			t.Errorf("%s is %s after the restart", comp.Name, comp.State)
 		}
@@ -109,34 +110,33 @@ func TestKilledAgentThenUp(t *testing.T) {
 
 func TestDownLeavesNothingButData(t *testing.T) {
 	ensureUp(t)
-	comps := ps(t)
+	comps := shop.PS(t)
 	pids := processes(t)
-	r := mustMsctl(t, "down")
-	if !strings.Contains(r.stderr, "stopped") {
-		t.Errorf("down said %q", r.stderr)
+	r := shop.Must(t, "down")
+	if !strings.Contains(r.Stderr, "stopped") {
+		t.Errorf("down said %q", r.Stderr)
 	}
 	assertGone(t, pids)
 	assertPortsFree(t, comps)
 	assertDataKept(t)
-	if r := mustMsctl(t, "down"); !strings.Contains(r.stderr, "nothing is up") {
-		t.Errorf("second down said %q", r.stderr)
+	if r := shop.Must(t, "down"); !strings.Contains(r.Stderr, "nothing is up") {
+		t.Errorf("second down said %q", r.Stderr)
 	}
 }
 
 func TestForegroundInterrupt(t *testing.T) {
-	mustMsctl(t, "down")
-	cmd := exec.Command(msctlBin, "up", "--runtime", "local")
-	cmd.Dir = workspace
+	shop.Must(t, "down")
+	cmd := shop.Command("up", "--runtime", "local")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	eventually(t, 3*time.Minute, "foreground up healthy", func() bool {
+	testenv.Until(t, 3*time.Minute, "foreground up healthy", func() bool {
 		return strings.Contains(out.String(), "gateway http://")
 	})
-	comps := ps(t)
+	comps := shop.PS(t)
 	pids := processes(t)
 	email := signupOnKeptData(t)
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
@@ -148,7 +148,7 @@ func TestForegroundInterrupt(t *testing.T) {
 	}
 	assertGone(t, pids)
 	assertPortsFree(t, comps)
-	if _, err := agent.Connect(workspace); err != agent.ErrNotRunning {
+	if _, err := agent.Connect(shop.Dir); err != agent.ErrNotRunning {
 		t.Errorf("agent still reachable: %v", err)
 	}
 	assertDataKept(t)
@@ -166,10 +166,7 @@ func signupOnKeptData(t testing.TB) string {
 	email := fmt.Sprintf("e2e-%d@example.com", time.Now().UnixNano())
 	// Right after an up on kept data: the previous run's registrations must
 	// be gone, so the first request already reaches a live instance.
-	st := api(t, "POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct-horse-9", "name": "E2E"}, nil)
-	if st != http.StatusCreated {
-		t.Fatalf("signup: %d", st)
-	}
+	shop.Gateway(t).SignIn(email, "E2E")
 	return email
 }
 
@@ -178,24 +175,24 @@ func signupOnKeptData(t testing.TB) string {
 func assertDataKept(t testing.TB) {
 	t.Helper()
 	for _, d := range []string{"postgres", "nats", "etcd"} {
-		if fi, err := os.Stat(filepath.Join(workspace, ".msctl", d)); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(shop.Dir, ".msctl", d)); err != nil || !fi.IsDir() {
 			t.Errorf(".msctl/%s after stopping: %v", d, err)
 		}
 	}
 }
 
 func TestGatewayPortTaken(t *testing.T) {
-	mustMsctl(t, "down")
-	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(gwPort))
+	shop.Must(t, "down")
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(shop.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	r := msctl(t, "up", "-d", "--runtime", "local")
-	if r.code != 1 || !strings.Contains(r.stderr, "stop it or set gateway.port") || !strings.Contains(r.stderr, "pid "+strconv.Itoa(os.Getpid())) {
-		t.Errorf("up with the gateway port taken: exit %d\n%s", r.code, r.stderr)
+	r := shop.Run(t, "up", "-d", "--runtime", "local")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "stop it or set gateway.port") || !strings.Contains(r.Stderr, "pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("up with the gateway port taken: exit %d\n%s", r.Code, r.Stderr)
 	}
-	if _, err := agent.Connect(workspace); err != agent.ErrNotRunning {
+	if _, err := agent.Connect(shop.Dir); err != agent.ErrNotRunning {
 		t.Errorf("agent left running after a failed up: %v", err)
 	}
 }
@@ -203,13 +200,13 @@ func TestGatewayPortTaken(t *testing.T) {
 func TestDownVolumesRemovesData(t *testing.T) {
 	ensureUp(t)
 	if interruptedUser != "" {
-		if _, st := login(t, interruptedUser); st != http.StatusOK {
+		if _, st := shop.Gateway(t).Login(interruptedUser); st != http.StatusOK {
 			t.Errorf("login of %s, signed up before a foreground up was interrupted: %d, want its data kept", interruptedUser, st)
 		}
 	}
-	mustMsctl(t, "down", "--volumes")
+	shop.Must(t, "down", "--volumes")
 	for _, d := range []string{"postgres", "nats", "etcd"} {
-		if _, err := os.Stat(filepath.Join(workspace, ".msctl", d)); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(shop.Dir, ".msctl", d)); !os.IsNotExist(err) {
 			t.Errorf(".msctl/%s after down --volumes: %v", d, err)
 		}
 	}
@@ -218,15 +215,15 @@ func TestDownVolumesRemovesData(t *testing.T) {
 // BenchmarkLocalUp measures a warm `msctl up -d` to all-healthy and `msctl
 // down` on the local runtime.
 func BenchmarkLocalUp(b *testing.B) {
-	mustMsctl(b, "up", "-d", "--runtime", "local") // warm the builds and the data
-	mustMsctl(b, "down")
+	shop.Must(b, "up", "-d", "--runtime", "local") // warm the builds and the data
+	shop.Must(b, "down")
 	var up, down time.Duration
 	for b.Loop() {
 		t0 := time.Now()
-		mustMsctl(b, "up", "-d", "--runtime", "local")
+		shop.Must(b, "up", "-d", "--runtime", "local")
 		up += time.Since(t0)
 		t1 := time.Now()
-		mustMsctl(b, "down")
+		shop.Must(b, "down")
 		down += time.Since(t1)
 	}
 	b.ReportMetric(up.Seconds()/float64(b.N), "up-s")

@@ -13,8 +13,8 @@ func TestLogsSince(t *testing.T) {
 	ensureUp(t)
 	lines := func(args ...string) []string {
 		t.Helper()
-		r := mustMsctl(t, append([]string{"logs"}, args...)...)
-		out := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+		r := shop.Must(t, append([]string{"logs"}, args...)...)
+		out := strings.Split(strings.TrimRight(r.Stdout, "\n"), "\n")
 		if len(out) == 1 && out[0] == "" {
 			return nil
 		}

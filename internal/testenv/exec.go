@@ -1,0 +1,141 @@
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/state"
+)
+
+// Result is how a command ended.
+type Result struct {
+	Args           []string // the command line, for messages
+	Stdout, Stderr string
+	Code           int // the exit code; -1 when a signal (the timeout) ended it
+}
+
+// Must fails the test unless the command exited 0, and returns r.
+func (r Result) Must(t testing.TB) Result {
+	t.Helper()
+	if r.Code != 0 {
+		t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// Exec runs name in dir and waits for it, at most timeout and never past a
+// minute before the test's deadline: a step that is too slow fails the
+// test, whose cleanups (msctl down) then still run, rather than the test
+// binary panicking and leaving processes and containers behind. Only a
+// command that cannot start fails the test; its exit code is the caller's.
+func Exec(t testing.TB, timeout time.Duration, dir, name string, args ...string) Result {
+	t.Helper()
+	end := time.Now().Add(timeout)
+	if dt, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if d, ok := dt.Deadline(); ok && d.Add(-time.Minute).Before(end) {
+			end = d.Add(-time.Minute)
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), end)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := Result{Args: append([]string{filepath.Base(name)}, args...), Stdout: stdout.String(), Stderr: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.Code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", strings.Join(r.Args, " "), err)
+	}
+	return r
+}
+
+// CLI runs one msctl binary in one workspace, as a person at a shell
+// would.
+type CLI struct {
+	Bin, Dir string
+	// Timeout bounds each command; zero means 6 minutes, enough for an up
+	// that builds every service on a loaded machine.
+	Timeout time.Duration
+}
+
+// Run runs msctl with args; see Exec.
+func (c CLI) Run(t testing.TB, args ...string) Result {
+	t.Helper()
+	timeout := c.Timeout
+	if timeout == 0 {
+		timeout = 6 * time.Minute
+	}
+	return Exec(t, timeout, c.Dir, c.Bin, args...)
+}
+
+// Must runs msctl with args and fails the test unless it exits 0.
+func (c CLI) Must(t testing.TB, args ...string) Result {
+	t.Helper()
+	return c.Run(t, args...).Must(t)
+}
+
+// Command is msctl with args as a command to start, for a foreground up
+// that the test interrupts itself.
+func (c CLI) Command(args ...string) *exec.Cmd {
+	cmd := exec.Command(c.Bin, args...)
+	cmd.Dir = c.Dir
+	return cmd
+}
+
+// PS is `msctl ps --json`.
+func (c CLI) PS(t testing.TB) []state.Component {
+	t.Helper()
+	r := c.Must(t, "ps", "--json")
+	var comps []state.Component
+	if err := json.Unmarshal([]byte(r.Stdout), &comps); err != nil {
+		t.Fatalf("ps --json: %v\n%s", err, r.Stdout)
+	}
+	return comps
+}
+
+// Components is `msctl ps --json` by name.
+func (c CLI) Components(t testing.TB) map[string]state.Component {
+	t.Helper()
+	out := map[string]state.Component{}
+	for _, comp := range c.PS(t) {
+		out[comp.Name] = comp
+	}
+	return out
+}
+
+// DownAtCleanup runs `msctl down --volumes` when the test ends, so that
+// nothing it brought up outlives it, and fails the test if that fails.
+func (c CLI) DownAtCleanup(t testing.TB) {
+	t.Cleanup(func() {
+		if r := c.Run(t, "down", "--volumes"); r.Code != 0 {
+			t.Errorf("msctl down --volumes: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+		}
+	})
+}
+
+// WriteFiles writes files, by path relative to dir, creating directories
+// as needed.
+func WriteFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for rel, data := range files {
+		path := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
