@@ -1,7 +1,8 @@
 // Package app holds the inventory use cases: the catalogue, and reserving and releasing stock by
 // order id. Reserve and Release run in their own transaction; ReserveTx and ReleaseTx run in the
-// caller's, so a message consumer can commit its inbox and outbox rows atomically with the stock
-// change.
+// caller's, so a message consumer can commit its inbox row atomically with the stock change.
+// ReserveCommand and ReleaseCommand answer the saga's commands: they add the reply to the outbox
+// themselves, in the caller's transaction (the app layer writes the outbox in every service).
 package app
 
 import (
@@ -13,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/msctl/msctl/services/inventory/domain"
+	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/outbox"
 	"github.com/msctl/msctl/services/kit/pg"
 )
 
@@ -102,4 +105,40 @@ func (a *App) ReleaseTx(ctx context.Context, tx pgx.Tx, orderID string) error {
 		return err
 	}
 	return inSavepoint(ctx, tx, func(sp pgx.Tx) error { return a.repo.Release(ctx, sp, orderID) })
+}
+
+// ReserveCommand reserves cmd's items in tx, all or none, and queues the answer on replies, the
+// outbox batch the caller sends in tx: StockReserved priced from prices (unit price by product
+// id), or StockRejected. A refusal is an answer, not a failure: ReserveTx undoes its own writes
+// (it works in a savepoint), so the rejection commits together with the caller's inbox record.
+func (a *App) ReserveCommand(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReserveStock, prices map[string]int64) error {
+	items := make([]domain.Item, len(cmd.Items))
+	for i, it := range cmd.Items {
+		items[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
+	}
+	err := a.ReserveTx(ctx, tx, cmd.OrderID, items)
+	var verr *domain.ValidationError
+	if errors.Is(err, domain.ErrInsufficientStock) || errors.Is(err, domain.ErrUnknownProduct) ||
+		errors.Is(err, domain.ErrReleased) || errors.As(err, &verr) {
+		_, qerr := outbox.Queue(ctx, replies, events.InventoryRejected, events.StockRejected{OrderID: cmd.OrderID, Reason: err.Error()})
+		return qerr
+	}
+	if err != nil {
+		return err
+	}
+	priced := make([]events.PricedItem, len(cmd.Items))
+	for i, it := range cmd.Items {
+		priced[i] = events.PricedItem{ProductID: it.ProductID, Quantity: it.Quantity, UnitPriceCents: prices[it.ProductID]}
+	}
+	_, err = outbox.Queue(ctx, replies, events.InventoryReserved, events.StockReserved{OrderID: cmd.OrderID, Items: priced})
+	return err
+}
+
+// ReleaseCommand releases cmd's order in tx and queues StockReleased on replies.
+func (a *App) ReleaseCommand(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReleaseStock) error {
+	if err := a.ReleaseTx(ctx, tx, cmd.OrderID); err != nil {
+		return err
+	}
+	_, err := outbox.Queue(ctx, replies, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
+	return err
 }

@@ -1,5 +1,7 @@
 // Package app holds the payments use cases: charge and refund, once per
-// order, answering each command with a reply event.
+// order, answering each command with a reply event that they add to the
+// outbox themselves, in the caller's transaction (the app layer is the one
+// that writes the outbox in every service).
 package app
 
 import (
@@ -10,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/outbox"
 	"github.com/msctl/msctl/services/payments/domain"
 )
 
@@ -26,10 +29,16 @@ type Repository interface {
 	Get(ctx context.Context, orderID string) (domain.Payment, error)
 }
 
-// Reply is the event answering a command.
-type Reply struct {
-	Subject string
-	Data    any
+// reply is the event answering a command.
+type reply struct {
+	subject string
+	data    any
+}
+
+// answer queues r on replies, the outbox batch the caller sends in its transaction.
+func answer(ctx context.Context, replies *pgx.Batch, r reply) error {
+	_, err := outbox.Queue(ctx, replies, r.subject, r.data)
+	return err
 }
 
 // App implements the use cases.
@@ -44,11 +53,12 @@ func New(repo Repository, faults *Faults) *App { return &App{repo: repo, faults:
 // Faults is the runtime fault knob.
 func (a *App) Faults() *Faults { return a.faults }
 
-// Charge charges an order once. A repeated command answers from the stored
-// payment, so the reply is the same however often the command arrives.
-func (a *App) Charge(ctx context.Context, tx pgx.Tx, cmd events.ChargePayment) (Reply, error) {
+// Charge charges an order once in tx and queues the reply on replies. A
+// repeated command answers from the stored payment, so the reply is the same
+// however often the command arrives.
+func (a *App) Charge(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ChargePayment) error {
 	if err := a.faults.Inject(ctx); err != nil {
-		return Reply{}, fmt.Errorf("charge %s: %w", cmd.OrderID, err)
+		return fmt.Errorf("charge %s: %w", cmd.OrderID, err)
 	}
 	out := domain.Authorize(cmd.CardNumber, cmd.AmountCents)
 	p := domain.Payment{
@@ -57,61 +67,60 @@ func (a *App) Charge(ctx context.Context, tx pgx.Tx, cmd events.ChargePayment) (
 	}
 	inserted, err := a.repo.Insert(ctx, tx, p)
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
-	if inserted {
-		return chargeReply(p), nil
+	if !inserted {
+		// A charge for this order exists already: answer with what it decided.
+		if p, err = a.repo.Lock(ctx, tx, cmd.OrderID); err != nil {
+			return err
+		}
 	}
-	// A charge for this order exists already: answer with what it decided.
-	stored, err := a.repo.Lock(ctx, tx, cmd.OrderID)
-	if err != nil {
-		return Reply{}, err
-	}
-	return chargeReply(stored), nil
+	return answer(ctx, replies, chargeReply(p))
 }
 
-func chargeReply(p domain.Payment) Reply {
+func chargeReply(p domain.Payment) reply {
 	switch p.Status {
 	case domain.StatusCharged:
-		return Reply{events.PaymentsCharged, events.PaymentCharged{OrderID: p.OrderID, AmountCents: p.AmountCents}}
+		return reply{events.PaymentsCharged, events.PaymentCharged{OrderID: p.OrderID, AmountCents: p.AmountCents}}
 	case domain.StatusDeclined:
-		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineCardDeclined, Reason: p.Reason}}
+		return reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineCardDeclined, Reason: p.Reason}}
 	case domain.StatusFailed:
-		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineProcessing, Reason: p.Reason}}
+		return reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineProcessing, Reason: p.Reason}}
 	default: // refunded or voided: the order was given up before this charge
-		return Reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineOrderCancelled, Reason: "order already cancelled"}}
+		return reply{events.PaymentsDeclined, events.PaymentDeclined{OrderID: p.OrderID, Code: events.DeclineOrderCancelled, Reason: "order already cancelled"}}
 	}
 }
 
-// Refund gives back an order's charge. Refunding an order never charged
-// voids it, so a charge command still in flight is declined afterwards.
-func (a *App) Refund(ctx context.Context, tx pgx.Tx, cmd events.RefundPayment) (Reply, error) {
+// Refund gives back an order's charge in tx and queues the reply on
+// replies. Refunding an order never charged voids it, so a charge command
+// still in flight is declined afterwards.
+func (a *App) Refund(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.RefundPayment) error {
 	if err := a.faults.Inject(ctx); err != nil {
-		return Reply{}, fmt.Errorf("refund %s: %w", cmd.OrderID, err)
+		return fmt.Errorf("refund %s: %w", cmd.OrderID, err)
 	}
 	void := domain.Payment{OrderID: cmd.OrderID, Status: domain.StatusVoided, Reason: cmd.Reason}
 	inserted, err := a.repo.Insert(ctx, tx, void)
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
 	refunded := events.PaymentRefunded{OrderID: cmd.OrderID}
 	if inserted {
-		return Reply{events.PaymentsRefunded, refunded}, nil
+		return answer(ctx, replies, reply{events.PaymentsRefunded, refunded})
 	}
 	p, err := a.repo.Lock(ctx, tx, cmd.OrderID)
 	if err != nil {
-		return Reply{}, err
+		return err
 	}
 	switch p.Status {
 	case domain.StatusCharged:
 		if err := a.repo.SetStatus(ctx, tx, cmd.OrderID, domain.StatusRefunded); err != nil {
-			return Reply{}, err
+			return err
 		}
 		refunded.AmountCents = p.AmountCents
 	case domain.StatusRefunded:
 		refunded.AmountCents = p.AmountCents
 	}
-	return Reply{events.PaymentsRefunded, refunded}, nil
+	return answer(ctx, replies, reply{events.PaymentsRefunded, refunded})
 }
 
 // Payment returns the order's payment or ErrNotFound.

@@ -1,6 +1,7 @@
 // Package broker connects inventory to the bus: it consumes the reserve and
-// release commands of the orders saga and answers through the outbox, in
-// one transaction with the inbox record and the stock change.
+// release commands of the orders saga, in one transaction with the inbox
+// record, in which the app changes the stock and queues its answer for the
+// outbox.
 package broker
 
 import (
@@ -36,8 +37,8 @@ const maxBatch = 64
 // Stock is what the consumer needs from the inventory app layer.
 type Stock interface {
 	Product(ctx context.Context, id string) (domain.Product, error)
-	ReserveTx(ctx context.Context, tx pgx.Tx, orderID string, items []domain.Item) error
-	ReleaseTx(ctx context.Context, tx pgx.Tx, orderID string) error
+	ReserveCommand(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReserveStock, prices map[string]int64) error
+	ReleaseCommand(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReleaseStock) error
 }
 
 var _ Stock = (*app.App)(nil)
@@ -114,8 +115,8 @@ func (h *handler) handle(ctx context.Context, m bus.Message, prices map[string]i
 	return err
 }
 
-// apply carries out claimed commands in tx, in order; their replies go to
-// the outbox together at the end, in one round trip.
+// apply carries out claimed commands in tx, in order; the replies the app
+// queues for the outbox are written together at the end, in one round trip.
 func (h *handler) apply(ctx context.Context, tx pgx.Tx, ms []bus.Message, prices map[string]int64) error {
 	var replies pgx.Batch
 	for _, m := range ms {
@@ -123,11 +124,9 @@ func (h *handler) apply(ctx context.Context, tx pgx.Tx, ms []bus.Message, prices
 		var err error
 		switch cmd := m.Payload.(type) {
 		case *events.ReserveStock:
-			err = h.reserve(mctx, tx, &replies, *cmd, prices)
+			err = h.stock.ReserveCommand(mctx, tx, &replies, *cmd, prices)
 		case *events.ReleaseStock:
-			if err = h.stock.ReleaseTx(mctx, tx, cmd.OrderID); err == nil {
-				_, err = outbox.Queue(mctx, &replies, events.InventoryReleased, events.StockReleased{OrderID: cmd.OrderID})
-			}
+			err = h.stock.ReleaseCommand(mctx, tx, &replies, *cmd)
 		default:
 			err = bus.Permanent(fmt.Errorf("inventory does not handle %s", m.Subject))
 		}
@@ -161,31 +160,4 @@ func (h *handler) prices(ctx context.Context, items []events.Item) (map[string]i
 		out[it.ProductID] = p.PriceCents
 	}
 	return out, nil
-}
-
-// reserve reserves all items or none and queues the reply on replies. A
-// refusal is an answer, not a failure: ReserveTx undoes its own writes (it
-// works in a savepoint) and StockRejected is sent in the same transaction
-// as the inbox record.
-func (h *handler) reserve(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd events.ReserveStock, prices map[string]int64) error {
-	items := make([]domain.Item, len(cmd.Items))
-	for i, it := range cmd.Items {
-		items[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
-	}
-	err := h.stock.ReserveTx(ctx, tx, cmd.OrderID, items)
-	var verr *domain.ValidationError
-	if errors.Is(err, domain.ErrInsufficientStock) || errors.Is(err, domain.ErrUnknownProduct) ||
-		errors.Is(err, domain.ErrReleased) || errors.As(err, &verr) {
-		_, qerr := outbox.Queue(ctx, replies, events.InventoryRejected, events.StockRejected{OrderID: cmd.OrderID, Reason: err.Error()})
-		return qerr
-	}
-	if err != nil {
-		return err
-	}
-	priced := make([]events.PricedItem, len(cmd.Items))
-	for i, it := range cmd.Items {
-		priced[i] = events.PricedItem{ProductID: it.ProductID, Quantity: it.Quantity, UnitPriceCents: prices[it.ProductID]}
-	}
-	_, err = outbox.Queue(ctx, replies, events.InventoryReserved, events.StockReserved{OrderID: cmd.OrderID, Items: priced})
-	return err
 }

@@ -1,6 +1,6 @@
 // Package broker connects payments to the bus: it consumes the charge and
-// refund commands and answers through the outbox, in one transaction with
-// the inbox record and the payment change.
+// refund commands, each batch in one transaction with the inbox record; the
+// app charges or refunds and queues its answer for the outbox in it.
 package broker
 
 import (
@@ -13,7 +13,6 @@ import (
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/inbox"
-	"github.com/msctl/msctl/services/kit/outbox"
 	"github.com/msctl/msctl/services/payments/app"
 )
 
@@ -40,28 +39,23 @@ func BatchHandler(db *pgxpool.Pool, a *app.App) bus.BatchHandler {
 	return inbox.Batched(db, Consumer.Durable, commands(a), Handler(db, a))
 }
 
-// commands charges or refunds, in order, and answers each command through
-// the outbox; the replies are written together at the end, in one round
-// trip.
+// commands has the app charge or refund, in order; the replies it queues
+// for the outbox are written together at the end, in one round trip.
 func commands(a *app.App) inbox.BatchTxHandler {
 	return func(ctx context.Context, tx pgx.Tx, ms []bus.Message) error {
 		var replies pgx.Batch
 		for _, m := range ms {
 			mctx := m.Context(ctx)
-			var reply app.Reply
 			var err error
 			switch p := m.Payload.(type) {
 			case *events.ChargePayment:
-				reply, err = a.Charge(mctx, tx, *p)
+				err = a.Charge(mctx, tx, &replies, *p)
 			case *events.RefundPayment:
-				reply, err = a.Refund(mctx, tx, *p)
+				err = a.Refund(mctx, tx, &replies, *p)
 			default:
 				return bus.Permanent(fmt.Errorf("payments does not handle %s", m.Subject))
 			}
 			if err != nil {
-				return err
-			}
-			if _, err := outbox.Queue(mctx, &replies, reply.Subject, reply.Data); err != nil {
 				return err
 			}
 		}
