@@ -19,10 +19,7 @@ const goldenCollector = "msctl/shop-collector:golden"
 // change, with fixed passwords so that the output is reproducible.
 func shopObjects(t *testing.T, change func(*manifest.Manifest)) []Object {
 	t.Helper()
-	m, err := manifest.Load(filepath.Join(testenv.RepoRoot(), manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := loadShop(t)
 	if change != nil {
 		change(m)
 	}
@@ -40,6 +37,15 @@ func shopObjects(t *testing.T, change func(*manifest.Manifest)) []Object {
 		t.Fatal(err)
 	}
 	return objs
+}
+
+func loadShop(t *testing.T) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join(testenv.RepoRoot(), manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // ha is the shop with three-node NATS and etcd clusters, a replicated
