@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	goruntime "runtime"
@@ -137,9 +135,9 @@ func TestNewServiceEndToEnd(t *testing.T) {
 	port := testenv.FreePort(t)
 	setGatewayPort(t, ws, port)
 	git(t, ws, "commit", "-q", "-a", "-m", "gateway port")
-	bin := filepath.Join(t.TempDir(), "msctl")
-	run(t, ws, "go", "build", "-o", bin, "./cmd/msctl")
-	msctl := func(args ...string) string { t.Helper(); return run(t, ws, bin, args...) }
+	cli := testenv.CLI{Bin: filepath.Join(t.TempDir(), "msctl"), Dir: ws, Timeout: 10 * time.Minute}
+	run(t, ws, "go", "build", "-o", cli.Bin, "./cmd/msctl")
+	msctl := func(args ...string) string { t.Helper(); return cli.Must(t, args...).Stdout }
 
 	out := msctl("new", "service", "shipping", "--db", "--route", "/api/v1/shipping", "--consumes", "OrderConfirmed")
 	if !strings.Contains(out, "created services/shipping/main.go") {
@@ -161,20 +159,11 @@ func TestNewServiceEndToEnd(t *testing.T) {
 	run(t, ws, "go", "vet", "./...")
 	run(t, ws, "go", "test", "-count=1", "./services/shipping/...")
 
-	t.Cleanup(func() {
-		cmd := exec.Command(bin, "down", "--volumes")
-		cmd.Dir = ws
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("msctl down: %v\n%s", err, out)
-		}
-	})
+	cli.DownAtCleanup(t)
 	msctl("up", "-d", "--runtime", "local")
 
 	t.Run("HealthyWithOwnDatabase", func(t *testing.T) {
-		var comps []state.Component
-		if err := json.Unmarshal([]byte(msctl("ps", "--json")), &comps); err != nil {
-			t.Fatal(err)
-		}
+		comps := cli.PS(t)
 		var pgAddr string
 		for _, c := range comps {
 			if c.Name == "shipping" && c.State != state.StateHealthy {
@@ -214,30 +203,30 @@ func TestNewServiceEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("Registered", func(t *testing.T) {
-		eventually(t, 15*time.Second, "shipping in the registry", func() bool {
+		testenv.Until(t, 15*time.Second, "shipping in the registry", func() bool {
 			snap, err := c.Snapshot(t.Context())
 			return err == nil && len(snap.Registry["shipping"]) > 0
 		})
 	})
 
-	gw := &gateway{t: t, base: "http://127.0.0.1:" + strconv.Itoa(port)}
-	token := gw.signIn()
+	gw := &testenv.API{T: t, Base: "http://127.0.0.1:" + strconv.Itoa(port)}
+	token := gw.SignIn(fmt.Sprintf("scaffold-%d@example.com", time.Now().UnixNano()), "Scaffold")
 	t.Run("RoutedAndTraced", func(t *testing.T) {
-		gw.t = t
-		if st, _ := gw.call("GET", "/api/v1/shipping/items", "", nil); st != http.StatusUnauthorized {
+		gw.T = t
+		if st := gw.Do("GET", "/api/v1/shipping/items", "", nil, nil); st != http.StatusUnauthorized {
 			t.Errorf("without a token: status %d, want 401", st)
 		}
 		var item struct{ ID, Name string }
-		if st, body := gw.call("POST", "/api/v1/shipping/items", token, map[string]string{"name": "parcel"}); st != http.StatusCreated {
-			t.Fatalf("create through the gateway: %d %s", st, body)
-		} else if err := json.Unmarshal(body, &item); err != nil || item.Name != "parcel" {
-			t.Fatalf("created %s (%v)", body, err)
+		if r := gw.Call("POST", "/api/v1/shipping/items", token, nil, map[string]string{"name": "parcel"}); r.Status != http.StatusCreated {
+			t.Fatalf("create through the gateway: %d %s", r.Status, r.Body)
+		} else if err := json.Unmarshal(r.Body, &item); err != nil || item.Name != "parcel" {
+			t.Fatalf("created %s (%v)", r.Body, err)
 		}
-		st, body := gw.call("GET", "/api/v1/shipping/items/"+item.ID, token, nil)
-		if st != http.StatusOK || !bytes.Contains(body, []byte(item.ID)) {
-			t.Fatalf("get through the gateway: %d %s", st, body)
+		r := gw.Call("GET", "/api/v1/shipping/items/"+item.ID, token, nil, nil)
+		if r.Status != http.StatusOK || !bytes.Contains(r.Body, []byte(item.ID)) {
+			t.Fatalf("get through the gateway: %d %s", r.Status, r.Body)
 		}
-		eventually(t, 20*time.Second, "one trace spanning gateway and shipping", func() bool {
+		testenv.Until(t, 20*time.Second, "one trace spanning gateway and shipping", func() bool {
 			snap, err := c.Snapshot(t.Context())
 			if err != nil {
 				return false
@@ -253,12 +242,12 @@ func TestNewServiceEndToEnd(t *testing.T) {
 	})
 
 	t.Run("ReceivesOrderConfirmed", func(t *testing.T) {
-		gw.t = t
-		orderID := gw.placeOrder(token)
-		eventually(t, 30*time.Second, "OrderConfirmed of "+orderID+" received by shipping", func() bool {
-			st, body := gw.call("GET", "/api/v1/shipping/events", token, nil)
+		gw.T = t
+		orderID := gw.PlaceOrder(token, gw.InStock(1).ID, testenv.GoodCard, 1, nil)
+		testenv.Until(t, 30*time.Second, "OrderConfirmed of "+orderID+" received by shipping", func() bool {
+			r := gw.Call("GET", "/api/v1/shipping/events", token, nil, nil)
 			var evs []receivedEvent
-			if st != http.StatusOK || json.Unmarshal(body, &evs) != nil {
+			if r.Status != http.StatusOK || json.Unmarshal(r.Body, &evs) != nil {
 				return false
 			}
 			return slices.ContainsFunc(evs, func(e receivedEvent) bool {
@@ -299,10 +288,6 @@ type (
 	pactPair struct {
 		Consumer, Provider, Status string
 		Verified                   int
-	}
-	product struct {
-		ID    string
-		Stock int
 	}
 )
 
@@ -368,26 +353,11 @@ func git(t *testing.T, dir string, args ...string) string {
 	return run(t, dir, "git", append([]string{"-c", "user.name=msctl", "-c", "user.email=msctl@example.com"}, args...)...)
 }
 
-// run runs a command in dir, bounded in time, and returns its stdout. The
-// bound ends a minute before the test binary's -timeout: a step that is
-// too slow then fails the test, whose cleanups (msctl down) still run,
-// rather than the binary panicking and leaving the local runtime behind.
+// run runs a command in dir, bounded in time (see testenv.Exec), fails
+// the test unless it succeeds and returns its stdout.
 func run(t *testing.T, dir, name string, args ...string) string {
 	t.Helper()
-	end := time.Now().Add(10 * time.Minute)
-	if d, ok := t.Deadline(); ok && d.Add(-time.Minute).Before(end) {
-		end = d.Add(-time.Minute)
-	}
-	ctx, cancel := context.WithDeadline(t.Context(), end)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
+	return testenv.Exec(t, 10*time.Minute, dir, name, args...).Must(t).Stdout
 }
 
 // secret reads the password the local runtime generated for service.
@@ -421,83 +391,4 @@ func hostPort(endpoint string) string {
 		endpoint = endpoint[i+3:]
 	}
 	return strings.TrimSuffix(strings.SplitN(endpoint, "/", 2)[0], "/")
-}
-
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-// gateway calls the workspace's public API.
-type gateway struct {
-	t    *testing.T
-	base string
-}
-
-func (g *gateway) call(method, path, token string, body any) (int, []byte) {
-	g.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, g.base+path, rd)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, data
-}
-
-func (g *gateway) signIn() string {
-	g.t.Helper()
-	email := fmt.Sprintf("scaffold-%d@example.com", time.Now().UnixNano())
-	if st, body := g.call("POST", "/api/v1/auth/signup", "", map[string]string{"email": email, "password": "correct-horse-9", "name": "Scaffold"}); st != http.StatusCreated {
-		g.t.Fatalf("signup: %d %s", st, body)
-	}
-	var login struct{ Token string }
-	st, body := g.call("POST", "/api/v1/auth/login", "", map[string]string{"email": email, "password": "correct-horse-9"})
-	if st != http.StatusOK || json.Unmarshal(body, &login) != nil || login.Token == "" {
-		g.t.Fatalf("login: %d %s", st, body)
-	}
-	return login.Token
-}
-
-// placeOrder orders one unit of a product in stock with a card that is
-// charged, and returns the order id.
-func (g *gateway) placeOrder(token string) string {
-	g.t.Helper()
-	st, body := g.call("GET", "/api/v1/products", "", nil)
-	var products []product
-	if st != http.StatusOK || json.Unmarshal(body, &products) != nil {
-		g.t.Fatalf("products: %d %s", st, body)
-	}
-	i := slices.IndexFunc(products, func(p product) bool { return p.Stock > 0 })
-	if i < 0 {
-		g.t.Fatalf("no product in stock: %s", body)
-	}
-	order := map[string]any{"items": []map[string]any{{"product_id": products[i].ID, "quantity": 1}}, "card_number": "4242424242424242"}
-	st, body = g.call("POST", "/api/v1/orders", token, order)
-	var o struct{ ID string }
-	if st != http.StatusAccepted || json.Unmarshal(body, &o) != nil || o.ID == "" {
-		g.t.Fatalf("place order: %d %s", st, body)
-	}
-	return o.ID
 }

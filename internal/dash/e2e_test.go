@@ -1,12 +1,7 @@
 package dash_test
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -35,12 +29,10 @@ func TestDashEndToEnd(t *testing.T) {
 		}
 		t.Skip("tmux not installed")
 	}
-	bin := testenv.Msctl(t)
-
-	ws := newWorkspace(t)
-	e := &e2e{t: t, bin: bin, ws: ws.dir, gateway: fmt.Sprintf("http://127.0.0.1:%d", ws.port)}
-	e.msctl(5*time.Minute, "up", "-d", "--runtime", "local")
-	t.Cleanup(func() { e.msctlNoFail(2*time.Minute, "down", "--volumes") })
+	shop := testenv.NewShop(t, testenv.Msctl(t), "")
+	e := &e2e{t: t, shop: shop, gateway: shop.Gateway(t)}
+	shop.Must(t, "up", "-d", "--runtime", "local")
+	shop.DownAtCleanup(t)
 	e.startDash()
 
 	t.Run("services healthy", func(t *testing.T) {
@@ -124,61 +116,10 @@ func TestDashEndToEnd(t *testing.T) {
 
 type e2e struct {
 	t       *testing.T
-	bin     string
-	ws      string
-	gateway string
+	shop    testenv.Shop
+	gateway *testenv.API
 	socket  string
 	email   string
-}
-
-type workspace struct {
-	dir  string
-	port int
-}
-
-// newWorkspace is a copy of the repository's workspace on a free gateway
-// port. Not t.TempDir: as root, Postgres runs as user postgres, which must
-// be able to reach .msctl/ below, and t.TempDir's parent is private.
-func newWorkspace(t *testing.T) workspace {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "msctl-dash-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	port := testenv.FreePort(t)
-	if _, err := testenv.ShopManifest(dir, "", port); err != nil {
-		t.Fatal(err)
-	}
-	return workspace{dir: dir, port: port}
-}
-
-func (e *e2e) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, e.bin, args...)
-	cmd.Dir = e.ws
-	return cmd
-}
-
-func (e *e2e) msctl(timeout time.Duration, args ...string) []byte {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := e.command(ctx, args...).CombinedOutput()
-	if err != nil {
-		e.t.Fatalf("msctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return out
-}
-
-func (e *e2e) msctlNoFail(timeout time.Duration, args ...string) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if out, err := e.command(ctx, args...).CombinedOutput(); err != nil {
-		e.t.Logf("msctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
 }
 
 // startDash runs `msctl dash` in a detached tmux session of its own server,
@@ -186,7 +127,7 @@ func (e *e2e) msctlNoFail(timeout time.Duration, args ...string) {
 func (e *e2e) startDash() {
 	e.t.Helper()
 	e.socket = fmt.Sprintf("msctl-dash-e2e-%d", os.Getpid())
-	cmd := exec.Command("tmux", "-L", e.socket, "new-session", "-d", "-s", "dash", "-x", "160", "-y", "48", "-c", e.ws, e.bin+" dash")
+	cmd := exec.Command("tmux", "-L", e.socket, "new-session", "-d", "-s", "dash", "-x", "160", "-y", "48", "-c", e.shop.Dir, e.shop.Bin+" dash")
 	cmd.Env = append(os.Environ(), "TERM=xterm-256color")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		e.t.Fatalf("tmux new-session: %v\n%s", err, out)
@@ -252,7 +193,7 @@ func (e *e2e) waitWhileRequesting(what string, timeout time.Duration, token, ord
 		var wg sync.WaitGroup
 		for range burst {
 			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodGet, e.gateway+"/api/v1/orders/"+orderID+"/summary", nil)
+				req, _ := http.NewRequest(http.MethodGet, e.gateway.Base+"/api/v1/orders/"+orderID+"/summary", nil)
 				req.Header.Set("Authorization", "Bearer "+token)
 				if resp, err := client.Do(req); err == nil {
 					resp.Body.Close()
@@ -271,100 +212,33 @@ func (e *e2e) waitWhileRequesting(what string, timeout time.Duration, token, ord
 // pid is a service's host process id, from `msctl ps --json`.
 func (e *e2e) pid(service string) int {
 	e.t.Helper()
-	out := e.msctl(30*time.Second, "ps", "--json")
-	var comps []state.Component
-	if err := json.Unmarshal(out, &comps); err != nil {
-		var snap state.Snapshot
-		if err2 := json.Unmarshal(out, &snap); err2 != nil {
-			e.t.Fatalf("msctl ps --json is neither components nor a snapshot: %v\n%s", errors.Join(err, err2), out)
-		}
-		comps = snap.Components
-	}
+	comps := e.shop.PS(e.t)
 	for _, c := range comps {
 		if c.Name == service && c.PID != 0 {
 			return c.PID
 		}
 	}
-	e.t.Fatalf("msctl ps --json has no pid for %s:\n%s", service, out)
+	e.t.Fatalf("msctl ps --json has no pid for %s: %+v", service, comps)
 	return 0
-}
-
-func (e *e2e) call(method, path, token string, body any, want int, out any) {
-	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.gateway+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != want {
-		var b bytes.Buffer
-		_, _ = b.ReadFrom(resp.Body)
-		e.t.Fatalf("%s %s: status %d, want %d: %s", method, path, resp.StatusCode, want, b.String())
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			e.t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
-	}
 }
 
 // user signs up a fresh user and returns a token.
 func (e *e2e) user() string {
 	e.t.Helper()
 	e.email = "dash-e2e-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "@example.com"
-	e.call(http.MethodPost, "/api/v1/auth/signup", "", map[string]string{"email": e.email, "password": "correct horse battery", "name": "Dash"}, http.StatusCreated, nil)
-	return e.login()
+	return e.gateway.SignIn(e.email, "Dash")
 }
 
 func (e *e2e) login() string {
 	e.t.Helper()
-	var tok struct {
-		Token string `json:"token"`
+	token, code := e.gateway.Login(e.email)
+	if code != http.StatusOK {
+		e.t.Fatalf("login: %d", code)
 	}
-	e.call(http.MethodPost, "/api/v1/auth/login", "", map[string]string{"email": e.email, "password": "correct horse battery"}, http.StatusOK, &tok)
-	return tok.Token
+	return token
 }
 
 func (e *e2e) placeOrder(token string) string {
 	e.t.Helper()
-	// Ids pass through as the gateway gave them, whatever their JSON type.
-	var products []struct {
-		ID    json.RawMessage `json:"id"`
-		Stock int             `json:"stock"`
-	}
-	e.call(http.MethodGet, "/api/v1/products", "", nil, http.StatusOK, &products)
-	var pick json.RawMessage
-	for _, p := range products {
-		if p.Stock > 0 {
-			pick = p.ID
-			break
-		}
-	}
-	if pick == nil {
-		e.t.Fatalf("no product in stock: %+v", products)
-	}
-	var order struct {
-		ID json.RawMessage `json:"id"`
-	}
-	e.call(http.MethodPost, "/api/v1/orders", token, map[string]any{
-		"items": []map[string]any{{"product_id": pick, "quantity": 1}}, "card_number": "4242424242424242",
-	}, http.StatusAccepted, &order)
-	var id string
-	if err := json.Unmarshal(order.ID, &id); err != nil {
-		id = string(order.ID) // a number
-	}
-	return id
+	return e.gateway.PlaceOrder(token, e.gateway.InStock(1).ID, testenv.GoodCard, 1, nil)
 }
