@@ -108,8 +108,8 @@ func (p *progress) track(s state.Snapshot, now time.Time) []compProgress {
 		}
 		cp := &p.comps[i]
 		cp.detail = detail
-		if cp.state != c.State {
-			cp.state, cp.since = c.State, now
+		if cp.state != string(c.State) {
+			cp.state, cp.since = string(c.State), now
 			changed = append(changed, *cp)
 		}
 	}
@@ -130,7 +130,7 @@ func (p *progress) rows(now time.Time) []progressRow {
 	rows := make([]progressRow, len(p.comps))
 	for i, c := range p.comps {
 		end := now
-		if c.state == state.StateHealthy || c.state == state.StateStopped {
+		if c.state == string(state.StateHealthy) || c.state == string(state.StateStopped) {
 			end = c.since
 		}
 		rows[i] = progressRow{Name: c.name, State: c.state, Detail: c.detail, Elapsed: end.Sub(p.begin)}

@@ -16,7 +16,7 @@ import (
 func snap(states ...string) state.Snapshot {
 	var s state.Snapshot
 	for i := 0; i+1 < len(states); i += 2 {
-		s.Components = append(s.Components, state.Component{Name: states[i], State: states[i+1]})
+		s.Components = append(s.Components, state.Component{Name: states[i], State: state.State(states[i+1])})
 	}
 	return s
 }

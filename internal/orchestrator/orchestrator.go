@@ -100,7 +100,7 @@ type component struct {
 	svc      *manifest.Service
 	deps     []string
 	selected bool
-	state    string
+	state    state.State
 	health   string
 	endpoint string
 	since    time.Time // when state was entered
@@ -113,7 +113,7 @@ type component struct {
 }
 
 type instance struct {
-	state      string
+	state      state.State
 	health     string
 	cur        runtime.Instance
 	gen        int // incremented with every start
@@ -913,7 +913,7 @@ func (o *Orchestrator) tail(name string) string {
 	return b.String()
 }
 
-func (o *Orchestrator) setInst(c *component, in *instance, st, health string) {
+func (o *Orchestrator) setInst(c *component, in *instance, st state.State, health string) {
 	o.mu.Lock()
 	o.setInstLocked(c, in, st, health)
 	o.mu.Unlock()
@@ -921,7 +921,7 @@ func (o *Orchestrator) setInst(c *component, in *instance, st, health string) {
 
 // setInstLocked records an instance's state and derives the component's:
 // healthy when every instance is, else the state of the first that is not.
-func (o *Orchestrator) setInstLocked(c *component, in *instance, st, health string) {
+func (o *Orchestrator) setInstLocked(c *component, in *instance, st state.State, health string) {
 	in.state, in.health = st, health
 	agg, aggHealth := state.StateHealthy, "ok"
 	for _, i := range c.insts {
@@ -933,7 +933,7 @@ func (o *Orchestrator) setInstLocked(c *component, in *instance, st, health stri
 	o.setLocked(c, agg, aggHealth)
 }
 
-func (o *Orchestrator) setLocked(c *component, st, health string) {
+func (o *Orchestrator) setLocked(c *component, st state.State, health string) {
 	if c.state != st {
 		c.since = time.Now()
 	}

@@ -16,15 +16,22 @@ const (
 	KindService = "service"
 )
 
+// State is the state of a component. Its values are the JSON wire values
+// readers (ps --json, the dashboard) have always seen, so they must not change.
+type State string
+
 // Component states, in the order a component normally passes through them.
 const (
-	StateBuilding  = "building"
-	StateStarting  = "starting"
-	StateWaiting   = "waiting" // started, waiting for readiness
-	StateHealthy   = "healthy"
-	StateUnhealthy = "unhealthy"
-	StateCrashed   = "crashed" // exited; the supervisor will restart it
-	StateStopped   = "stopped"
+	StateBuilding  State = "building"
+	StateStarting  State = "starting"
+	StateWaiting   State = "waiting" // started, waiting for readiness
+	StateHealthy   State = "healthy"
+	StateUnhealthy State = "unhealthy"
+	StateCrashed   State = "crashed" // exited; the supervisor will restart it
+	StateStopped   State = "stopped"
+	// StateOrphaned is a process a dead agent left running: no agent
+	// supervises it, but it still holds its port.
+	StateOrphaned State = "orphaned"
 )
 
 // Snapshot is everything a reader may know about a running workspace.
@@ -67,7 +74,7 @@ const (
 type Component struct {
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
-	State     string    `json:"state"`
+	State     State     `json:"state"`
 	Health    string    `json:"health"` // last probe result: "ok" or the error
 	Endpoint  string    `json:"endpoint"`
 	PID       int       `json:"pid,omitempty"`

@@ -50,7 +50,7 @@ func (p *Services) SetFilter(q string) {
 func (p *Services) apply() {
 	p.rows = p.rows[:0]
 	for _, c := range p.all {
-		if matches(p.filter, c.Name, c.Kind, c.State) {
+		if matches(p.filter, c.Name, c.Kind, string(c.State)) {
 			p.rows = append(p.rows, c)
 		}
 	}
@@ -86,7 +86,7 @@ func (p *Services) View(st theme.Styles, width, height int) string {
 		return []cell{
 			plain(c.Name),
 			plain(c.Kind),
-			styled(c.State, st.ForState(c.State)),
+			styled(string(c.State), st.ForState(c.State)),
 			styled(health, hst),
 			plain(strconv.Itoa(c.Instances)),
 			plain(strconv.Itoa(c.Restarts)),

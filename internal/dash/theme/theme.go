@@ -112,7 +112,7 @@ var Default = Styles{
 }
 
 // ForState is the style of a component state.
-func (s Styles) ForState(st string) lipgloss.Style {
+func (s Styles) ForState(st state.State) lipgloss.Style {
 	switch st {
 	case state.StateHealthy:
 		return s.OK

@@ -83,7 +83,7 @@ func ListContainers(ctx context.Context, project string) ([]state.Component, err
 	return out, nil
 }
 
-func rank(st string) int {
+func rank(st state.State) int {
 	switch st {
 	case state.StateHealthy:
 		return 4
@@ -99,7 +99,7 @@ func rank(st string) int {
 
 // containerState maps a container to a component state: Docker's health
 // status where the image has a healthcheck, else a probe from the host.
-func containerState(ctx context.Context, cli *client.Client, c container.Summary) (string, string) {
+func containerState(ctx context.Context, cli *client.Client, c container.Summary) (state.State, string) {
 	switch c.State {
 	case "created":
 		return state.StateStarting, ""
