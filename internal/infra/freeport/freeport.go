@@ -1,4 +1,5 @@
-// Package freeport picks unused TCP ports on the loopback interface.
+// Package freeport picks unused TCP ports on the loopback interface and names
+// the process holding a taken one.
 //
 // The port is found by binding to 127.0.0.1:0 and closing the listener, so
 // another process may take it before the caller binds it; callers that start

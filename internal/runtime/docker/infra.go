@@ -30,9 +30,10 @@ import (
 	"github.com/docker/go-connections/nat"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/msctl/msctl/internal/doctor"
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/pick"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -330,7 +331,7 @@ func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, hos
 			// msctl never pulls: `up` checks the infra images first, so
 			// this is one removed while the workspace was starting.
 			return "", fmt.Errorf("image %s is not in the local Docker engine (msctl does not pull): %w\n\tfix: %s",
-				cfg.Image, err, doctor.ImagesFix([]string{cfg.Image}))
+				cfg.Image, err, pick.ImagesFix([]string{cfg.Image}))
 		}
 		return "", fmt.Errorf("create container %s: %w", name, err)
 	}
@@ -346,7 +347,7 @@ func (r *Runtime) createAndStart(ctx context.Context, cfg *container.Config, hos
 		if isPortTaken(err) {
 			for _, p := range sortedPorts(fixed) {
 				if fixed[p] != 0 {
-					return "", &runtime.PortInUseError{Port: fixed[p], Holder: portHolder(fixed[p])}
+					return "", &runtime.PortInUseError{Port: fixed[p], Holder: freeport.Holder(fixed[p])}
 				}
 			}
 		}

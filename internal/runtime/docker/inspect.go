@@ -14,7 +14,6 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
-	"github.com/msctl/msctl/internal/doctor"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
@@ -275,8 +274,6 @@ func (r *Runtime) collectLogs(ctx context.Context, id, tail string, emit func(st
 	demux(rc, emit)
 	return nil
 }
-
-func portHolder(port int) string { return doctor.PortHolder("/proc", port) }
 
 func sortedPorts(m map[nat.Port]int) []nat.Port {
 	ps := make([]nat.Port, 0, len(m))

@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
 )
@@ -94,7 +95,7 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 		inst.cancel()
 		_ = r.removeContainer(context.WithoutCancel(ctx), created.ID)
 		if isPortTaken(err) && spec.HostPort != 0 {
-			return nil, &runtime.PortInUseError{Port: spec.HostPort, Holder: portHolder(spec.HostPort)}
+			return nil, &runtime.PortInUseError{Port: spec.HostPort, Holder: freeport.Holder(spec.HostPort)}
 		}
 		return nil, fmt.Errorf("start %s: %w", spec.Service, err)
 	}

@@ -28,8 +28,8 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	}
 	port := spec.HostPort
 	if port != 0 {
-		if !portFree(port) {
-			return nil, &runtime.PortInUseError{Port: port, Holder: portHolder(port)}
+		if freeport.Check(port) != nil {
+			return nil, &runtime.PortInUseError{Port: port, Holder: freeport.Holder(port)}
 		}
 	} else {
 		p, err := freeport.Get()
