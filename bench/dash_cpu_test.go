@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,17 +35,17 @@ func BenchmarkDashIdleCPU(b *testing.B) {
 	}
 	bin := testenv.Msctl(b)
 	b.Run("waiting", func(b *testing.B) {
-		ws := workspace(b)
+		ws := testenv.NewShop(b, bin, "").Dir
 		for b.Loop() {
 			measureDash(b, bin, ws)
 		}
 	})
 	b.Run("live", func(b *testing.B) {
-		ws := workspace(b)
-		msctl(b, bin, ws, "up", "-d", "--runtime", "local")
-		b.Cleanup(func() { msctl(b, bin, ws, "down", "--volumes") })
+		shop := testenv.NewShop(b, bin, "")
+		shop.Must(b, "up", "-d", "--runtime", "local")
+		shop.DownAtCleanup(b)
 		for b.Loop() {
-			measureDash(b, bin, ws)
+			measureDash(b, bin, shop.Dir)
 		}
 	})
 }
@@ -119,35 +118,4 @@ func rssKB(b *testing.B, pid int) int64 {
 	}
 	b.Fatalf("no VmRSS in /proc/%d/status", pid)
 	return 0
-}
-
-// workspace writes the repository's manifest into a fresh directory with a
-// free gateway port and absolute service paths, so a workspace can run there
-// beside anyone else's. The directory is world-readable: Postgres runs as
-// another user when we are root and must reach its data under it.
-func workspace(b *testing.B) string {
-	dir, err := os.MkdirTemp("", "msctl-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := testenv.ShopManifest(dir, "", testenv.FreePort(b)); err != nil {
-		b.Fatal(err)
-	}
-	return dir
-}
-
-// msctl runs the binary in the workspace, bounded in time, and fails the
-// benchmark on a non-zero exit.
-func msctl(b *testing.B, bin, ws string, args ...string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = ws
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("msctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
 }

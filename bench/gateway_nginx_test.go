@@ -20,16 +20,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-
 	"github.com/msctl/msctl/internal/infra/freeport"
+	"github.com/msctl/msctl/internal/systest"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/registry"
 )
@@ -73,7 +70,7 @@ func BenchmarkGatewayVsNginx(b *testing.B) {
 	gatewayURL, gatewayProc := startGateway(b, up.Listener.Addr().String())
 	targets := []struct {
 		name, url string
-		proc      *proc // nil: the upstream runs in this process
+		proc      *testenv.Proc // nil: the upstream runs in this process
 	}{
 		{"direct", up.URL + benchPath, nil},
 		{"nginx", nginxURL + benchPath, nginxProc},
@@ -95,14 +92,14 @@ func BenchmarkGatewayVsNginx(b *testing.B) {
 				t := targets[(i+round)%len(targets)]
 				var before int64
 				if t.proc != nil {
-					before = groupTicks(b, t.proc.pgid)
+					before = groupTicks(b, t.proc.PGID())
 				}
 				r, err := load(ctx, t.url, loadRequests/loadRounds, loadConns, phaseLimit)
 				if err != nil {
 					b.Fatalf("%s under load: %v", t.name, err)
 				}
 				if t.proc != nil {
-					cpu[t.name] += groupTicks(b, t.proc.pgid) - before
+					cpu[t.name] += groupTicks(b, t.proc.PGID()) - before
 				}
 				loaded[t.name].add(r)
 				r, err = load(ctx, t.url, serialRequests/loadRounds, 1, phaseLimit)
@@ -178,7 +175,7 @@ func startUpstream(b *testing.B) *httptest.Server {
 
 // startNginx runs nginx in the foreground with the testdata config and
 // returns its base URL once it proxies.
-func startNginx(b *testing.B, bin, upstream string) (string, *proc) {
+func startNginx(b *testing.B, bin, upstream string) (string, *testenv.Proc) {
 	dir := b.TempDir()
 	port, err := freeport.Get()
 	if err != nil {
@@ -199,11 +196,11 @@ func startNginx(b *testing.B, bin, upstream string) (string, *proc) {
 	if err := os.WriteFile(confPath, conf.Bytes(), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	p := startProc(b, "nginx", exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")), syscall.SIGQUIT)
+	p := testenv.StartProc(b, "nginx", exec.Command(bin, "-p", dir, "-c", confPath, "-e", filepath.Join(dir, "error.log")), syscall.SIGQUIT)
 	url := "http://" + listen
 	if err := waitOK(url+benchPath, p, 15*time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		b.Fatalf("nginx: %v\n%s%s", err, p.output(), log)
+		b.Fatalf("nginx: %v\n%s%s", err, p.Output(), log)
 	}
 	return url, p
 }
@@ -213,13 +210,9 @@ func startNginx(b *testing.B, bin, upstream string) (string, *proc) {
 // users (the JWKS source), and returns its base URL once /readyz passes. The
 // rate limit is lifted: one load generator is a single client, and nginx
 // limits nothing.
-func startGateway(b *testing.B, upstream string) (string, *proc) {
+func startGateway(b *testing.B, upstream string) (string, *testenv.Proc) {
 	etcd := testenv.Etcd(b)
-	cli, err := clientv3.New(clientv3.Config{Endpoints: etcd.Endpoints(), DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cli.Close() })
+	cli := testenv.EtcdClient(b, etcd)
 	ctx := context.Background()
 	for _, svc := range []string{"inventory", "users"} {
 		r := registry.NewRegistrar(cli, registry.Instance{ID: svc + "-bench", Service: svc, Addr: upstream}, 30*time.Second, slog.New(slog.DiscardHandler))
@@ -229,10 +222,7 @@ func startGateway(b *testing.B, upstream string) (string, *proc) {
 		b.Cleanup(func() { _ = r.Deregister(context.Background()) })
 	}
 
-	bin := filepath.Join(b.TempDir(), "gateway")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/msctl/msctl/services/gateway").CombinedOutput(); err != nil {
-		b.Fatalf("build gateway: %v\n%s", err, out)
-	}
+	bin := systest.Build(b, "gateway")[0]
 	port, err := freeport.Get()
 	if err != nil {
 		b.Fatal(err)
@@ -248,73 +238,21 @@ func startGateway(b *testing.B, upstream string) (string, *proc) {
 		"RATE_LIMIT_BURST=1000000000",
 		"SHUTDOWN_TIMEOUT=2s",
 	)
-	p := startProc(b, "gateway", cmd, syscall.SIGTERM)
+	p := testenv.StartProc(b, "gateway", cmd, syscall.SIGTERM)
 	url := "http://" + addr
 	if err := waitOK(url+"/readyz", p, 30*time.Second); err != nil {
-		b.Fatalf("gateway: %v\n%s", err, p.output())
+		b.Fatalf("gateway: %v\n%s", err, p.Output())
 	}
 	return url, p
 }
 
-// proc is a child process whose output is kept for failure messages.
-type proc struct {
-	pgid int // its process group, which its own children (nginx workers) share
-	mu   sync.Mutex
-	out  bytes.Buffer
-	done chan struct{}
-}
-
-func (p *proc) Write(data []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(data)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// startProc starts cmd in its own process group and, at cleanup, stops it
-// with stop, then kills the group if it lingers.
-func startProc(b *testing.B, name string, cmd *exec.Cmd, stop syscall.Signal) *proc {
-	p := &proc{done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p, p
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("start %s: %v", name, err)
-	}
-	p.pgid = cmd.Process.Pid
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	b.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, stop)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
-	})
-	return p
-}
-
 // waitOK polls url until it answers 200, the process exits, or d passes.
-func waitOK(url string, p *proc, d time.Duration) error {
+func waitOK(url string, p *testenv.Proc, d time.Duration) error {
 	hc := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(d)
 	last := errors.New("no answer yet")
 	for time.Now().Before(deadline) {
-		if p.exited() {
+		if p.Exited() {
 			return errors.New("exited before it was ready")
 		}
 		resp, err := hc.Get(url)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 var (
@@ -53,10 +55,6 @@ func Build(t testing.TB, names ...string) []string {
 }
 
 func build(names []string) error {
-	root, err := moduleRoot()
-	if err != nil {
-		return err
-	}
 	if binDir == "" {
 		parent := filepath.Join(os.TempDir(), "msctl-systest-bin")
 		pruneDead(parent)
@@ -70,7 +68,7 @@ func build(names []string) error {
 		args = append(args, "./services/"+n)
 	}
 	cmd := exec.Command("go", args...)
-	cmd.Dir = root
+	cmd.Dir = testenv.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go %v: %w\n%s", args, err, out)
 	}
@@ -94,24 +92,5 @@ func pruneDead(parent string) {
 		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
 			os.RemoveAll(filepath.Join(parent, e.Name()))
 		}
-	}
-}
-
-// moduleRoot finds the directory holding go.mod, upwards from the working
-// directory (a test runs in its package's directory).
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
 	}
 }

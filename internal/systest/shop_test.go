@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -25,17 +24,14 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// Seeded products (services/inventory/migrations).
+// Seeded products (services/inventory/migrations) and cards.
 const (
-	keyboard = "bf16a7f8-dad1-48c7-9049-62fbe5440f29" // 8900 cents
-	cable    = "224c7270-6004-47fc-ac37-68bc532b5403" // 900 cents
-	docking  = "0d9a2d03-a28a-450a-8e07-fd1643d11f59" // out of stock
-)
-
-const (
-	goodCard     = "4242424242424242"
-	declinedCard = "4000000000000002"
-	failingCard  = "4000000000000119"
+	keyboard     = testenv.Keyboard                       // 8900 cents
+	cable        = testenv.Cable                          // 900 cents
+	docking      = "0d9a2d03-a28a-450a-8e07-fd1643d11f59" // out of stock
+	goodCard     = testenv.GoodCard
+	declinedCard = testenv.DeclinedCard
+	failingCard  = testenv.FailingCard
 )
 
 // shop is the saga's services, talked to directly (no gateway).
@@ -96,38 +92,19 @@ type order struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+// do calls a service directly as user (none when empty), which the gateway
+// would otherwise have named in X-User-ID, and decodes a 2xx answer into out.
 func (s *shop) do(method, svc, path, user string, hdr map[string]string, body any, out any) int {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, s.env.URL(svc)+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	h := http.Header{}
 	if user != "" {
-		req.Header.Set("X-User-ID", user)
+		h.Set("X-User-ID", user)
 	}
 	for k, v := range hdr {
-		req.Header.Set(k, v)
+		h.Set(k, v)
 	}
-	resp, err := s.http.Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			s.t.Fatalf("%s %s: decode %q: %v", method, path, raw, err)
-		}
-	}
-	return resp.StatusCode
+	api := testenv.API{T: s.t, Base: s.env.URL(svc), Client: s.http}
+	return api.Call(method, path, "", h, body).Decode(s.t, out)
 }
 
 // place posts an order and returns its id; it fails the test unless 202.
@@ -174,17 +151,7 @@ func (s *shop) settle(user, id string, timeout time.Duration) order {
 // eventually retries cond until it holds or timeout passes.
 func (s *shop) eventually(what string, timeout time.Duration, cond func() error) {
 	s.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(s.t, timeout, what, cond)
 }
 
 func (s *shop) stock(productID string) int {

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/internal/infra/embetcd"
 	"github.com/msctl/msctl/internal/infra/embnats"
@@ -54,12 +53,7 @@ func New(t testing.TB) *Env {
 	t.Helper()
 	testenv.Postgres(t) // fail or skip early when Postgres is unavailable
 	e := &Env{t: t, NATS: testenv.NATS(t), Etcd: testenv.Etcd(t), svcs: map[string]*Service{}}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Etcd.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatalf("etcd client: %v", err)
-	}
-	e.etcdCli = cli
-	t.Cleanup(func() { cli.Close() })
+	e.etcdCli = testenv.EtcdClient(t, e.Etcd)
 	t.Cleanup(func() {
 		if t.Failed() {
 			e.dumpLogs()
@@ -334,11 +328,7 @@ func (s *Service) Stop(t testing.TB) {
 
 // hasDatabase reports whether a service keeps a database: it embeds migrations.
 func hasDatabase(name string) bool {
-	root, err := moduleRoot()
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(filepath.Join(root, "services", name, "migrations"))
+	_, err := os.Stat(filepath.Join(testenv.RepoRoot(), "services", name, "migrations"))
 	return err == nil
 }
 

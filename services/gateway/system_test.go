@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -23,9 +21,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/internal/infra/freeport"
+	"github.com/msctl/msctl/internal/systest"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit"
 	"github.com/msctl/msctl/services/kit/client"
@@ -51,7 +49,7 @@ type system struct {
 	lastUser  string // X-User-ID the orders stand-in saw last
 	payHang   time.Duration
 	standins  map[string]context.CancelFunc
-	inventory *proc
+	inventory *testenv.Proc
 }
 
 const systemRoutes = "/api/v1/auth=users:public,/api/v1/products=inventory:public,/api/v1/orders=orders:auth,/api/v1/notifications=notifications:auth"
@@ -64,12 +62,7 @@ func TestSystem(t *testing.T) {
 	e := testenv.Etcd(t)
 	s.usersDSN = testenv.Database(t, "users")
 	s.invDSN = testenv.Database(t, "inventory")
-	cli, err := clientv3.New(clientv3.Config{Endpoints: e.Endpoints(), DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cli.Close() })
-	s.etcd = cli
+	s.etcd = testenv.EtcdClient(t, e)
 	s.env = []string{
 		"ETCD_ENDPOINTS=" + strings.Join(e.Endpoints(), ","),
 		"HTTP_ADDR=127.0.0.1:0",
@@ -77,7 +70,8 @@ func TestSystem(t *testing.T) {
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_TIMEOUT=2s",
 	}
-	s.bins = buildServices(t, "users", "inventory")
+	bins := systest.Build(t, "users", "inventory")
+	s.bins = map[string]string{"users": bins[0], "inventory": bins[1]}
 	s.start("users", "DATABASE_URL="+s.usersDSN, "BCRYPT_COST=4")
 	s.inventory = s.start("inventory", "DATABASE_URL="+s.invDSN)
 	s.standIn("orders")
@@ -92,79 +86,17 @@ func TestSystem(t *testing.T) {
 	t.Run("inventory down opens its breaker and recovers", s.testBreaker)
 }
 
-func buildServices(t *testing.T, names ...string) map[string]string {
-	t.Helper()
-	dir := t.TempDir()
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	for _, n := range names {
-		args = append(args, "github.com/msctl/msctl/services/"+n)
-	}
-	out, err := exec.Command("go", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	bins := map[string]string{}
-	for _, n := range names {
-		bins[n] = filepath.Join(dir, n)
-	}
-	return bins
-}
-
-type proc struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	done chan struct{}
-}
-
 // start runs a service binary and waits until it is in the registry.
-func (s *system) start(name string, env ...string) *proc {
+func (s *system) start(name string, env ...string) *testenv.Proc {
 	s.t.Helper()
 	cmd := exec.Command(s.bins[name])
 	cmd.Env = append(append(append(os.Environ(), s.env...), "SERVICE_NAME="+name), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &proc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = &lockedWriter{w: p.out}, &lockedWriter{w: p.out}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		p.stop(syscall.SIGTERM)
-		if s.t.Failed() {
-			s.t.Logf("%s output:\n%s", name, p.out.String())
-		}
-	})
+	p := testenv.StartProc(s.t, name, cmd, syscall.SIGTERM)
 	s.waitRegistered(name, 1, p)
 	return p
 }
 
-func (p *proc) stop(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func (s *system) waitRegistered(service string, n int, p *proc) {
+func (s *system) waitRegistered(service string, n int, p *testenv.Proc) {
 	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -173,10 +105,8 @@ func (s *system) waitRegistered(service string, n int, p *proc) {
 			return
 		}
 		if p != nil {
-			select {
-			case <-p.done:
-				s.t.Fatalf("%s exited:\n%s", service, p.out.String())
-			default:
+			if p.Exited() {
+				s.t.Fatalf("%s exited:\n%s", service, p.Output())
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -276,29 +206,18 @@ func (s *system) startGateway() {
 	s.t.Fatal("gateway not ready")
 }
 
-// call sends a request through the gateway from the given source IP.
+// call sends a request through the gateway from the given source IP, with
+// token as the whole Authorization header (unless empty) and a forged
+// X-User-ID, which the gateway must replace.
 func (s *system) call(from, method, path, token string, body any) (int, http.Header, []byte) {
 	s.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, s.gw+path, rd)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	hdr := http.Header{"X-User-ID": {"forged"}}
 	if token != "" {
-		req.Header.Set("Authorization", token)
+		hdr.Set("Authorization", token)
 	}
-	req.Header.Set("X-User-ID", "forged")
-	resp, err := clientFrom(from).Do(req)
-	if err != nil {
-		s.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, b
+	api := testenv.API{T: s.t, Base: s.gw, Client: clientFrom(from)}
+	r := api.Call(method, path, "", hdr, body)
+	return r.Status, r.Header, r.Body
 }
 
 var (
@@ -551,7 +470,7 @@ func (s *system) testBreaker(t *testing.T) {
 		t.Fatalf("products before the crash: %d", st)
 	}
 	// A crash: the registration outlives the process until its lease expires.
-	s.inventory.stop(syscall.SIGKILL)
+	s.inventory.Stop(syscall.SIGKILL)
 	for i := 0; i < 20 && s.breaker(t, "inventory").State != "open"; i++ {
 		if st, _, body := s.call("127.0.0.1", http.MethodGet, "/api/v1/products", "", nil); st != http.StatusServiceUnavailable {
 			t.Fatalf("products with inventory dead: %d %s", st, body)
