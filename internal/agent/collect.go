@@ -15,6 +15,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/services/kit/breakers"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -52,18 +53,6 @@ func (c *collector) snapshot(s *state.Snapshot) {
 		s.Registry[k] = append([]state.Instance(nil), v...)
 	}
 	s.Events = append([]state.Event(nil), c.events...)
-}
-
-// breakerJSON is one entry of a service's GET /debug/breakers.
-type breakerJSON struct {
-	Name                 string    `json:"name"`
-	State                string    `json:"state"`
-	Requests             uint32    `json:"requests"`
-	TotalSuccesses       uint32    `json:"total_successes"`
-	TotalFailures        uint32    `json:"total_failures"`
-	ConsecutiveSuccesses uint32    `json:"consecutive_successes"`
-	ConsecutiveFailures  uint32    `json:"consecutive_failures"`
-	OpenUntil            time.Time `json:"open_until"`
 }
 
 var pollClient = &http.Client{Timeout: 800 * time.Millisecond}
@@ -110,17 +99,21 @@ func fetchBreakers(ctx context.Context, svc, ep string) ([]state.Breaker, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, io.ErrUnexpectedEOF
 	}
-	var raw []breakerJSON
+	var raw []breakers.Status
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&raw); err != nil {
 		return nil, err
 	}
 	out := make([]state.Breaker, 0, len(raw))
 	for _, b := range raw {
-		out = append(out, state.Breaker{
+		br := state.Breaker{
 			Service: svc, Name: b.Name, State: b.State, Requests: b.Requests,
 			TotalSuccesses: b.TotalSuccesses, TotalFailures: b.TotalFailures,
-			ConsecutiveFailures: b.ConsecutiveFailures, OpenUntil: b.OpenUntil,
-		})
+			ConsecutiveFailures: b.ConsecutiveFailures,
+		}
+		if b.OpenUntil != nil {
+			br.OpenUntil = *b.OpenUntil
+		}
+		out = append(out, br)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

@@ -118,6 +118,9 @@ type Span struct {
 }
 
 // Breaker is one circuit breaker of one service, as served at /debug/breakers.
+// The wire shape of that endpoint is declared once, in services/kit/breakers;
+// state imports no other package of the project, so it keeps this snapshot
+// type of its own and the agent converts each entry once, when it polls.
 type Breaker struct {
 	Service             string    `json:"service"`
 	Name                string    `json:"name"`  // the upstream it guards

@@ -6,19 +6,13 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	wire "github.com/msctl/msctl/services/kit/breakers"
 )
 
-// BreakerStatus is one entry of GET /debug/breakers.
-type BreakerStatus struct {
-	Name                 string     `json:"name"`
-	State                string     `json:"state"`
-	Requests             uint32     `json:"requests"`
-	TotalSuccesses       uint32     `json:"total_successes"`
-	TotalFailures        uint32     `json:"total_failures"`
-	ConsecutiveSuccesses uint32     `json:"consecutive_successes"`
-	ConsecutiveFailures  uint32     `json:"consecutive_failures"`
-	OpenUntil            *time.Time `json:"open_until,omitempty"`
-}
+// BreakerStatus is one entry of GET /debug/breakers; the shape is declared
+// in kit/breakers so that msctl's agent decodes the same type.
+type BreakerStatus = wire.Status
 
 // breaker pairs a gobreaker with the moment it may turn half-open, which gobreaker does not expose.
 type breaker struct {
