@@ -6,8 +6,6 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
-	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -27,88 +25,30 @@ type Event struct {
 	Stream string
 }
 
-// known lists every message of kit/events by the name of its constant. Go
-// cannot list constants by reflection, so a test checks this table covers
-// events.Subjects() and pairs each subject with the payload events.New
-// accepts for it.
-var known = []struct {
-	name    string
-	subject string
-	payload any
-}{
-	{"InventoryReserve", events.InventoryReserve, events.ReserveStock{}},
-	{"InventoryRelease", events.InventoryRelease, events.ReleaseStock{}},
-	{"PaymentsCharge", events.PaymentsCharge, events.ChargePayment{}},
-	{"PaymentsRefund", events.PaymentsRefund, events.RefundPayment{}},
-	{"InventoryReserved", events.InventoryReserved, events.StockReserved{}},
-	{"InventoryRejected", events.InventoryRejected, events.StockRejected{}},
-	{"InventoryReleased", events.InventoryReleased, events.StockReleased{}},
-	{"PaymentsCharged", events.PaymentsCharged, events.PaymentCharged{}},
-	{"PaymentsDeclined", events.PaymentsDeclined, events.PaymentDeclined{}},
-	{"PaymentsRefunded", events.PaymentsRefunded, events.PaymentRefunded{}},
-	{"OrderCreated", events.OrderCreated, events.OrderCreatedV1{}},
-	{"OrderConfirmed", events.OrderConfirmed, events.OrderConfirmedV1{}},
-	{"OrderCancelled", events.OrderCancelled, events.OrderCancelledV1{}},
-}
-
-// EventNames lists the names --consumes and --publishes accept, sorted.
+// EventNames lists the names --consumes and --publishes accept, sorted: the
+// constants of kit/events, whose catalogue is the one list of messages.
 func EventNames() []string {
-	names := make([]string, len(known))
-	for i, k := range known {
-		names[i] = k.name
+	cat := events.Catalogue()
+	names := make([]string, len(cat))
+	for i, m := range cat {
+		names[i] = m.Name
 	}
-	sort.Strings(names)
 	return names
 }
 
 // LookupEvent finds an event by its constant name (OrderConfirmed) or its
 // subject (orders.evt.confirmed).
 func LookupEvent(s string) (Event, error) {
-	for _, k := range known {
-		if k.name != s && k.subject != s {
+	for _, m := range events.Catalogue() {
+		if m.Name != s && m.Subject != s {
 			continue
 		}
-		stream, err := streamOf(k.subject)
-		if err != nil {
-			return Event{}, err
+		if m.Stream == "" {
+			return Event{}, fmt.Errorf("no stream stores subject %s", m.Subject)
 		}
-		return Event{Name: k.name, Subject: k.subject, Payload: reflect.TypeOf(k.payload).Name(), Stream: stream}, nil
+		return Event{Name: m.Name, Subject: m.Subject, Payload: m.Payload, Stream: m.Stream}, nil
 	}
 	return Event{}, fmt.Errorf("unknown event %q", s)
-}
-
-// streamOf returns the stream whose subjects capture subject. A stream's
-// subjects are NATS patterns: '*' is one token, a final '>' the rest.
-func streamOf(subject string) (string, error) {
-	streams := make([]string, 0, len(events.StreamSubjects))
-	for stream := range events.StreamSubjects {
-		streams = append(streams, stream)
-	}
-	sort.Strings(streams)
-	for _, stream := range streams {
-		for _, p := range events.StreamSubjects[stream] {
-			if subjectMatches(p, subject) {
-				return stream, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("no stream stores subject %s", subject)
-}
-
-func subjectMatches(pattern, subject string) bool {
-	pt, st := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, p := range pt {
-		if p == ">" {
-			return len(st) > i
-		}
-		if i >= len(st) {
-			return false
-		}
-		if p != "*" && p != st[i] {
-			return false
-		}
-	}
-	return len(pt) == len(st)
 }
 
 // eventsDir is where a workspace keeps kit/events.

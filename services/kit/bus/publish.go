@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -48,7 +47,7 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []*nats.Msg) []error {
 	byStream := map[string][]int{}
 	var single []int
 	for i, m := range msgs {
-		if s := streamOf(m.Subject); s != "" {
+		if s := events.StreamOf(m.Subject); s != "" {
 			byStream[s] = append(byStream[s], i)
 		} else {
 			single = append(single, i)
@@ -142,16 +141,4 @@ func (b *Bus) publishAtomic(ctx context.Context, msgs []*nats.Msg, idx []int) er
 		}
 	}
 	return nil
-}
-
-// streamOf names the stream of the shop that captures subject, or "".
-func streamOf(subject string) string {
-	for name, patterns := range events.StreamSubjects {
-		for _, p := range patterns {
-			if p == subject || strings.HasSuffix(p, ">") && strings.HasPrefix(subject, strings.TrimSuffix(p, ">")) {
-				return name
-			}
-		}
-	}
-	return ""
 }

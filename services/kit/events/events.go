@@ -185,26 +185,29 @@ type OrderCancelledV1 struct {
 	CreatedAt  time.Time    `json:"created_at"`
 }
 
-// schema is the current version of a subject's payload and its Go type.
+// schema is the current version of a subject's payload and its Go type, and
+// the name of the constant above that holds the subject (for Catalogue; a
+// test checks it against the source).
 type schema struct {
+	name    string
 	version int
 	newV    func() any
 }
 
 var schemas = map[string]schema{
-	InventoryReserve:  {1, func() any { return new(ReserveStock) }},
-	InventoryRelease:  {1, func() any { return new(ReleaseStock) }},
-	PaymentsCharge:    {1, func() any { return new(ChargePayment) }},
-	PaymentsRefund:    {1, func() any { return new(RefundPayment) }},
-	InventoryReserved: {1, func() any { return new(StockReserved) }},
-	InventoryRejected: {1, func() any { return new(StockRejected) }},
-	InventoryReleased: {1, func() any { return new(StockReleased) }},
-	PaymentsCharged:   {1, func() any { return new(PaymentCharged) }},
-	PaymentsDeclined:  {1, func() any { return new(PaymentDeclined) }},
-	PaymentsRefunded:  {1, func() any { return new(PaymentRefunded) }},
-	OrderCreated:      {1, func() any { return new(OrderCreatedV1) }},
-	OrderConfirmed:    {1, func() any { return new(OrderConfirmedV1) }},
-	OrderCancelled:    {1, func() any { return new(OrderCancelledV1) }},
+	InventoryReserve:  {"InventoryReserve", 1, func() any { return new(ReserveStock) }},
+	InventoryRelease:  {"InventoryRelease", 1, func() any { return new(ReleaseStock) }},
+	PaymentsCharge:    {"PaymentsCharge", 1, func() any { return new(ChargePayment) }},
+	PaymentsRefund:    {"PaymentsRefund", 1, func() any { return new(RefundPayment) }},
+	InventoryReserved: {"InventoryReserved", 1, func() any { return new(StockReserved) }},
+	InventoryRejected: {"InventoryRejected", 1, func() any { return new(StockRejected) }},
+	InventoryReleased: {"InventoryReleased", 1, func() any { return new(StockReleased) }},
+	PaymentsCharged:   {"PaymentsCharged", 1, func() any { return new(PaymentCharged) }},
+	PaymentsDeclined:  {"PaymentsDeclined", 1, func() any { return new(PaymentDeclined) }},
+	PaymentsRefunded:  {"PaymentsRefunded", 1, func() any { return new(PaymentRefunded) }},
+	OrderCreated:      {"OrderCreated", 1, func() any { return new(OrderCreatedV1) }},
+	OrderConfirmed:    {"OrderConfirmed", 1, func() any { return new(OrderConfirmedV1) }},
+	OrderCancelled:    {"OrderCancelled", 1, func() any { return new(OrderCancelledV1) }},
 }
 
 // Subjects lists every known subject.
