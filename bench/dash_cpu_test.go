@@ -27,12 +27,9 @@ const (
 // workspace up (the dashboard retries the agent), "live" watches a workspace
 // brought up with `msctl up -d` (snapshots polled and drawn every 500 ms).
 func BenchmarkDashIdleCPU(b *testing.B) {
-	if testing.Short() {
-		b.Skip("runs msctl dash for 30 s per case, and a workspace")
-	}
-	if _, err := exec.LookPath("tmux"); err != nil {
-		b.Skip("tmux is not installed; the dashboard needs a terminal")
-	}
+	testenv.SkipShort(b, "runs msctl dash for 30 s per case, and a workspace")
+	// The dashboard needs a terminal.
+	testenv.RequireCommand(b, "tmux", "apt-get install tmux")
 	bin := testenv.Msctl(b)
 	b.Run("waiting", func(b *testing.B) {
 		ws := testenv.NewShop(b, bin, "").Dir

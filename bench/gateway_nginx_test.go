@@ -58,9 +58,7 @@ var payload = []byte(`[{"id":"p1","sku":"SKU-1","name":"Widget","price_cents":19
 // queueing behind the load generator and the upstream, so added-p99-ms is
 // informational.
 func BenchmarkGatewayVsNginx(b *testing.B) {
-	if testing.Short() {
-		b.Skip("starts etcd, the gateway binary and nginx")
-	}
+	testenv.SkipShort(b, "starts etcd, the gateway binary and nginx")
 	nginx := nginxPath()
 	if nginx == "" {
 		b.Skip("nginx is not installed (apt-get install -y nginx); the comparison needs it")

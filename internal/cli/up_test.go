@@ -37,9 +37,7 @@ import (
 // up -d starts the agent by re-executing its own binary, which a test
 // binary cannot stand in for.
 func TestUpSystem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds msctl and brings workspaces up")
-	}
+	testenv.SkipShort(t, "builds msctl and brings workspaces up")
 	bin := testenv.Msctl(t)
 	t.Run("ForegroundCtrlCStopsGracefully", func(t *testing.T) { testForegroundCtrlC(t, bin) })
 	for _, rt := range []string{"local", "docker"} {

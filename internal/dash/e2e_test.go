@@ -20,15 +20,8 @@ import (
 // local workspace: the dashboard must show what the system really does.
 // Under CI a missing tmux is a failure.
 func TestDashEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: skipped with -short")
-	}
-	if _, err := exec.LookPath("tmux"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tmux is required under CI: apt-get install tmux")
-		}
-		t.Skip("tmux not installed")
-	}
+	testenv.SkipShort(t, "end-to-end")
+	testenv.RequireCommand(t, "tmux", "apt-get install tmux")
 	shop := testenv.NewShop(t, testenv.Msctl(t), "")
 	e := &e2e{t: t, shop: shop, gateway: shop.Gateway(t)}
 	shop.Must(t, "up", "-d", "--runtime", "local")

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -228,4 +229,86 @@ func BenchmarkLocalUp(b *testing.B) {
 	}
 	b.ReportMetric(up.Seconds()/float64(b.N), "up-s")
 	b.ReportMetric(down.Seconds()/float64(b.N), "down-s")
+}
+
+// processes lists every pid of this workspace: services from ps, and
+// everything the runtime recorded (Postgres included).
+func processes(t testing.TB) []int {
+	t.Helper()
+	var pids []int
+	for _, c := range shop.PS(t) {
+		if c.PID != 0 {
+			pids = append(pids, c.PID)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "pids.json"))
+	if err == nil {
+		var recs []struct {
+			PID int `json:"pid"`
+		}
+		_ = json.Unmarshal(data, &recs)
+		for _, r := range recs {
+			pids = append(pids, r.PID)
+		}
+	}
+	return pids
+}
+
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || len(s) < i+3 || s[i+2] != 'Z'
+}
+
+// assertGone checks that no process and no process group of pids is left.
+func assertGone(t testing.TB, pids []int) {
+	t.Helper()
+	for _, pid := range pids {
+		testenv.Until(t, 10*time.Second, fmt.Sprintf("pid %d gone", pid), func() bool { return !alive(pid) })
+		if err := syscall.Kill(-pid, 0); err == nil {
+			// A group whose members are all zombies still answers.
+			testenv.Until(t, 5*time.Second, fmt.Sprintf("process group %d gone", pid), func() bool {
+				return syscall.Kill(-pid, 0) != nil || !groupHasLiving(pid)
+			})
+		}
+	}
+}
+
+func groupHasLiving(pgid int) bool {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if g, err := syscall.Getpgid(pid); err == nil && g == pgid && alive(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+func assertPortsFree(t testing.TB, comps []state.Component) {
+	t.Helper()
+	for _, c := range comps {
+		ep := c.Endpoint
+		if i := strings.Index(ep, "://"); i >= 0 {
+			ep = ep[i+3:]
+		}
+		if ep == "" {
+			continue
+		}
+		testenv.Until(t, 5*time.Second, "port of "+c.Name+" released", func() bool {
+			l, err := net.Listen("tcp", ep)
+			if err != nil {
+				return false
+			}
+			l.Close()
+			return true
+		})
+	}
 }

@@ -8,15 +8,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // TestSaga runs the order saga end to end against real processes, Postgres,
 // NATS and etcd. The subtests share one system (starting it costs seconds)
 // and use their own users, so their assertions do not overlap.
 func TestSaga(t *testing.T) {
-	if testing.Short() {
-		t.Skip("system test")
-	}
+	testenv.SkipShort(t, "system test")
 	s := startShop(t, nil)
 
 	t.Run("happy path", func(t *testing.T) {
@@ -360,9 +360,7 @@ func firstDiff(a, b []string) string {
 // slowed past the saga's step timeout, the saga gives up on the charge,
 // refunds it (it did go through, late) and releases the stock.
 func TestSagaRefundsATimedOutCharge(t *testing.T) {
-	if testing.Short() {
-		t.Skip("system test")
-	}
+	testenv.SkipShort(t, "system test")
 	s := startShop(t, map[string]map[string]string{
 		"orders":   {"ORDERS_SAGA_STEP_TIMEOUT": "1s", "ORDERS_SAGA_MAX_ATTEMPTS": "2"},
 		"payments": {"PAYMENTS_LATENCY": "3s"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,24 @@ func RequirePact(t testing.TB) {
 		}
 	}
 	unavailable(t, "pact unavailable: libpact_ffi.so not found in %v (run `make pact`)", PactLibDirs)
+}
+
+// RequireCommand skips the test when the program name is not on PATH, or
+// fails it when CI is set; install says how to get it.
+func RequireCommand(t testing.TB, name, install string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		unavailable(t, "%s unavailable: %v (%s)", name, err, install)
+	}
+}
+
+// SkipShort skips a test that builds binaries or brings whole systems up
+// when -short asks for the quick tests only; what says what it does.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("%s: skipped with -short", what)
+	}
 }
 
 func unavailable(t testing.TB, format string, args ...any) {

@@ -55,9 +55,7 @@ type system struct {
 const systemRoutes = "/api/v1/auth=users:public,/api/v1/products=inventory:public,/api/v1/orders=orders:auth,/api/v1/notifications=notifications:auth"
 
 func TestSystem(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs service binaries")
-	}
+	testenv.SkipShort(t, "builds and runs service binaries")
 	s := &system{t: t, standins: map[string]context.CancelFunc{}}
 	e := testenv.Etcd(t)
 	s.usersDSN = testenv.Database(t, "users")

@@ -56,9 +56,7 @@ func (c *client) stock() int {
 // volumes removes the data.
 func TestShopEndToEnd(t *testing.T) {
 	testenv.RequireDocker(t)
-	if testing.Short() {
-		t.Skip("system test")
-	}
+	testenv.SkipShort(t, "system test")
 	project := uniqueProject(t)
 	shop := testenv.NewShop(t, "", project)
 	path := filepath.Join(shop.Dir, manifest.FileName)
