@@ -129,5 +129,4 @@ func deleteNamespace(t *testing.T, dyn dynamic.Interface, mapper *restmapper.Def
 	}
 }
 
-
 var _ rest.WarningHandler = (*warnings)(nil)
