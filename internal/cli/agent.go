@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/state"
 )
 
 type agentOptions struct {
@@ -32,6 +33,10 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	return cmd
 }
 
+// holdFailure is how long an agent whose start failed waits for up -d to
+// read the failure before it stops: up -d polls ten times a second.
+const holdFailure = 10 * time.Second
+
 func (o *agentOptions) run(ctx context.Context, services []string) error {
 	m, err := loadManifest(o.root)
 	if err != nil {
@@ -41,7 +46,7 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	if err != nil {
 		return err
 	}
-	a, closeLogs, err := startAgent(m, rtName, o.root.stderr)
+	a, closeLogs, err := o.root.startAgent(m, rtName, o.root.stderr)
 	if err != nil {
 		if errors.Is(err, agent.ErrAlreadyRunning) {
 			return nil
@@ -49,30 +54,14 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 		return err
 	}
 	defer closeLogs()
-	upCtx, cancelUp := context.WithCancel(ctx)
-	defer cancelUp()
-	upErr := make(chan error, 1)
-	go func() { upErr <- a.Up(upCtx, services) }()
-	volumes := false
-	select {
-	case err := <-upErr:
-		if err != nil {
-			fmt.Fprintf(o.root.stderr, "msctl agent: up failed: %v\n", err)
-			// Give up -d a moment to read the failure from the snapshot
-			// before the API goes away with the agent.
-			time.Sleep(300 * time.Millisecond)
-			_ = a.Down(context.Background(), false)
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case volumes = <-a.DownRequested():
-		}
-	case <-ctx.Done():
-	case volumes = <-a.DownRequested():
+	up := false
+	err = a.Run(ctx, agent.RunOptions{
+		Services:    services,
+		Ready:       func(state.Snapshot) { up = true },
+		HoldFailure: holdFailure,
+	})
+	if err != nil && !up && ctx.Err() == nil {
+		fmt.Fprintf(o.root.stderr, "msctl agent: up failed: %v\n", err)
 	}
-	cancelUp()
-	// Stop with a fresh context: the signal that ended ctx asks for a
-	// graceful stop, not an abandoned one.
-	return a.Down(context.Background(), volumes)
+	return err
 }

@@ -2,16 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/msctl/msctl/internal/agent"
-	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -41,48 +39,49 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 	if err != nil {
 		return err
 	}
+	q := state.LogQuery{Services: services, Since: state.Ago(o.since), Follow: o.follow}
 	if o.grep != "" {
-		if _, err := regexp.Compile(o.grep); err != nil {
+		if q.Grep, err = regexp.Compile(o.grep); err != nil {
 			return usageError(fmt.Errorf("--grep: %w", err))
 		}
 	}
-	for _, s := range services {
-		if _, ok := m.Services[s]; !ok {
-			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
-		}
-	}
-	width := 0
-	for _, n := range m.ServiceNames() {
-		width = max(width, len(n))
-	}
-	c, err := agent.Connect(m.Dir())
-	if errors.Is(err, agent.ErrNotRunning) {
-		// A killed agent's containers run on: Docker still has their output.
-		// Without any, say that nothing is up rather than print nothing.
-		if dc, derr := docker.ListContainers(ctx, m.Project); derr != nil || len(dc) == 0 {
-			return err
-		}
-		re := regexp.MustCompile(o.grep) // checked above
-		err = docker.Logs(ctx, m.Project, docker.LogsOptions{Services: services, Since: o.since, Follow: o.follow}, func(l state.LogLine) {
-			if re.MatchString(l.Text) {
-				fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
-			}
-		})
-		if ctx.Err() != nil && o.follow {
-			return nil
-		}
+	if err := checkServices(m, services); err != nil {
 		return err
 	}
+	c, left, err := o.root.reach(m)
 	if err != nil {
 		return err
 	}
-	err = c.Logs(ctx, agent.LogsQuery{Services: services, Grep: o.grep, Since: o.since, Follow: o.follow}, func(l state.LogLine) error {
-		_, err := fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
-		return err
-	})
+	emit := newLogPrinter(o.root.stdout, m).print
+	if c != nil {
+		err = c.Logs(ctx, q, emit)
+	} else {
+		err = left.logs(ctx, q, emit)
+	}
 	if ctx.Err() != nil && o.follow {
 		// Ctrl-C is how one leaves -f: not a failure.
 		return nil
 	}
+	return err
+}
+
+// logPrinter writes log lines prefixed with their service, the prefixes
+// aligned to the workspace's longest service name: the one format of logs
+// and of the foreground up.
+type logPrinter struct {
+	w     io.Writer
+	width int
+}
+
+func newLogPrinter(w io.Writer, m *manifest.Manifest) logPrinter {
+	p := logPrinter{w: w}
+	for _, n := range m.ServiceNames() {
+		p.width = max(p.width, len(n))
+	}
+	return p
+}
+
+func (p logPrinter) print(l state.LogLine) error {
+	_, err := fmt.Fprintf(p.w, "%-*s | %s\n", p.width, l.Service, l.Text)
 	return err
 }

@@ -3,12 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/msctl/msctl/internal/agent"
 )
 
 type restartOptions struct {
@@ -30,10 +27,10 @@ func (o *restartOptions) run(ctx context.Context, svc string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := m.Services[svc]; !ok {
-		return usageError(fmt.Errorf("unknown service %q (services: %s)", svc, strings.Join(m.ServiceNames(), ", ")))
+	if err := checkServices(m, []string{svc}); err != nil {
+		return err
 	}
-	c, err := agent.Connect(m.Dir())
+	c, err := o.root.connect(m.Dir())
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,9 @@ type rootOptions struct {
 	file   string
 	stdout io.Writer
 	stderr io.Writer
+	// factory is how commands reach the agent, the runtimes and leftovers;
+	// tests replace its functions.
+	factory
 }
 
 // newRootCmd builds the command tree. A new command is one more
@@ -78,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer, build func(*rootOptions) *cobr
 		stop()
 	}()
 
-	root := build(&rootOptions{stdout: stdout, stderr: stderr})
+	root := build(&rootOptions{stdout: stdout, stderr: stderr, factory: defaultFactory()})
 	root.SetArgs(args)
 	started := markStarted(root)
 	err := root.ExecuteContext(ctx)

@@ -39,3 +39,14 @@ func manifestPath(opts *rootOptions) (string, error) {
 	}
 	return found, nil
 }
+
+// checkServices rejects, as a usage error, a name that is no service of m:
+// every command taking service arguments checks them here first.
+func checkServices(m *manifest.Manifest, names []string) error {
+	for _, s := range names {
+		if _, ok := m.Services[s]; !ok {
+			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
+		}
+	}
+	return nil
+}
