@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/msctl/msctl/services/inventory/adapters/broker"
 	"github.com/msctl/msctl/services/inventory/adapters/postgres"
@@ -19,9 +18,6 @@ func main() {
 }
 
 func setup(ctx context.Context, s *kit.Service) error {
-	if s.DB == nil {
-		return fmt.Errorf("inventory needs a database: set DATABASE_URL")
-	}
 	inv := app.New(s.DB, postgres.New(s.DB))
 	api.Register(s.Mux, inv)
 	// The saga's stock commands arrive over NATS; without it only the HTTP catalogue runs.

@@ -182,3 +182,14 @@ func TestRunFailsFastOnBadConfig(t *testing.T) {
 		t.Fatalf("RunContext = %v, want an error naming REGISTRY_TTL", err)
 	}
 }
+
+func TestRunRefusesMigrationsWithoutDatabase(t *testing.T) {
+	t.Setenv("DATABASE_URL", "")
+	err := kit.RunContext(context.Background(), "things", migrations, func(context.Context, *kit.Service) error {
+		t.Error("setup ran without a database")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "things needs a database: set DATABASE_URL") {
+		t.Fatalf("RunContext = %v, want an error naming DATABASE_URL", err)
+	}
+}

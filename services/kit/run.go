@@ -30,7 +30,9 @@ import (
 const registerInterval = time.Second
 
 // Run runs the service until SIGTERM or SIGINT and exits the process: 0 after a clean shutdown,
-// 1 when anything fails. migrations is the service's embedded migrations (nil for none).
+// 1 when anything fails. migrations is the service's embedded migrations (nil for none); a service
+// with migrations keeps its state in Postgres, so it refuses to start without DATABASE_URL and its
+// setup may rely on s.DB.
 func Run(name string, migrations fs.FS, setup func(ctx context.Context, s *Service) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	err := RunContext(ctx, name, migrations, setup)
@@ -46,6 +48,9 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 	var cfg config.Base
 	if err := config.Load(&cfg); err != nil {
 		return err
+	}
+	if migrations != nil && cfg.DatabaseURL == "" {
+		return fmt.Errorf("%s needs a database: set DATABASE_URL", name)
 	}
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = name

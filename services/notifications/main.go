@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/msctl/msctl/services/kit"
 	"github.com/msctl/msctl/services/notifications/adapters/broker"
@@ -20,9 +19,6 @@ func main() {
 }
 
 func setup(ctx context.Context, s *kit.Service) error {
-	if s.DB == nil {
-		return fmt.Errorf("notifications needs a database: set DATABASE_URL")
-	}
 	a := app.New(postgres.New(s.DB))
 	b, err := s.Bus(ctx)
 	if err != nil {

@@ -26,9 +26,6 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if err := config.Load(&cfg); err != nil {
 		return err
 	}
-	if s.DB == nil {
-		return fmt.Errorf("payments needs a database: set DATABASE_URL")
-	}
 	faults := &app.Faults{}
 	if err := faults.Set(cfg.FailureRate, cfg.Latency); err != nil {
 		return fmt.Errorf("PAYMENTS_FAILURE_RATE/PAYMENTS_LATENCY: %w", err)
