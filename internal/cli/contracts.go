@@ -2,11 +2,12 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,7 @@ import (
 
 type contractsOptions struct {
 	root     *rootOptions
-	json     bool
+	json     bool // for verify and can-i-deploy alike
 	junit    string
 	consumer string
 	provider string
@@ -62,6 +63,7 @@ func contractsCmd(o *contractsOptions) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return o.canIDeploy(args[0]) },
 	}
+	canIDeploy.Flags().BoolVar(&o.json, "json", false, "print the answer as JSON: {service, deploy, results_of, reasons}")
 	cmd.AddCommand(verify, canIDeploy)
 	return cmd
 }
@@ -107,9 +109,7 @@ func (o *contractsOptions) verify(ctx context.Context) error {
 		}
 	}
 	if o.json {
-		enc := json.NewEncoder(o.root.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(o.root.stdout, rep); err != nil {
 			return fmt.Errorf("write report: %w", err)
 		}
 	} else if err := rep.WriteMatrix(o.root.stdout); err != nil {
@@ -140,6 +140,30 @@ func (o *contractsOptions) writeJUnit(rep *contractsrun.Report) error {
 	return nil
 }
 
+// deployAnswer is can-i-deploy's answer for --json.
+type deployAnswer struct {
+	Service   string    `json:"service"`
+	Deploy    bool      `json:"deploy"`
+	ResultsOf time.Time `json:"results_of"`
+	Reasons   []string  `json:"reasons"`
+}
+
+func printDeployAnswer(w io.Writer, ok bool, resultsOf time.Time, reasons []string) error {
+	answer := "yes"
+	if !ok {
+		answer = "no"
+	}
+	if _, err := fmt.Fprintf(w, "%s (results of %s)\n", answer, resultsOf.Format("2006-01-02 15:04:05 MST")); err != nil {
+		return err
+	}
+	for _, r := range reasons {
+		if _, err := fmt.Fprintf(w, "  - %s\n", r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // errCannotDeploy is can-i-deploy's "no": exit 1 after the reasons.
 var errCannotDeploy = errors.New("cannot deploy")
 
@@ -156,13 +180,16 @@ func (o *contractsOptions) canIDeploy(service string) error {
 		return err
 	}
 	ok, reasons := rep.CanIDeploy(service)
-	answer := "yes"
-	if !ok {
-		answer = "no"
+	if o.json {
+		if reasons == nil {
+			reasons = []string{}
+		}
+		err = writeJSON(o.root.stdout, deployAnswer{Service: service, Deploy: ok, ResultsOf: rep.StartedAt, Reasons: reasons})
+	} else {
+		err = printDeployAnswer(o.root.stdout, ok, rep.StartedAt, reasons)
 	}
-	fmt.Fprintf(o.root.stdout, "%s (results of %s)\n", answer, rep.StartedAt.Format("2006-01-02 15:04:05 MST"))
-	for _, r := range reasons {
-		fmt.Fprintf(o.root.stdout, "  - %s\n", r)
+	if err != nil {
+		return err
 	}
 	if !ok {
 		return fmt.Errorf("%s: %w", service, errCannotDeploy)

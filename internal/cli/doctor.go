@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"text/tabwriter"
@@ -65,9 +64,7 @@ func (o *doctorOptions) workspace() (port int, source string, images []string) {
 
 func (o *doctorOptions) print(r doctor.Report) error {
 	if o.json {
-		enc := json.NewEncoder(o.root.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r.Checks)
+		return writeJSON(o.root.stdout, r.Checks)
 	}
 	tw := tabwriter.NewWriter(o.root.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range r.Checks {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -18,6 +19,7 @@ type logsOptions struct {
 	follow bool
 	grep   string
 	since  time.Duration
+	json   bool
 }
 
 func newLogsCmd(root *rootOptions) *cobra.Command {
@@ -31,6 +33,7 @@ func newLogsCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print each line as a JSON object {time, service, stream, level, text}")
 	return cmd
 }
 
@@ -53,6 +56,10 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 		return err
 	}
 	emit := newLogPrinter(o.root.stdout, m).print
+	if o.json {
+		enc := json.NewEncoder(o.root.stdout)
+		emit = func(l state.LogLine) error { return enc.Encode(l) }
+	}
 	if c != nil {
 		err = c.Logs(ctx, q, emit)
 	} else {

@@ -113,6 +113,11 @@ func TestWithoutAgent(t *testing.T) {
 			wantQuery: state.LogQuery{Services: []string{"bb"}, Grep: regexp.MustCompile("r"), Since: state.Ago(5 * time.Minute)},
 		},
 		{
+			name: "logs --json, containers left", args: []string{"logs", "--json"},
+			left:   fakeLeftovers{comps: containers, lines: lines},
+			stdout: []string{`{"time":"0001-01-01T00:00:00Z","service":"a","stream":"","text":"started"}` + "\n", `"service":"bb"`},
+		},
+		{
 			name: "logs, unknown service", args: []string{"logs", "c"}, code: 2,
 			stderr: []string{`msctl: unknown service "c" (services: a, bb)`},
 		},
