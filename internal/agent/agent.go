@@ -286,7 +286,7 @@ var ErrNotUp = errors.New("the workspace is not up")
 // Reconcile applies msctl.yaml as it is now on disk and the services'
 // current code to the running workspace (services limits it to those); see
 // orchestrator.Orchestrator.Reconcile.
-func (a *Agent) Reconcile(ctx context.Context, services []string) ([]orchestrator.Change, error) {
+func (a *Agent) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
 	a.mu.Lock()
 	phase := a.phase
 	a.mu.Unlock()
@@ -301,8 +301,8 @@ func (a *Agent) Reconcile(ctx context.Context, services []string) ([]orchestrato
 }
 
 // Logs streams log lines; see orchestrator.Orchestrator.Logs.
-func (a *Agent) Logs(ctx context.Context, opts orchestrator.LogsOptions) <-chan state.LogLine {
-	return a.orch.Logs(ctx, opts)
+func (a *Agent) Logs(ctx context.Context, q state.LogQuery) <-chan state.LogLine {
+	return a.orch.Logs(ctx, q)
 }
 
 func (a *Agent) routes() http.Handler {
@@ -369,7 +369,7 @@ func (a *Agent) routes() http.Handler {
 
 func (a *Agent) handleLogs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var opts orchestrator.LogsOptions
+	var opts state.LogQuery
 	if s := q.Get("service"); s != "" {
 		opts.Services = strings.Split(s, ",")
 	}
@@ -426,7 +426,7 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 
 // reconcileBody is the answer of POST /api/reconcile.
 type reconcileBody struct {
-	Changed []orchestrator.Change `json:"changed"`
+	Changed []state.Change `json:"changed"`
 }
 
 // errorBody is the API's error shape.

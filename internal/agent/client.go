@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -101,27 +100,21 @@ func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
 	return spans, err
 }
 
-// LogsQuery selects log lines.
-type LogsQuery struct {
-	Services []string
-	Grep     string        // regular expression, applied by the agent
-	Since    time.Duration // 0: everything kept
-	Follow   bool
-}
-
 // Logs calls fn with every matching line, oldest first; with Follow it
 // keeps going with new lines until ctx ends (then it returns nil) or fn
 // returns an error.
-func (c *Client) Logs(ctx context.Context, q LogsQuery, fn func(state.LogLine) error) error {
+func (c *Client) Logs(ctx context.Context, q state.LogQuery, fn func(state.LogLine) error) error {
 	v := url.Values{}
 	if len(q.Services) > 0 {
 		v.Set("service", strings.Join(q.Services, ","))
 	}
-	if q.Grep != "" {
-		v.Set("grep", q.Grep)
+	if q.Grep != nil {
+		v.Set("grep", q.Grep.String())
 	}
-	if q.Since > 0 {
-		v.Set("since", q.Since.String())
+	if !q.Since.IsZero() {
+		// The agent runs on this machine, so a duration and an instant
+		// name the same moment; the API takes the duration.
+		v.Set("since", time.Since(q.Since).String())
 	}
 	if q.Follow {
 		v.Set("follow", "1")
@@ -157,7 +150,7 @@ func (c *Client) Restart(ctx context.Context, service string) error {
 // code to the running workspace (services limits it to those) and returns
 // what it changed, once the changed services are ready again; nothing
 // means nothing changed.
-func (c *Client) Reconcile(ctx context.Context, services []string) ([]orchestrator.Change, error) {
+func (c *Client) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
 	path := "/api/reconcile"
 	if len(services) > 0 {
 		path += "?service=" + url.QueryEscape(strings.Join(services, ","))

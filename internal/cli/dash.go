@@ -61,5 +61,5 @@ type agentSource struct{ *agent.Client }
 var _ dash.Source = agentSource{}
 
 func (s agentSource) FollowLogs(ctx context.Context, since time.Duration, fn func(state.LogLine) error) error {
-	return s.Logs(ctx, agent.LogsQuery{Since: since, Follow: true}, fn)
+	return s.Logs(ctx, state.LogQuery{Since: state.Ago(since), Follow: true}, fn)
 }

@@ -1,10 +1,8 @@
 package orchestrator
 
 import (
-	"regexp"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/msctl/msctl/internal/state"
 )
@@ -26,7 +24,7 @@ type ring struct {
 }
 
 type follower struct {
-	f  LogFilter
+	q  state.LogQuery
 	ch chan state.LogLine
 }
 
@@ -48,7 +46,7 @@ func (b *logbook) add(l state.LogLine) {
 		r.full = true
 	}
 	for f := range b.followers {
-		if f.f.match(l) {
+		if f.q.Match(l) {
 			select {
 			case f.ch <- l:
 			default:
@@ -57,9 +55,9 @@ func (b *logbook) add(l state.LogLine) {
 	}
 }
 
-// query returns the kept lines matching f, oldest first, merged across
+// query returns the kept lines q selects, oldest first, merged across
 // services by time.
-func (b *logbook) query(f LogFilter) []state.LogLine {
+func (b *logbook) query(q state.LogQuery) []state.LogLine {
 	b.mu.Lock()
 	var out []state.LogLine
 	for _, r := range b.rings {
@@ -72,7 +70,7 @@ func (b *logbook) query(f LogFilter) []state.LogLine {
 			if r.full {
 				idx = (r.next + i) % len(r.lines)
 			}
-			if l := r.lines[idx]; f.match(l) {
+			if l := r.lines[idx]; q.Match(l) {
 				out = append(out, l)
 			}
 		}
@@ -82,8 +80,8 @@ func (b *logbook) query(f LogFilter) []state.LogLine {
 	return out
 }
 
-func (b *logbook) follow(f LogFilter) (<-chan state.LogLine, func()) {
-	fl := &follower{f: f, ch: make(chan state.LogLine, 1024)}
+func (b *logbook) follow(q state.LogQuery) (<-chan state.LogLine, func()) {
+	fl := &follower{q: q, ch: make(chan state.LogLine, 1024)}
 	b.mu.Lock()
 	b.followers[fl] = struct{}{}
 	b.mu.Unlock()
@@ -92,21 +90,4 @@ func (b *logbook) follow(f LogFilter) (<-chan state.LogLine, func()) {
 		delete(b.followers, fl)
 		b.mu.Unlock()
 	}
-}
-
-// LogFilter selects log lines. The zero value selects everything.
-type LogFilter struct {
-	Services []string       // empty: all
-	Grep     *regexp.Regexp // nil: all
-	Since    time.Time      // zero: all
-}
-
-func (f LogFilter) match(l state.LogLine) bool {
-	if len(f.Services) > 0 && !slices.Contains(f.Services, l.Service) {
-		return false
-	}
-	if !f.Since.IsZero() && l.Time.Before(f.Since) {
-		return false
-	}
-	return f.Grep == nil || f.Grep.MatchString(l.Text)
 }

@@ -27,15 +27,15 @@ func TestLogFilter(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		f    LogFilter
+		f    state.LogQuery
 		want []string
 	}{
-		{"everything, oldest first", LogFilter{}, []string{"users boot", "orders boot", "users error: db", "orders error: nats", "gateway ready"}},
-		{"since", LogFilter{Since: at(2)}, []string{"users error: db", "orders error: nats", "gateway ready"}},
-		{"since after the last line", LogFilter{Since: at(5)}, nil},
-		{"services", LogFilter{Services: []string{"orders", "gateway"}}, []string{"orders boot", "orders error: nats", "gateway ready"}},
-		{"grep", LogFilter{Grep: regexp.MustCompile(`error`)}, []string{"users error: db", "orders error: nats"}},
-		{"all three", LogFilter{Services: []string{"orders"}, Grep: regexp.MustCompile(`error`), Since: at(1)}, []string{"orders error: nats"}},
+		{"everything, oldest first", state.LogQuery{}, []string{"users boot", "orders boot", "users error: db", "orders error: nats", "gateway ready"}},
+		{"since", state.LogQuery{Since: at(2)}, []string{"users error: db", "orders error: nats", "gateway ready"}},
+		{"since after the last line", state.LogQuery{Since: at(5)}, nil},
+		{"services", state.LogQuery{Services: []string{"orders", "gateway"}}, []string{"orders boot", "orders error: nats", "gateway ready"}},
+		{"grep", state.LogQuery{Grep: regexp.MustCompile(`error`)}, []string{"users error: db", "orders error: nats"}},
+		{"all three", state.LogQuery{Services: []string{"orders"}, Grep: regexp.MustCompile(`error`), Since: at(1)}, []string{"orders error: nats"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

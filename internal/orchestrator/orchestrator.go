@@ -845,25 +845,18 @@ func (o *Orchestrator) Infra() (runtime.Infra, bool) {
 	return o.infra, o.infraUp
 }
 
-// LogsOptions select log lines.
-type LogsOptions struct {
-	LogFilter
-	// Follow keeps the channel open for new lines until ctx ends.
-	Follow bool
-}
-
-// Logs returns the kept lines matching opts, then, with Follow, the new
-// ones as they come. The channel is closed when ctx ends or, without
-// Follow, after the kept lines.
-func (o *Orchestrator) Logs(ctx context.Context, opts LogsOptions) <-chan state.LogLine {
+// Logs returns the kept lines q selects, then, with q.Follow, the new ones
+// as they come. The channel is closed when ctx ends or, without Follow,
+// after the kept lines.
+func (o *Orchestrator) Logs(ctx context.Context, q state.LogQuery) <-chan state.LogLine {
 	out := make(chan state.LogLine, 256)
 	var live <-chan state.LogLine
 	stop := func() {}
-	if opts.Follow {
+	if q.Follow {
 		// Subscribe before reading the backlog so that no line falls between.
-		live, stop = o.logs.follow(opts.LogFilter)
+		live, stop = o.logs.follow(q)
 	}
-	backlog := o.logs.query(opts.LogFilter)
+	backlog := o.logs.query(q)
 	go func() {
 		defer close(out)
 		defer stop()
@@ -876,7 +869,7 @@ func (o *Orchestrator) Logs(ctx context.Context, opts LogsOptions) <-chan state.
 				return
 			}
 		}
-		if !opts.Follow {
+		if !q.Follow {
 			return
 		}
 		for {
@@ -899,7 +892,7 @@ func (o *Orchestrator) Logs(ctx context.Context, opts LogsOptions) <-chan state.
 
 // tail renders the last output lines of a service for error messages.
 func (o *Orchestrator) tail(name string) string {
-	lines := o.logs.query(LogFilter{Services: []string{name}})
+	lines := o.logs.query(state.LogQuery{Services: []string{name}})
 	if len(lines) == 0 {
 		return ""
 	}

@@ -374,7 +374,7 @@ func TestLogsFilterAndFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	for l := range o.Logs(t.Context(), LogsOptions{LogFilter: LogFilter{Services: []string{"users", "orders"}}}) {
+	for l := range o.Logs(t.Context(), state.LogQuery{Services: []string{"users", "orders"}}) {
 		got = append(got, l.Service)
 	}
 	slices.Sort(got)
@@ -383,7 +383,7 @@ func TestLogsFilterAndFollow(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	ch := o.Logs(ctx, LogsOptions{LogFilter: LogFilter{Services: []string{"users"}}, Follow: true})
+	ch := o.Logs(ctx, state.LogQuery{Services: []string{"users"}, Follow: true})
 	<-ch // the backlog line
 	f.current("users").spec.Output("stderr", `{"level":"WARN","msg":"later"}`)
 	select {
@@ -402,7 +402,7 @@ func TestLogbookIsBounded(t *testing.T) {
 		b.add(state.LogLine{Time: time.Unix(int64(i), 0), Service: "a", Text: fmt.Sprint(i)})
 	}
 	var got []string
-	for _, l := range b.query(LogFilter{}) {
+	for _, l := range b.query(state.LogQuery{}) {
 		got = append(got, l.Text)
 	}
 	if want := []string{"7", "8", "9"}; !slices.Equal(got, want) {

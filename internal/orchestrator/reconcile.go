@@ -15,14 +15,6 @@ import (
 	"github.com/msctl/msctl/internal/state"
 )
 
-// Change is what Reconcile did to one service.
-type Change struct {
-	Service string `json:"service"`
-	// What happened and why: "code changed, restarted", "env changed,
-	// restarted", "scaled 3 → 1".
-	What string `json:"what"`
-}
-
 // ErrRestartNeeded wraps manifest changes a running workspace cannot take
 // in place (services added or removed, ports, dependencies, routes, infra):
 // they need down and up.
@@ -36,7 +28,7 @@ var ErrRestartNeeded = errors.New("msctl.yaml changed in a way a running workspa
 // alone. services limits it to those services; empty means every running
 // one. It returns what it changed, in dependency order, once the changed
 // services are ready again. Call it only after Up returned nil.
-func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, services []string) ([]Change, error) {
+func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, services []string) ([]state.Change, error) {
 	o.reconcileMu.Lock()
 	defer o.reconcileMu.Unlock()
 	if diff := structuralDiff(o.opts.Manifest, m); diff != "" {
@@ -78,7 +70,7 @@ func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, serv
 		return nil, fmt.Errorf("build: %w", err)
 	}
 
-	var changes []Change
+	var changes []state.Change
 	for _, n := range names {
 		c, svc, ev := o.comps[n], m.Services[n], built[n]
 		env, err := o.env(ctx, c, svc.Env)
@@ -111,14 +103,14 @@ func (o *Orchestrator) Reconcile(ctx context.Context, m *manifest.Manifest, serv
 			if err := o.Restart(ctx, n); err != nil {
 				return changes, err
 			}
-			changes = append(changes, Change{Service: n, What: why + ", restarted"})
+			changes = append(changes, state.Change{Service: n, What: why + ", restarted"})
 		}
 		if want := max(svc.Replicas, 1); want != have {
 			o.log.Info("reconcile: scaling", "service", n, "from", have, "to", want)
 			if err := o.scale(ctx, c, want); err != nil {
 				return changes, fmt.Errorf("scale %s: %w", n, err)
 			}
-			changes = append(changes, Change{Service: n, What: "scaled " + strconv.Itoa(have) + " → " + strconv.Itoa(want)})
+			changes = append(changes, state.Change{Service: n, What: "scaled " + strconv.Itoa(have) + " → " + strconv.Itoa(want)})
 		}
 	}
 	return changes, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/state"
 )
 
 // idRuntime is the fake runtime with builds that name their output, as
@@ -79,28 +80,28 @@ func TestReconcile(t *testing.T) {
 		name    string
 		ids     map[string]string
 		edit    func(string) string
-		want    []Change
+		want    []state.Change
 		starts  []string // instances started by Reconcile
 		wantErr error
 	}{
 		{name: "nothing changed", edit: same},
 		{
 			name: "code of one service", ids: map[string]string{"orders": "v2"}, edit: same,
-			want: []Change{{"orders", "code changed, restarted"}}, starts: []string{"orders"},
+			want: []state.Change{{Service: "orders", What: "code changed, restarted"}}, starts: []string{"orders"},
 		},
 		{
 			name: "env of one service",
 			edit: func(s string) string {
 				return strings.Replace(s, "  inventory:\n    database: true\n", "  inventory:\n    database: true\n    env: {STOCK_MODE: strict}\n", 1)
 			},
-			want: []Change{{"inventory", "env changed, restarted"}}, starts: []string{"inventory"},
+			want: []state.Change{{Service: "inventory", What: "env changed, restarted"}}, starts: []string{"inventory"},
 		},
 		{
 			name: "more replicas",
 			edit: func(s string) string {
 				return strings.Replace(s, "  orders:\n", "  orders:\n    replicas: 3\n", 1)
 			},
-			want: []Change{{"orders", "scaled 1 → 3"}}, starts: []string{"orders", "orders"},
+			want: []state.Change{{Service: "orders", What: "scaled 1 → 3"}}, starts: []string{"orders", "orders"},
 		},
 		{
 			name:    "a service added",
@@ -179,7 +180,7 @@ func TestReconcileFewerReplicasStopsExtras(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []Change{{"orders", "scaled 3 → 1"}}; !slices.Equal(got, want) {
+	if want := []state.Change{{Service: "orders", What: "scaled 3 → 1"}}; !slices.Equal(got, want) {
 		t.Errorf("changes = %v, want %v", got, want)
 	}
 	evs := f.events()[before:]

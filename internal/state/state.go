@@ -6,6 +6,8 @@ package state
 
 import (
 	"encoding/json"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -139,6 +141,48 @@ type LogLine struct {
 	Stream  string    `json:"stream"` // stdout or stderr
 	Level   string    `json:"level,omitempty"`
 	Text    string    `json:"text"`
+}
+
+// LogQuery selects log lines: what `msctl logs` and the dashboard ask the
+// agent for, and what the orchestrator answers from the lines it keeps. The
+// zero value selects every kept line. The grep is compiled where the user's
+// text comes in (the CLI flag, the agent's API), so an invalid one fails
+// there and never reaches a reader.
+type LogQuery struct {
+	Services []string       // empty: all
+	Grep     *regexp.Regexp // matched against the text; nil: all
+	Since    time.Time      // zero: all
+	// Follow keeps delivering new lines until the reader's context ends.
+	Follow bool
+}
+
+// Ago is the Since of a query for the lines of the last d; 0 (or less)
+// selects every kept line.
+func Ago(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(-d)
+}
+
+// Match reports whether q selects l.
+func (q LogQuery) Match(l LogLine) bool {
+	if len(q.Services) > 0 && !slices.Contains(q.Services, l.Service) {
+		return false
+	}
+	if !q.Since.IsZero() && l.Time.Before(q.Since) {
+		return false
+	}
+	return q.Grep == nil || q.Grep.MatchString(l.Text)
+}
+
+// Change is what applying msctl.yaml to a running workspace (msctl up
+// while an agent runs) did to one service.
+type Change struct {
+	Service string `json:"service"`
+	// What happened and why: "code changed, restarted", "env changed,
+	// restarted", "scaled 3 → 1".
+	What string `json:"what"`
 }
 
 // Event is one broker message seen by the agent.

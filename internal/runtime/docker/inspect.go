@@ -186,8 +186,8 @@ type LogsOptions struct {
 	Services []string
 	// Tail is how many lines per container; 0 means all.
 	Tail int
-	// Since drops lines older than this; 0 keeps all.
-	Since time.Duration
+	// Since drops lines older than this; zero keeps all.
+	Since time.Time
 	// Follow keeps reading until ctx ends.
 	Follow bool
 }
@@ -210,8 +210,8 @@ func Logs(ctx context.Context, project string, opts LogsOptions, emit func(state
 		tail = fmt.Sprint(opts.Tail)
 	}
 	var since string
-	if opts.Since > 0 {
-		since = fmt.Sprint(time.Now().Add(-opts.Since).Unix())
+	if !opts.Since.IsZero() {
+		since = fmt.Sprint(opts.Since.Unix())
 	}
 	var mu sync.Mutex
 	var lines []state.LogLine
