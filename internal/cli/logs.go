@@ -2,16 +2,15 @@ package cli
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/msctl/msctl/internal/agent"
-	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -20,6 +19,7 @@ type logsOptions struct {
 	follow bool
 	grep   string
 	since  time.Duration
+	json   bool
 }
 
 func newLogsCmd(root *rootOptions) *cobra.Command {
@@ -33,6 +33,7 @@ func newLogsCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print each line as a JSON object {time, service, stream, level, text}")
 	return cmd
 }
 
@@ -47,42 +48,47 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 			return usageError(fmt.Errorf("--grep: %w", err))
 		}
 	}
-	for _, s := range services {
-		if _, ok := m.Services[s]; !ok {
-			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
-		}
-	}
-	width := 0
-	for _, n := range m.ServiceNames() {
-		width = max(width, len(n))
-	}
-	c, err := agent.Connect(m.Dir())
-	if errors.Is(err, agent.ErrNotRunning) {
-		// A killed agent's containers run on: Docker still has their output.
-		// Without any, say that nothing is up rather than print nothing.
-		if dc, derr := docker.ListContainers(ctx, m.Project); derr != nil || len(dc) == 0 {
-			return err
-		}
-		err = docker.Logs(ctx, m.Project, docker.LogsOptions{Services: services, Since: q.Since, Follow: o.follow}, func(l state.LogLine) {
-			if q.Match(l) {
-				fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
-			}
-		})
-		if ctx.Err() != nil && o.follow {
-			return nil
-		}
+	if err := checkServices(m, services); err != nil {
 		return err
 	}
+	c, left, err := o.root.reach(m)
 	if err != nil {
 		return err
 	}
-	err = c.Logs(ctx, q, func(l state.LogLine) error {
-		_, err := fmt.Fprintf(o.root.stdout, "%-*s | %s\n", width, l.Service, l.Text)
-		return err
-	})
+	emit := newLogPrinter(o.root.stdout, m).print
+	if o.json {
+		enc := json.NewEncoder(o.root.stdout)
+		emit = func(l state.LogLine) error { return enc.Encode(l) }
+	}
+	if c != nil {
+		err = c.Logs(ctx, q, emit)
+	} else {
+		err = left.logs(ctx, q, emit)
+	}
 	if ctx.Err() != nil && o.follow {
 		// Ctrl-C is how one leaves -f: not a failure.
 		return nil
 	}
+	return err
+}
+
+// logPrinter writes log lines prefixed with their service, the prefixes
+// aligned to the workspace's longest service name: the one format of logs
+// and of the foreground up.
+type logPrinter struct {
+	w     io.Writer
+	width int
+}
+
+func newLogPrinter(w io.Writer, m *manifest.Manifest) logPrinter {
+	p := logPrinter{w: w}
+	for _, n := range m.ServiceNames() {
+		p.width = max(p.width, len(n))
+	}
+	return p
+}
+
+func (p logPrinter) print(l state.LogLine) error {
+	_, err := fmt.Fprintf(p.w, "%-*s | %s\n", p.width, l.Service, l.Text)
 	return err
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,9 +17,6 @@ import (
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
-	"github.com/msctl/msctl/internal/runtime/docker"
-	"github.com/msctl/msctl/internal/runtime/local"
-	"github.com/msctl/msctl/internal/runtime/pick"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -61,12 +56,10 @@ func (o *upOptions) run(ctx context.Context) error {
 	if err := checkRuntimeFlag(o.runtime); err != nil {
 		return err
 	}
-	for _, s := range o.services {
-		if _, ok := m.Services[s]; !ok {
-			return usageError(fmt.Errorf("unknown service %q (services: %s)", s, strings.Join(m.ServiceNames(), ", ")))
-		}
+	if err := checkServices(m, o.services); err != nil {
+		return err
 	}
-	if c, err := agent.Connect(m.Dir()); err == nil {
+	if c, err := o.root.connect(m.Dir()); err == nil {
 		return o.reconcile(ctx, c)
 	}
 	rtName, note, err := chooseRuntime(ctx, o.runtime, m)
@@ -111,105 +104,18 @@ func (o *upOptions) reconcile(ctx context.Context, c *agent.Client) error {
 	return nil
 }
 
-// checkRuntimeFlag rejects a --runtime that names no runtime.
-func checkRuntimeFlag(flag string) error {
-	switch flag {
-	case "auto", local.Name, docker.Name:
-		return nil
-	default:
-		return usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker", flag))
-	}
-}
-
-// resolveRuntime turns --runtime into a runtime name; see chooseRuntime.
-func resolveRuntime(ctx context.Context, flag string, m *manifest.Manifest) (string, error) {
-	name, _, err := chooseRuntime(ctx, flag, m)
-	return name, err
-}
-
-// chooseRuntime turns --runtime into a runtime name. auto picks docker when
-// the daemon answers, holds the infra images (msctl never pulls) and it can
-// build every service of m (Go ones), else local, which runs everywhere
-// msctl itself does; note then says why when Docker was there but not
-// chosen. An explicit docker is refused at once, before anything is built,
-// when the daemon or the images are missing.
-func chooseRuntime(ctx context.Context, flag string, m *manifest.Manifest) (name, note string, err error) {
-	if err := checkRuntimeFlag(flag); err != nil {
-		return "", "", err
-	}
-	images := pick.Images(m)
-	switch flag {
-	case docker.Name:
-		if err := pick.RequireDocker(ctx, images); err != nil {
-			return "", "", err
-		}
-		return docker.Name, "", nil
-	case local.Name:
-		return local.Name, "", nil
-	}
-	for _, s := range m.Services {
-		if s.Language != manifest.LangGo {
-			return local.Name, "", nil
-		}
-	}
-	p := pick.Auto(ctx, images)
-	if p.Runtime == local.Name && p.DockerAnswers {
-		note = "docker: " + p.Reason + "; using the local runtime"
-		if len(p.Missing) > 0 {
-			note = fmt.Sprintf("docker: images missing (%s); using the local runtime — %s to use docker",
-				strings.Join(p.Missing, ", "), pick.GetImages(p.Missing))
-		}
-	}
-	return p.Runtime, note, nil
-}
-
-// newRuntime makes the runtime named name for the workspace m.
-func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs io.Writer) (runtime.Runtime, error) {
-	switch name {
-	case local.Name:
-		return local.New(local.Options{StateDir: agent.StateDir(m.Dir()), Log: log, InfraLogs: infraLogs})
-	case docker.Name:
-		return docker.New(docker.Options{Manifest: m, Log: log})
-	default:
-		return nil, fmt.Errorf("unknown runtime %q", name)
-	}
-}
-
-// startAgent starts an agent for m, logging to .msctl/agent.log (the
-// agent's own messages) and .msctl/infra.log (Postgres, NATS, etcd).
-func startAgent(m *manifest.Manifest, rtName string, logTo io.Writer) (*agent.Agent, func(), error) {
-	dir := agent.StateDir(m.Dir())
-	infraLog, err := os.OpenFile(filepath.Join(dir, "infra.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return nil, nil, fmt.Errorf("open infra log: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(logTo, nil))
-	rt, err := newRuntime(rtName, m, log, infraLog)
-	if err != nil {
-		infraLog.Close()
-		return nil, nil, err
-	}
-	a, err := agent.Start(agent.Options{Manifest: m, Runtime: rt, Log: log})
-	if err != nil {
-		infraLog.Close()
-		return nil, nil, err
-	}
-	return a, func() { infraLog.Close() }, nil
-}
-
 // foreground runs the agent in this process.
 func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName string) error {
 	// Our own subscription keeps SIGINT from killing us once the root
-	// context has seen the first one. The root context and this channel
-	// both receive every signal, so signals are counted here: the first
-	// asks for a graceful stop, the second forces it.
-	interrupted, force := make(chan struct{}), make(chan struct{})
+	// context has seen the first one, which asks for a graceful stop; the
+	// second signal forces it.
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
 	defer close(done)
-	go countSignals(sigs, done, interrupted, force)
+	force := make(chan struct{})
+	go secondSignal(sigs, done, force)
 	if ctx.Err() != nil {
 		return ctx.Err() // interrupted before anything started
 	}
@@ -222,7 +128,7 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 		return fmt.Errorf("open agent log: %w", err)
 	}
 	defer agentLog.Close()
-	a, closeLogs, err := startAgent(m, rtName, agentLog)
+	a, closeLogs, err := o.root.startAgent(m, rtName, agentLog)
 	if errors.Is(err, agent.ErrAlreadyRunning) {
 		fmt.Fprintln(o.root.stderr, "already starting in another msctl; msctl ps shows it")
 		return nil
@@ -233,93 +139,58 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 	defer closeLogs()
 
 	begin := time.Now()
-	upErr := make(chan error, 1)
-	upCtx, cancelUp := context.WithCancel(ctx)
-	defer cancelUp()
-	go func() { upErr <- a.Up(upCtx, o.services) }()
 	prog := newProgress(o.root.stderr, begin)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-
-	stop := func(volumes bool) error {
-		fmt.Fprintln(o.root.stderr, "stopping… (Ctrl-C again to force)")
-		dctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		go func() {
-			select {
-			case <-force:
-				fmt.Fprintln(o.root.stderr, "forcing stop")
-				cancel()
-			case <-dctx.Done():
-			}
-		}()
-		t0 := time.Now()
-		err := a.Down(dctx, volumes)
-		fmt.Fprintf(o.root.stderr, "stopped in %s\n", round(time.Since(t0)))
-		return err
-	}
-	for up := false; !up; {
-		select {
-		case err := <-upErr:
-			prog.update(a.Snapshot())
-			if err != nil {
-				if ctx.Err() != nil {
-					_ = stop(false)
-					return ctx.Err()
-				}
-				_ = stop(false)
-				return upError(err, m)
-			}
-			up = true
-		case <-tick.C:
-			prog.update(a.Snapshot())
-		case <-ctx.Done():
-			cancelUp()
-			<-upErr
-			_ = stop(false)
-			return ctx.Err()
-		case <-interrupted:
-			cancelUp()
-			<-upErr
-			_ = stop(false)
-			return context.Canceled
-		case v := <-a.DownRequested():
-			cancelUp()
-			<-upErr
-			return stop(v)
-		}
-	}
-	o.printReady(a.Snapshot(), begin)
-	fmt.Fprintln(o.root.stderr, "press Ctrl-C to stop")
-
 	logCtx, cancelLogs := context.WithCancel(ctx)
 	defer cancelLogs()
-	go printLogs(o.root.stdout, a.Logs(logCtx, state.LogQuery{Follow: true, Since: time.Now()}), m)
-	select {
-	case <-ctx.Done():
-		cancelLogs()
-		_ = stop(false)
-		return ctx.Err()
-	case <-interrupted:
-		cancelLogs()
-		_ = stop(false)
-		return context.Canceled
-	case v := <-a.DownRequested():
-		cancelLogs()
-		return stop(v)
+	var stopping time.Time
+	stopCtx, cancelStop := context.WithCancel(context.Background())
+	defer cancelStop()
+	err = a.Run(ctx, agent.RunOptions{
+		Services: o.services,
+		Progress: prog.update,
+		Ready: func(s state.Snapshot) {
+			o.printReady(s, begin)
+			fmt.Fprintln(o.root.stderr, "press Ctrl-C to stop")
+			go followLogs(a.Logs(logCtx, state.LogQuery{Follow: true, Since: time.Now()}), newLogPrinter(o.root.stdout, m))
+		},
+		Stopping: func() context.Context {
+			cancelLogs()
+			stopping = time.Now()
+			fmt.Fprintln(o.root.stderr, "stopping… (Ctrl-C again to force)")
+			go func() {
+				select {
+				case <-force:
+					fmt.Fprintln(o.root.stderr, "forcing stop")
+					cancelStop()
+				case <-stopCtx.Done():
+				}
+			}()
+			return stopCtx
+		},
+	})
+	if !stopping.IsZero() {
+		fmt.Fprintf(o.root.stderr, "stopped in %s\n", round(time.Since(stopping)))
 	}
+	return upError(err, m)
 }
 
-// countSignals closes interrupted on the first signal and force on the
-// second, until done.
-func countSignals(sigs <-chan os.Signal, done <-chan struct{}, interrupted, force chan<- struct{}) {
-	for _, ch := range []chan<- struct{}{interrupted, force} {
+// secondSignal closes force on the second signal of sigs, until done: the
+// first one has cancelled the root context already.
+func secondSignal(sigs <-chan os.Signal, done <-chan struct{}, force chan<- struct{}) {
+	for range 2 {
 		select {
 		case <-sigs:
-			close(ch)
 		case <-done:
 			return
 		}
+	}
+	close(force)
+}
+
+// followLogs prints followed log lines until the channel closes.
+func followLogs(lines <-chan state.LogLine, p logPrinter) {
+	for l := range lines {
+		_ = p.print(l)
 	}
 }
 
@@ -416,7 +287,11 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 			o.printReady(s, begin)
 			return nil
 		case state.PhaseFailed:
-			_ = c.WaitGone(context.Background())
+			// The agent holds its API up until we have read the failure;
+			// down lets it go at once.
+			if err := c.Down(context.Background(), false); err != nil {
+				_ = c.WaitGone(context.Background())
+			}
 			return upError(failure(s), m)
 		}
 	}
@@ -451,15 +326,4 @@ func round(d time.Duration) time.Duration {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
-}
-
-// printLogs writes followed log lines prefixed with their service.
-func printLogs(w io.Writer, lines <-chan state.LogLine, m *manifest.Manifest) {
-	width := 0
-	for _, n := range m.ServiceNames() {
-		width = max(width, len(n))
-	}
-	for l := range lines {
-		fmt.Fprintf(w, "%-*s | %s\n", width, l.Service, l.Text)
-	}
 }
