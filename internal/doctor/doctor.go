@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/runtime/pick"
 )
@@ -62,9 +63,11 @@ type Env struct {
 	// GatewayPort is the port to check, with where it comes from.
 	GatewayPort       int
 	GatewayPortSource string
-	// PortFree returns nil when the port can be bound on 127.0.0.1.
+	// PortFree returns nil when the port can be bound on 127.0.0.1, an
+	// error wrapping freeport.ErrInUse when another socket holds it.
 	PortFree func(port int) error
-	// PortHolder names the process listening on port, or "".
+	// PortHolder names the process listening on port as freeport.Holder
+	// does ("pid 42 (nginx)"), or "".
 	PortHolder func(port int) string
 }
 
@@ -81,14 +84,10 @@ func Default(gatewayPort int, source string, images []string) Env {
 		PactLib:           FindPactLib,
 		GatewayPort:       gatewayPort,
 		GatewayPortSource: source,
-		PortFree:          portFree,
-		PortHolder:        func(port int) string { return PortHolder("/proc", port) },
+		PortFree:          freeport.Check,
+		PortHolder:        freeport.Holder,
 	}
 }
-
-// ImagesFix is pick.ImagesFix, for the docker runtime until it imports pick
-// itself instead of doctor.
-func ImagesFix(missing []string) string { return pick.ImagesFix(missing) }
 
 // Run performs every check.
 func Run(ctx context.Context, env Env) Report {
@@ -194,7 +193,7 @@ func checkPort(env Env) Result {
 	if h := env.PortHolder(env.GatewayPort); h != "" {
 		detail += " by " + h
 		fix = "stop " + h + ", or set gateway.port in msctl.yaml"
-	} else if !errors.Is(err, errInUse) {
+	} else if !errors.Is(err, freeport.ErrInUse) {
 		detail += ": " + err.Error()
 	}
 	return Result{Name: CheckPort, Detail: detail, Fix: fix}

@@ -3,14 +3,14 @@ package doctor
 import (
 	"context"
 	"errors"
-	"net"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/runtime/pick"
 )
 
@@ -162,11 +162,11 @@ func TestRun(t *testing.T) {
 			runtimeOK: true,
 			mutate: func(e *Env) {
 				e.PactLib = func() (string, error) { return "", errors.New("libpact_ffi.so not found") }
-				e.PortFree = func(int) error { return errInUse }
-				e.PortHolder = func(int) string { return "nginx (pid 42)" }
+				e.PortFree = func(int) error { return fmt.Errorf("port 8080: %w", freeport.ErrInUse) }
+				e.PortHolder = func(int) string { return "pid 42 (nginx)" }
 			},
 			failed:  []string{CheckPact, CheckPort},
-			details: map[string]string{CheckPort: "gateway port 8080 (msctl.yaml) is in use by nginx (pid 42)"},
+			details: map[string]string{CheckPort: "gateway port 8080 (msctl.yaml) is in use by pid 42 (nginx)"},
 		},
 	}
 	for _, tt := range tests {
@@ -225,31 +225,5 @@ func TestFindPactLib(t *testing.T) {
 	}
 	if _, err := findPactLib("", []string{a}); err == nil || !strings.Contains(err.Error(), a) {
 		t.Errorf("missing: %v", err)
-	}
-}
-
-func TestPortFreeAndHolder(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := portFree(port); !errors.Is(err, errInUse) {
-		t.Errorf("portFree(taken) = %v", err)
-	}
-	if _, err := os.Stat("/proc/net/tcp"); err != nil {
-		t.Skip("no /proc/net/tcp")
-	}
-	want := "(pid " + strconv.Itoa(os.Getpid()) + ")"
-	if got := PortHolder("/proc", port); !strings.HasSuffix(got, want) {
-		t.Errorf("PortHolder = %q, want suffix %q", got, want)
-	}
-	l.Close()
-	if err := portFree(port); err != nil {
-		t.Errorf("portFree(released) = %v", err)
-	}
-	if got := PortHolder("/proc", port); got != "" {
-		t.Errorf("PortHolder(released) = %q", got)
 	}
 }
