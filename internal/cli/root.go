@@ -61,6 +61,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 	root.AddCommand(newDashCmd(opts))
 	root.AddCommand(newContractsCmd(opts))
 	root.AddCommand(newNewCmd(opts))
+	root.AddCommand(newExportCmd(opts))
 	return root
 }
 
