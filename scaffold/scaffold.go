@@ -26,7 +26,13 @@ import (
 
 // Options is a request for a new service.
 type Options struct {
-	// Manifest is the loaded workspace the service joins.
+	// ManifestPath is the msctl.yaml of the workspace the service joins;
+	// New loads and checks it.
+	ManifestPath string
+	// Manifest is the loaded workspace, used instead of ManifestPath when set.
+	//
+	// Deprecated: set ManifestPath. It stays until internal/cli and the e2e
+	// test have moved, so that scaffold's API stops exposing an internal type.
 	Manifest *manifest.Manifest
 	// Lang names the template set, e.g. "go".
 	Lang string
@@ -138,6 +144,12 @@ type Stream struct {
 // the request are a *Refusal.
 func New(opts Options) (*Plan, error) {
 	m := opts.Manifest
+	if m == nil {
+		var err error
+		if m, err = manifest.Load(opts.ManifestPath); err != nil {
+			return nil, err
+		}
+	}
 	set, ok := templates.Lookup(opts.Lang)
 	if !ok {
 		var names []string

@@ -110,7 +110,7 @@ func sameTree(t *testing.T, before, after map[string]string) {
 // goldenCases are the variants whose renderings are kept in testdata/golden;
 // TestGeneratedVariants (e2e_test.go) builds, vets and tests each of them
 // in a copy of the repository, so between them they must cover every
-// option. Manifest and Lang are filled in by the tests.
+// option. ManifestPath and Lang are filled in by the tests.
 var goldenCases = []struct {
 	name string
 	opts Options
@@ -129,7 +129,7 @@ func TestGolden(t *testing.T) {
 	for _, tt := range goldenCases {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := tt.opts
-			opts.Manifest, opts.Lang = workspace(t), "go"
+			opts.ManifestPath, opts.Lang = workspace(t).Path(), "go"
 			p, err := New(opts)
 			if err != nil {
 				t.Fatal(err)
@@ -231,12 +231,13 @@ func TestRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opts := tt.opts
-			opts.Manifest = workspace(t)
+			m := workspace(t)
+			opts.ManifestPath = m.Path()
 			if opts.Lang == "" {
 				opts.Lang = "go"
 			}
 			if tt.prepare != nil {
-				tt.prepare(t, opts.Manifest.Dir())
+				tt.prepare(t, m.Dir())
 			}
 			_, err := New(opts)
 			var r *Refusal
@@ -255,7 +256,7 @@ func TestRefusals(t *testing.T) {
 func TestRoutesBesideTaken(t *testing.T) {
 	for _, route := range []string{"/api/v1/authz", "/api/v1/aut", "/api/v2/auth", "/auth", "/internalx", "/api/v1/ship.ping~x_y"} {
 		t.Run(route, func(t *testing.T) {
-			p, err := New(Options{Manifest: workspace(t), Lang: "go", Name: "shipping", Route: route})
+			p, err := New(Options{ManifestPath: workspace(t).Path(), Lang: "go", Name: "shipping", Route: route})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -291,7 +292,7 @@ func TestOverlap(t *testing.T) {
 
 func TestApply(t *testing.T) {
 	m := workspace(t)
-	p, err := New(Options{Manifest: m, Lang: "go", Name: "shipping", Route: "/api/v1/shipping", Consumes: []string{"OrderConfirmed"}})
+	p, err := New(Options{ManifestPath: m.Path(), Lang: "go", Name: "shipping", Route: "/api/v1/shipping", Consumes: []string{"OrderConfirmed"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestApplyAllOrNothing(t *testing.T) {
 		t.Run(step, func(t *testing.T) {
 			m := workspace(t)
 			before := snapshot(t, m.Dir())
-			p, err := New(Options{Manifest: m, Lang: "go", Name: "shipping", DB: true, Route: "/api/v1/shipping"})
+			p, err := New(Options{ManifestPath: m.Path(), Lang: "go", Name: "shipping", DB: true, Route: "/api/v1/shipping"})
 			if err != nil {
 				t.Fatal(err)
 			}
