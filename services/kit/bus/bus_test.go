@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/bus/bustest"
 	"github.com/msctl/msctl/services/kit/events"
 )
 
@@ -45,28 +44,6 @@ func TestMain(m *testing.M) {
 	srv.Shutdown()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-// newBus connects and recreates the streams, so every test starts empty.
-func newBus(t *testing.T) *bus.Bus {
-	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	b, err := bus.New(nc, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for s := range events.StreamSubjects {
-		_ = b.JetStream().DeleteStream(ctx, s)
-	}
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func publish(t *testing.T, b *bus.Bus, ctx context.Context, subject string, data any) events.Envelope {
@@ -101,21 +78,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {
-	t.Helper()
-	s, err := b.JetStream().Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
-	b := newBus(t)
+	b := bustest.New(t, natsURL)
 	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
 	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
 	ctx := trace.ContextWithSpanContext(context.Background(),
@@ -127,7 +91,7 @@ func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
 	if err := b.Publish(ctx, env, raw); err != nil {
 		t.Fatal(err)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 1 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
 	}
 
@@ -205,12 +169,12 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBus(t)
+			b := bustest.New(t, natsURL)
 			tt.send(t, b)
 			var calls atomic.Int32
 			consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "poison", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 3},
 				tt.handler(&calls))
-			waitFor(t, "parked message", func() bool { return streamMsgs(t, b, events.StreamDLQ) == 1 })
+			waitFor(t, "parked message", func() bool { return bustest.StreamMsgs(t, b, events.StreamDLQ) == 1 })
 
 			s, err := b.JetStream().Stream(context.Background(), events.StreamDLQ)
 			if err != nil {
@@ -250,7 +214,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 }
 
 func TestReplayReadsAFilteredStreamOnce(t *testing.T) {
-	b := newBus(t)
+	b := bustest.New(t, natsURL)
 	ctx := context.Background()
 	for i := range 300 {
 		publish(t, b, ctx, events.OrderCreated, events.OrderCreatedV1{OrderID: fmt.Sprint("o", i)})
@@ -297,7 +261,7 @@ func TestPublishBatchStoresEachMessageOnce(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := newBus(t)
+			b := bustest.New(t, natsURL)
 			ctx := context.Background()
 			var msgs []*nats.Msg
 			for i := range tt.n {
@@ -315,10 +279,10 @@ func TestPublishBatchStoresEachMessageOnce(t *testing.T) {
 					t.Errorf("message %d: %v", i, err)
 				}
 			}
-			if got := streamMsgs(t, b, events.StreamInventoryCommands); got != tt.wantMsgs {
+			if got := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); got != tt.wantMsgs {
 				t.Errorf("stream holds %d messages, want %d", got, tt.wantMsgs)
 			}
-			if got := streamMsgs(t, b, events.StreamOrderEvents); got != 1 {
+			if got := bustest.StreamMsgs(t, b, events.StreamOrderEvents); got != 1 {
 				t.Errorf("order events hold %d messages, want 1", got)
 			}
 		})

@@ -18,6 +18,7 @@ import (
 
 	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/bus/bustest"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/inbox"
 	"github.com/msctl/msctl/services/kit/outbox"
@@ -100,27 +101,6 @@ func newDB(t *testing.T) *pgxpool.Pool {
 	return db
 }
 
-func newBus(t *testing.T) *bus.Bus {
-	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	b, err := bus.New(nc, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for s := range events.StreamSubjects {
-		_ = b.JetStream().DeleteStream(ctx, s)
-	}
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func addOrders(t *testing.T, db *pgxpool.Pool, n int) {
@@ -148,21 +128,8 @@ func unsent(t *testing.T, db *pgxpool.Pool) int {
 	return n
 }
 
-func streamMsgs(t *testing.T, b *bus.Bus, stream string) uint64 {
-	t.Helper()
-	s, err := b.JetStream().Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
-}
-
 func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
-	db, b := newDB(t), newBus(t)
+	db, b := newDB(t), bustest.New(t, natsURL)
 	ctx := context.Background()
 	// A rolled-back transaction leaves nothing to publish.
 	_ = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
@@ -186,22 +153,22 @@ func TestRelayPublishesCommittedRowsOnly(t *testing.T) {
 	if n := unsent(t, db); n != 0 {
 		t.Fatalf("%d rows unsent", n)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 300 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 300 {
 		t.Fatalf("stream holds %d, want 300", n)
 	}
 	// A row committed later (addOrders calls Wake) goes out before the next poll.
 	addOrders(t, db, 1)
 	deadline = time.Now().Add(5 * time.Second)
-	for streamMsgs(t, b, events.StreamInventoryCommands) != 301 && time.Now().Before(deadline) {
+	for bustest.StreamMsgs(t, b, events.StreamInventoryCommands) != 301 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 301 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 301 {
 		t.Fatalf("stream holds %d, want 301", n)
 	}
 }
 
 func TestStoppingRelayPublishesWhatWasCommitted(t *testing.T) {
-	db, b := newDB(t), newBus(t)
+	db, b := newDB(t), bustest.New(t, natsURL)
 	addOrders(t, db, 250)
 	// Stopped before it ran a single round: it still drains on its way out.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,7 +180,7 @@ func TestStoppingRelayPublishesWhatWasCommitted(t *testing.T) {
 	if n := unsent(t, db); n != 0 {
 		t.Fatalf("%d rows unsent after stop", n)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 250 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 250 {
 		t.Fatalf("stream holds %d, want 250", n)
 	}
 }
@@ -231,7 +198,7 @@ func (c crashingPublisher) PublishBatch(ctx context.Context, msgs []*nats.Msg) [
 }
 
 func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
-	db, b := newDB(t), newBus(t)
+	db, b := newDB(t), bustest.New(t, natsURL)
 	ctx := context.Background()
 	addOrders(t, db, 5)
 
@@ -243,7 +210,7 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 	if n := unsent(t, db); n != 5 {
 		t.Fatalf("%d rows unsent after crash, want 5", n)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
 		t.Fatalf("stream holds %d after crash, want 5", n)
 	}
 	// The next relay republishes the same ids: the stream dedups them.
@@ -251,7 +218,7 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 	if n, err := r.Flush(ctx); err != nil || n != 5 {
 		t.Fatalf("flush = %d, %v", n, err)
 	}
-	if n := streamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
+	if n := bustest.StreamMsgs(t, b, events.StreamInventoryCommands); n != 5 {
 		t.Fatalf("stream holds %d after republish, want 5", n)
 	}
 	if n := unsent(t, db); n != 0 {
@@ -260,7 +227,7 @@ func TestDuplicateAfterCrashBetweenPublishAndMarkIsAbsorbed(t *testing.T) {
 }
 
 func TestInboxAbsorbsRepublishedCopies(t *testing.T) {
-	db, b := newDB(t), newBus(t)
+	db, b := newDB(t), bustest.New(t, natsURL)
 	ctx := context.Background()
 	if _, err := db.Exec(ctx, `CREATE TABLE effects (order_id text)`); err != nil {
 		t.Fatal(err)
