@@ -82,13 +82,12 @@ type item struct {
 	UnitPriceCents *int64 `json:"unit_price_cents,omitempty"`
 }
 
+// order is the whole order as orders answers it to its owner.
 type order struct {
-	ID         string    `json:"id"`
+	testenv.Order
 	UserID     string    `json:"user_id"`
-	Status     string    `json:"status"`
 	Items      []item    `json:"items"`
 	TotalCents int64     `json:"total_cents"`
-	Reason     string    `json:"reason"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 

@@ -10,7 +10,6 @@
 package systest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -72,7 +71,7 @@ type Service struct {
 
 	bin  string
 	env  []string
-	logs *syncBuffer
+	logs *testenv.Buffer
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -90,7 +89,7 @@ func (e *Env) Start(name string, extra map[string]string) *Service {
 		e.t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	s := &Service{Name: name, URL: "http://" + addr, bin: bin, logs: &syncBuffer{}}
+	s := &Service{Name: name, URL: "http://" + addr, bin: bin, logs: &testenv.Buffer{}}
 	vars := map[string]string{
 		"SERVICE_NAME":   name,
 		"INSTANCE_ID":    name + "-1",
@@ -249,7 +248,7 @@ func (e *Env) dumpLogs() {
 }
 
 // Logs returns the tail of everything the service printed, across restarts.
-func (s *Service) Logs() string { return s.logs.tail(64 << 10) }
+func (s *Service) Logs() string { return s.logs.Tail(64 << 10) }
 
 func (s *Service) start() error {
 	s.mu.Lock()
@@ -341,32 +340,4 @@ func withPoolSize(dsn string, n int) string {
 	q.Set("pool_max_conns", fmt.Sprint(n))
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// syncBuffer collects a process's output; it keeps the most recent bytes only.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-const maxLog = 4 << 20
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len()+len(p) > maxLog {
-		keep := b.buf.Bytes()[b.buf.Len()/2:]
-		b.buf = *bytes.NewBuffer(append([]byte(nil), keep...))
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	out := b.buf.Bytes()
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return string(out)
 }

@@ -21,6 +21,15 @@ import (
 
 const startupTimeout = 90 * time.Second
 
+// imageContext requires Docker and bounds one image test.
+func imageContext(t *testing.T) context.Context {
+	t.Helper()
+	RequireDocker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // startContainer starts req and terminates the container when the test ends.
 func startContainer(t *testing.T, ctx context.Context, req testcontainers.ContainerRequest) testcontainers.Container {
 	t.Helper()
@@ -71,8 +80,7 @@ func TestImagesPostgres(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
+			ctx := imageContext(t)
 
 			req := testcontainers.ContainerRequest{
 				Image:        PostgresImage,
@@ -135,9 +143,7 @@ func TestImagesPostgres(t *testing.T) {
 }
 
 func TestImagesNATS(t *testing.T) {
-	RequireDocker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := imageContext(t)
 
 	ctr := startContainer(t, ctx, testcontainers.ContainerRequest{
 		Image:        NATSImage,
@@ -202,9 +208,7 @@ func TestImagesNATS(t *testing.T) {
 }
 
 func TestImagesEtcd(t *testing.T) {
-	RequireDocker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := imageContext(t)
 
 	ctr := startContainer(t, ctx, testcontainers.ContainerRequest{
 		Image:        EtcdImage,

@@ -23,9 +23,26 @@ func TestPostgresDatabaseIsolated(t *testing.T) {
 	if a == b {
 		t.Fatalf("two databases share a DSN: %s", a)
 	}
+	createTable(t, a)
+
+	// a's role on b's database.
+	dbA, dbB := dbName(t, a), dbName(t, b)
+	cross := strings.Replace(a, "/"+dbA+"?", "/"+dbB+"?", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, a)
+	if c, err := pgx.Connect(ctx, cross); err == nil {
+		c.Close(ctx)
+		t.Fatalf("role of %s connected to %s", dbA, dbB)
+	}
+}
+
+// createTable connects to dsn and creates a table, as the owner of a
+// database may.
+func createTable(t *testing.T, dsn string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,38 +50,22 @@ func TestPostgresDatabaseIsolated(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	// a's role on b's database.
-	cfgA, err := pgx.ParseConfig(a)
+func dbName(t *testing.T, dsn string) string {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfgB, err := pgx.ParseConfig(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cross := strings.Replace(a, "/"+cfgA.Database+"?", "/"+cfgB.Database+"?", 1)
-	if c, err := pgx.Connect(ctx, cross); err == nil {
-		c.Close(ctx)
-		t.Fatalf("role of %s connected to %s", cfgA.Database, cfgB.Database)
-	}
+	return cfg.Database
 }
 
 func TestPostgresParallelDatabases(t *testing.T) {
 	for i := range 4 {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
-			dsn := Database(t, "parallel")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			conn, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			if _, err := conn.Exec(ctx, "CREATE TABLE t (id int)"); err != nil {
-				t.Fatal(err)
-			}
+			createTable(t, Database(t, "parallel"))
 		})
 	}
 }

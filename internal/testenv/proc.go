@@ -15,8 +15,7 @@ import (
 type Proc struct {
 	Name string
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  Buffer
 	done chan struct{}
 }
 
@@ -25,7 +24,7 @@ type Proc struct {
 func StartProc(t testing.TB, name string, cmd *exec.Cmd, stop syscall.Signal) *Proc {
 	t.Helper()
 	p := &Proc{Name: name, cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p, p
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -40,20 +39,9 @@ func StartProc(t testing.TB, name string, cmd *exec.Cmd, stop syscall.Signal) *P
 	return p
 }
 
-// Write keeps the process's output; the process writes from its own
-// goroutines, hence the lock.
-func (p *Proc) Write(data []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(data)
-}
-
-// Output is everything the process printed so far.
-func (p *Proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+// Output is everything the process printed so far (the most recent
+// part, past Buffer's limit).
+func (p *Proc) Output() string { return p.out.String() }
 
 // PGID is the process group the process and its children share.
 func (p *Proc) PGID() int { return p.cmd.Process.Pid }
@@ -84,4 +72,38 @@ func (p *Proc) Stop(sig syscall.Signal) {
 		_ = syscall.Kill(-p.PGID(), syscall.SIGKILL)
 		<-p.done
 	}
+}
+
+// Buffer collects a process's output, written from the goroutines that
+// copy its stdout and stderr. It keeps the most recent 4 MiB at most, so a
+// chatty process that runs long cannot fill the memory.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+const maxBuffer = 4 << 20
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len()+len(p) > maxBuffer {
+		keep := b.buf.Bytes()[b.buf.Len()/2:]
+		b.buf = *bytes.NewBuffer(append([]byte(nil), keep...))
+	}
+	return b.buf.Write(p)
+}
+
+// String is everything kept.
+func (b *Buffer) String() string { return b.Tail(maxBuffer) }
+
+// Tail is the last n bytes kept at most.
+func (b *Buffer) Tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.buf.Bytes()
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return string(out)
 }
