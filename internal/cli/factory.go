@@ -15,6 +15,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/runtime/kubernetes"
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/runtime/pick"
 	"github.com/msctl/msctl/internal/state"
@@ -98,14 +99,10 @@ func orphanComponents(orphans []local.Orphan) []state.Component {
 		if o.Instance == "" {
 			kind = state.KindInfra
 		}
-		comps[i] = state.Component{Name: o.Name, Kind: kind, State: stateOrphaned, Health: "unknown", Endpoint: o.Endpoint, PID: o.PID, Instances: 1}
+		comps[i] = state.Component{Name: o.Name, Kind: kind, State: state.StateOrphaned, Health: "unknown", Endpoint: o.Endpoint, PID: o.PID, Instances: 1}
 	}
 	return comps
 }
-
-// stateOrphaned is the state ps gives a process left running by an agent
-// that died without stopping it.
-const stateOrphaned = "orphaned"
 
 func (l machineLeftovers) logs(ctx context.Context, q state.LogQuery, fn func(state.LogLine) error) error {
 	// Docker still has the output of a killed agent's containers.
@@ -136,7 +133,7 @@ func (l machineLeftovers) remove(ctx context.Context, volumes bool) (int, error)
 	if err != nil || rtName != docker.Name {
 		return 0, err
 	}
-	drt, err := docker.New(docker.Options{Manifest: l.m})
+	drt, err := docker.New(docker.Options{Project: l.m.Project, Dir: l.m.Dir()})
 	if err != nil {
 		return 0, err
 	}
@@ -156,10 +153,10 @@ func (l machineLeftovers) remove(ctx context.Context, volumes bool) (int, error)
 // checkRuntimeFlag rejects a --runtime that names no runtime.
 func checkRuntimeFlag(flag string) error {
 	switch flag {
-	case "auto", local.Name, docker.Name:
+	case "auto", local.Name, docker.Name, kubernetes.Name:
 		return nil
 	default:
-		return usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker", flag))
+		return usageError(fmt.Errorf("--runtime %q is not one of auto, local, docker, kubernetes", flag))
 	}
 }
 
@@ -186,8 +183,8 @@ func chooseRuntime(ctx context.Context, flag string, m *manifest.Manifest) (name
 			return "", "", err
 		}
 		return docker.Name, "", nil
-	case local.Name:
-		return local.Name, "", nil
+	case local.Name, kubernetes.Name: // auto never picks kubernetes: a cluster is asked for
+		return flag, "", nil
 	}
 	for _, s := range m.Services {
 		if s.Language != manifest.LangGo {
@@ -211,7 +208,9 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 	case local.Name:
 		return local.New(local.Options{StateDir: agent.StateDir(m.Dir()), Log: log, InfraLogs: infraLogs})
 	case docker.Name:
-		return docker.New(docker.Options{Manifest: m, Log: log})
+		return docker.New(docker.Options{Project: m.Project, Dir: m.Dir(), Log: log})
+	case kubernetes.Name:
+		return kubernetes.New(kubernetes.Options{Manifest: m, Log: log})
 	default:
 		return nil, fmt.Errorf("unknown runtime %q", name)
 	}
