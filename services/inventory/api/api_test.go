@@ -1,13 +1,10 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/msctl/msctl/services/inventory/app"
 	"github.com/msctl/msctl/services/inventory/migrations"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/httpx/httpxtest"
 	"github.com/msctl/msctl/services/kit/pg"
 )
 
@@ -40,27 +38,6 @@ func start(t *testing.T) *httptest.Server {
 	return ts
 }
 
-func call(t *testing.T, ts *httptest.Server, method, path, body string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, buf.String(), err)
-		}
-	}
-	return resp.StatusCode
-}
-
 type product struct {
 	ID         string `json:"id"`
 	SKU        string `json:"sku"`
@@ -76,7 +53,7 @@ type errBody struct {
 func TestCatalogue(t *testing.T) {
 	ts := start(t)
 	var ps []product
-	if code := call(t, ts, "GET", "/api/v1/products", "", &ps); code != http.StatusOK {
+	if code := httpxtest.Call(t, ts, "GET", "/api/v1/products", "", &ps); code != http.StatusOK {
 		t.Fatalf("products = %d", code)
 	}
 	if len(ps) < 5 {
@@ -91,11 +68,11 @@ func TestCatalogue(t *testing.T) {
 		}
 	}
 	var one product
-	if code := call(t, ts, "GET", "/internal/products/"+ps[0].ID, "", &one); code != http.StatusOK || one != ps[0] {
+	if code := httpxtest.Call(t, ts, "GET", "/internal/products/"+ps[0].ID, "", &one); code != http.StatusOK || one != ps[0] {
 		t.Fatalf("product = %d %+v, want %+v", code, one, ps[0])
 	}
 	var e errBody
-	if code := call(t, ts, "GET", "/internal/products/nope", "", &e); code != http.StatusNotFound || e.Error.Code != "product_not_found" {
+	if code := httpxtest.Call(t, ts, "GET", "/internal/products/nope", "", &e); code != http.StatusNotFound || e.Error.Code != "product_not_found" {
 		t.Fatalf("unknown product = %d %+v", code, e)
 	}
 }
@@ -104,7 +81,7 @@ func TestReservations(t *testing.T) {
 	ts := start(t)
 	mouseStock := func() int {
 		var p product
-		if code := call(t, ts, "GET", "/internal/products/"+mouse, "", &p); code != http.StatusOK {
+		if code := httpxtest.Call(t, ts, "GET", "/internal/products/"+mouse, "", &p); code != http.StatusOK {
 			t.Fatalf("product = %d", code)
 		}
 		return p.Stock
@@ -134,7 +111,7 @@ func TestReservations(t *testing.T) {
 		if s.wantErr != "" {
 			out = &e
 		}
-		if code := call(t, ts, s.method, s.path, s.body, out); code != s.wantCode || e.Error.Code != s.wantErr {
+		if code := httpxtest.Call(t, ts, s.method, s.path, s.body, out); code != s.wantCode || e.Error.Code != s.wantErr {
 			t.Fatalf("%s: %d %+v, want %d %q", s.name, code, e, s.wantCode, s.wantErr)
 		}
 		if got := mouseStock(); got != s.wantStock {

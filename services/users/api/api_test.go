@@ -1,14 +1,11 @@
 package api_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +14,7 @@ import (
 
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/httpx/httpxtest"
 	"github.com/msctl/msctl/services/kit/pg"
 	"github.com/msctl/msctl/services/users/adapters/postgres"
 	"github.com/msctl/msctl/services/users/api"
@@ -57,27 +55,6 @@ func start(t *testing.T, dsn string) *httptest.Server {
 	return ts
 }
 
-func call(t *testing.T, ts *httptest.Server, method, path, body string, out any) int {
-	t.Helper()
-	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := ts.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	if out != nil {
-		if err := json.Unmarshal(buf.Bytes(), out); err != nil {
-			t.Fatalf("%s %s: decode %q: %v", method, path, buf.String(), err)
-		}
-	}
-	return resp.StatusCode
-}
-
 type errBody struct {
 	Error struct {
 		Code    string `json:"code"`
@@ -95,7 +72,7 @@ func TestSignupLoginLookup(t *testing.T) {
 	ts := start(t, testenv.Database(t, "users"))
 
 	var u user
-	if code := call(t, ts, "POST", "/api/v1/auth/signup", `{"email":"Ann@Example.com","password":"s3cret-pw","name":"Ann"}`, &u); code != http.StatusCreated {
+	if code := httpxtest.Call(t, ts, "POST", "/api/v1/auth/signup", `{"email":"Ann@Example.com","password":"s3cret-pw","name":"Ann"}`, &u); code != http.StatusCreated {
 		t.Fatalf("signup = %d", code)
 	}
 	if u.ID == "" || u.Email != "ann@example.com" || u.Name != "Ann" {
@@ -103,7 +80,7 @@ func TestSignupLoginLookup(t *testing.T) {
 	}
 
 	var e errBody
-	if code := call(t, ts, "POST", "/api/v1/auth/signup", `{"email":"ann@example.com","password":"other-pw1","name":"Ann 2"}`, &e); code != http.StatusConflict || e.Error.Code != "email_taken" {
+	if code := httpxtest.Call(t, ts, "POST", "/api/v1/auth/signup", `{"email":"ann@example.com","password":"other-pw1","name":"Ann 2"}`, &e); code != http.StatusConflict || e.Error.Code != "email_taken" {
 		t.Fatalf("duplicate signup = %d %+v", code, e)
 	}
 
@@ -119,15 +96,15 @@ func TestSignupLoginLookup(t *testing.T) {
 	for _, tt := range invalid {
 		t.Run(tt.name, func(t *testing.T) {
 			var e errBody
-			if code := call(t, ts, "POST", "/api/v1/auth/signup", tt.body, &e); code != http.StatusBadRequest || e.Error.Code == "" {
+			if code := httpxtest.Call(t, ts, "POST", "/api/v1/auth/signup", tt.body, &e); code != http.StatusBadRequest || e.Error.Code == "" {
 				t.Fatalf("signup %s = %d %+v", tt.body, code, e)
 			}
 		})
 	}
 
 	var wrongPw, wrongEmail errBody
-	c1 := call(t, ts, "POST", "/api/v1/auth/login", `{"email":"ann@example.com","password":"wrong-pass"}`, &wrongPw)
-	c2 := call(t, ts, "POST", "/api/v1/auth/login", `{"email":"nobody@example.com","password":"s3cret-pw"}`, &wrongEmail)
+	c1 := httpxtest.Call(t, ts, "POST", "/api/v1/auth/login", `{"email":"ann@example.com","password":"wrong-pass"}`, &wrongPw)
+	c2 := httpxtest.Call(t, ts, "POST", "/api/v1/auth/login", `{"email":"nobody@example.com","password":"s3cret-pw"}`, &wrongEmail)
 	if c1 != http.StatusUnauthorized || c2 != http.StatusUnauthorized || wrongPw != wrongEmail {
 		t.Fatalf("wrong password = %d %+v, wrong email = %d %+v: want the same 401", c1, wrongPw, c2, wrongEmail)
 	}
@@ -136,7 +113,7 @@ func TestSignupLoginLookup(t *testing.T) {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if code := call(t, ts, "POST", "/api/v1/auth/login", `{"email":"ANN@example.com","password":"s3cret-pw"}`, &tok); code != http.StatusOK {
+	if code := httpxtest.Call(t, ts, "POST", "/api/v1/auth/login", `{"email":"ANN@example.com","password":"s3cret-pw"}`, &tok); code != http.StatusOK {
 		t.Fatalf("login = %d", code)
 	}
 	if d := time.Until(tok.ExpiresAt); d < 59*time.Minute || d > time.Hour+time.Second {
@@ -148,12 +125,12 @@ func TestSignupLoginLookup(t *testing.T) {
 	}
 
 	var got user
-	if code := call(t, ts, "GET", "/internal/users/"+u.ID, "", &got); code != http.StatusOK || got != u {
+	if code := httpxtest.Call(t, ts, "GET", "/internal/users/"+u.ID, "", &got); code != http.StatusOK || got != u {
 		t.Fatalf("internal user = %d %+v, want %+v", code, got, u)
 	}
 	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "not-a-uuid"} {
 		var e errBody
-		if code := call(t, ts, "GET", "/internal/users/"+id, "", &e); code != http.StatusNotFound || e.Error.Code != "user_not_found" {
+		if code := httpxtest.Call(t, ts, "GET", "/internal/users/"+id, "", &e); code != http.StatusNotFound || e.Error.Code != "user_not_found" {
 			t.Fatalf("unknown user %s = %d %+v", id, code, e)
 		}
 	}
@@ -166,7 +143,7 @@ func verify(t *testing.T, ts *httptest.Server, token string) *jwt.RegisteredClai
 	var set struct {
 		Keys []struct{ Kty, Crv, X, Kid, Alg string } `json:"keys"`
 	}
-	if code := call(t, ts, "GET", "/.well-known/jwks.json", "", &set); code != http.StatusOK || len(set.Keys) == 0 {
+	if code := httpxtest.Call(t, ts, "GET", "/.well-known/jwks.json", "", &set); code != http.StatusOK || len(set.Keys) == 0 {
 		t.Fatalf("jwks = %d %+v", code, set)
 	}
 	claims := &jwt.RegisteredClaims{}
@@ -192,13 +169,13 @@ func verify(t *testing.T, ts *httptest.Server, token string) *jwt.RegisteredClai
 func TestSigningKeySurvivesRestart(t *testing.T) {
 	dsn := testenv.Database(t, "users_restart")
 	first := start(t, dsn)
-	if code := call(t, first, "POST", "/api/v1/auth/signup", `{"email":"k@example.com","password":"s3cret-pw","name":"K"}`, nil); code != http.StatusCreated {
+	if code := httpxtest.Call(t, first, "POST", "/api/v1/auth/signup", `{"email":"k@example.com","password":"s3cret-pw","name":"K"}`, nil); code != http.StatusCreated {
 		t.Fatalf("signup = %d", code)
 	}
 	var tok struct {
 		Token string `json:"token"`
 	}
-	if code := call(t, first, "POST", "/api/v1/auth/login", `{"email":"k@example.com","password":"s3cret-pw"}`, &tok); code != http.StatusOK {
+	if code := httpxtest.Call(t, first, "POST", "/api/v1/auth/login", `{"email":"k@example.com","password":"s3cret-pw"}`, &tok); code != http.StatusOK {
 		t.Fatalf("login = %d", code)
 	}
 	first.Close()
