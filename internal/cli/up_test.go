@@ -280,7 +280,7 @@ func assertInstances(t *testing.T, bin, dir, rt, project string, n int) {
 // removeImages removes the service images a docker workspace built.
 func removeImages(t *testing.T, project string) {
 	t.Helper()
-	rt, err := docker.New(docker.Options{Manifest: &manifest.Manifest{Project: project}})
+	rt, err := docker.New(docker.Options{Project: project})
 	if err != nil {
 		t.Error(err)
 		return

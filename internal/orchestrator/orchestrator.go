@@ -194,9 +194,11 @@ func (o *Orchestrator) Up(ctx context.Context, opts UpOptions) error {
 		return err
 	}
 	o.mu.Lock()
+	replicas := map[string]int{}
 	for _, name := range o.order {
 		c := o.comps[name]
 		if c.kind == state.KindService {
+			replicas[name] = len(c.insts)
 			c.selected = sel[name]
 			if c.selected {
 				o.setLocked(c, state.StateBuilding, "")
@@ -209,7 +211,7 @@ func (o *Orchestrator) Up(ctx context.Context, opts UpOptions) error {
 
 	clean := func(ctx context.Context) error { return o.rt.Cleanup(ctx, false) }
 	if p, ok := o.rt.(runtime.Pruner); ok {
-		clean = p.Prune
+		clean = func(ctx context.Context) error { return p.Prune(ctx, replicas) }
 	}
 	if err := clean(ctx); err != nil {
 		return fmt.Errorf("clean up after the previous run: %w", err)

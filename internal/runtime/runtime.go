@@ -57,8 +57,10 @@ type Runtime interface {
 // that started them (containers). Before Up, the orchestrator calls Prune
 // instead of Cleanup: it removes only what cannot be reused, so that
 // StartInfra and Start adopt unchanged instances instead of replacing them.
+// replicas is how many instances of each service the coming Up runs; the
+// instances of services not in it are not reused.
 type Pruner interface {
-	Prune(ctx context.Context) error
+	Prune(ctx context.Context, replicas map[string]int) error
 }
 
 // OTLPListener is implemented by runtimes whose services cannot reach the

@@ -51,7 +51,7 @@ func runAgent(path string) int {
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	rt, err := docker.New(docker.Options{Manifest: man, Log: log})
+	rt, err := docker.New(docker.Options{Project: man.Project, Dir: man.Dir(), Log: log})
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
@@ -353,7 +353,7 @@ func hostDSN(t *testing.T, path, service string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := docker.New(docker.Options{Manifest: m})
+	rt, err := docker.New(docker.Options{Project: m.Project, Dir: m.Dir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,7 +79,7 @@ func forced(ctx context.Context) (context.Context, context.CancelFunc) {
 // manifest no longer declares, and the oldest running containers of a
 // service beyond its replica count. The rest stays, so that Start and
 // StartInfra adopt the unchanged ones.
-func (r *Runtime) Prune(ctx context.Context) error {
+func (r *Runtime) Prune(ctx context.Context, replicas map[string]int) error {
 	cs, err := r.list(ctx, nil)
 	if err != nil {
 		return err
@@ -92,9 +92,9 @@ func (r *Runtime) Prune(ctx context.Context) error {
 	for _, c := range cs {
 		name := c.Labels[LabelComponent]
 		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name)
-		if c.Labels[LabelKind] == state.KindService && r.m.Services[name] != nil && c.State == "running" {
+		if want, ok := replicas[name]; ok && c.Labels[LabelKind] == state.KindService && c.State == "running" {
 			running[name]++
-			known = running[name] <= max(r.m.Services[name].Replicas, 1)
+			known = running[name] <= want
 		}
 		if c.State == "running" && known || r.isClaimed(c.ID) {
 			continue

@@ -28,7 +28,6 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
-	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 )
 
@@ -59,8 +58,8 @@ const hashVersion = "1"
 // Runtime runs one workspace in Docker.
 type Runtime struct {
 	cli     *client.Client
-	m       *manifest.Manifest
 	project string
+	dir     string
 	log     *slog.Logger
 
 	// ctx outlives every call: instance watchers and log followers run on it
@@ -84,10 +83,15 @@ var (
 	_ runtime.OTLPListener = (*Runtime)(nil)
 )
 
-// Options configure a Runtime.
+// Options configure a Runtime: the workspace it runs, named explicitly so
+// that the runtime depends on what it uses, not on the whole manifest.
 type Options struct {
-	Manifest *manifest.Manifest
-	Log      *slog.Logger
+	// Project names the workspace: its containers, network and volumes.
+	Project string
+	// Dir is the workspace's directory, recorded on the network so that two
+	// checkouts of one project do not share it.
+	Dir string
+	Log *slog.Logger
 	// Client is the Engine API client; nil connects with NewClient.
 	Client *client.Client
 }
@@ -102,10 +106,10 @@ func NewClient() (*client.Client, error) {
 	return c, nil
 }
 
-// New returns a Runtime for the workspace of the manifest.
+// New returns a Runtime for the workspace opts names.
 func New(opts Options) (*Runtime, error) {
-	if opts.Manifest == nil {
-		return nil, errors.New("docker runtime needs a manifest")
+	if opts.Project == "" {
+		return nil, errors.New("docker runtime needs a project name")
 	}
 	cli := opts.Client
 	if cli == nil {
@@ -120,8 +124,8 @@ func New(opts Options) (*Runtime, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runtime{
 		cli:     cli,
-		m:       opts.Manifest,
-		project: opts.Manifest.Project,
+		project: opts.Project,
+		dir:     opts.Dir,
 		log:     opts.Log.With("runtime", "docker"),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -156,7 +160,7 @@ func (r *Runtime) volumeName(component string) string {
 
 // labels returns the workspace labels plus extra ones.
 func (r *Runtime) labels(extra map[string]string) map[string]string {
-	l := map[string]string{LabelWorkspace: r.project, LabelDir: r.m.Dir()}
+	l := map[string]string{LabelWorkspace: r.project, LabelDir: r.dir}
 	maps.Copy(l, extra)
 	return l
 }
@@ -170,7 +174,7 @@ func (r *Runtime) ensureNetwork(ctx context.Context) (network.Inspect, error) {
 	name := NetworkName(r.project)
 	nw, err := r.cli.NetworkInspect(ctx, name, network.InspectOptions{})
 	if err == nil {
-		if nw.Labels[LabelWorkspace] != r.project || nw.Labels[LabelDir] != r.m.Dir() {
+		if nw.Labels[LabelWorkspace] != r.project || nw.Labels[LabelDir] != r.dir {
 			return nw, fmt.Errorf("network %s exists but belongs to workspace %q in %q; run msctl down there or remove it with docker network rm %s",
 				name, nw.Labels[LabelWorkspace], nw.Labels[LabelDir], name)
 		}

@@ -48,7 +48,7 @@ func echoWorkspace(t testing.TB, project string) *manifest.Manifest {
 // images are all removed when the test ends.
 func newRuntime(t testing.TB, m *manifest.Manifest) *docker.Runtime {
 	t.Helper()
-	rt, err := docker.New(docker.Options{Manifest: m})
+	rt, err := docker.New(docker.Options{Project: m.Project, Dir: m.Dir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +61,7 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *docker.Runtime {
 // Runtime made it.
 func removeWorkspace(t testing.TB, project string) {
 	t.Helper()
-	m := &manifest.Manifest{Project: project}
-	rt, err := docker.New(docker.Options{Manifest: m})
+	rt, err := docker.New(docker.Options{Project: project})
 	if err != nil {
 		t.Error(err)
 		return
