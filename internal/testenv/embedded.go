@@ -27,9 +27,8 @@ func embedded[S any](t testing.TB, what string, start func(dir string) (S, error
 // Etcd starts an embedded single-member etcd for this test only.
 func Etcd(t testing.TB) *embetcd.Server {
 	t.Helper()
-	return embedded(t, "etcd", func(dir string) (*embetcd.Server, error) {
-		return embetcd.Start(embetcd.Config{DataDir: dir})
-	}, (*embetcd.Server).Close)
+	start := func(dir string) (*embetcd.Server, error) { return embetcd.Start(embetcd.Config{DataDir: dir}) }
+	return embedded(t, "etcd", start, (*embetcd.Server).Close)
 }
 
 // EtcdClient is a quiet client of s, closed when the test ends.
@@ -47,7 +46,6 @@ func EtcdClient(t testing.TB, s *embetcd.Server) *clientv3.Client {
 // Restart it with Restart to exercise reconnects.
 func NATS(t testing.TB) *embnats.Server {
 	t.Helper()
-	return embedded(t, "nats", func(dir string) (*embnats.Server, error) {
-		return embnats.Start(embnats.Config{StoreDir: dir})
-	}, (*embnats.Server).Shutdown)
+	start := func(dir string) (*embnats.Server, error) { return embnats.Start(embnats.Config{StoreDir: dir}) }
+	return embedded(t, "nats", start, (*embnats.Server).Shutdown)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -56,19 +55,4 @@ func Exec(t testing.TB, timeout time.Duration, dir, name string, args ...string)
 		t.Fatalf("%s: %v", strings.Join(r.Args, " "), err)
 	}
 	return r
-}
-
-// WriteFiles writes files, by path relative to dir, creating directories
-// as needed.
-func WriteFiles(t testing.TB, dir string, files map[string]string) {
-	t.Helper()
-	for rel, data := range files {
-		path := filepath.Join(dir, rel)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
