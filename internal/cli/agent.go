@@ -13,8 +13,9 @@ import (
 )
 
 type agentOptions struct {
-	root    *rootOptions
-	runtime string
+	root        *rootOptions
+	runtime     string
+	kubeContext string
 }
 
 // newAgentCmd is the detached agent `msctl up -d` starts in a new session.
@@ -30,6 +31,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
+	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
 	return cmd
 }
 
@@ -41,6 +43,9 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	m, err := loadManifest(o.root)
 	if err != nil {
 		return err
+	}
+	if o.kubeContext != "" {
+		m.Kubernetes.Context = o.kubeContext
 	}
 	rtName, err := resolveRuntime(ctx, o.runtime, m)
 	if err != nil {

@@ -25,6 +25,8 @@ type upOptions struct {
 	detach   bool
 	runtime  string
 	services []string
+	// kubeContext is --context: the kubeconfig context of --runtime kubernetes.
+	kubeContext string
 }
 
 func newUpCmd(root *rootOptions) *cobra.Command {
@@ -44,7 +46,8 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
-	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local or docker (auto picks docker when the daemon answers and holds the infra images)")
+	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
+	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
 	return cmd
 }
 
@@ -55,6 +58,9 @@ func (o *upOptions) run(ctx context.Context) error {
 	}
 	if err := checkRuntimeFlag(o.runtime); err != nil {
 		return err
+	}
+	if o.kubeContext != "" {
+		m.Kubernetes.Context = o.kubeContext
 	}
 	if err := checkServices(m, o.services); err != nil {
 		return err
@@ -233,7 +239,11 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 	if err != nil {
 		return fmt.Errorf("open agent log: %w", err)
 	}
-	args := append([]string{"agent", "--file", m.Path(), "--runtime", rtName}, o.services...)
+	args := []string{"agent", "--file", m.Path(), "--runtime", rtName}
+	if o.kubeContext != "" {
+		args = append(args, "--context", o.kubeContext)
+	}
+	args = append(args, o.services...)
 	cmd := exec.Command(exe, args...)
 	cmd.Dir = m.Dir()
 	cmd.Stdout, cmd.Stderr = logf, logf
