@@ -69,6 +69,8 @@ type Env struct {
 	// PortHolder names the process listening on port as freeport.Holder
 	// does ("pid 42 (nginx)"), or "".
 	PortHolder func(port int) string
+	// Kubernetes reads the kubeconfig and asks its API server for its version.
+	Kubernetes func(ctx context.Context) (KubeInfo, error)
 }
 
 // Default returns an Env reading the real machine, checking gatewayPort
@@ -86,6 +88,7 @@ func Default(gatewayPort int, source string, images []string) Env {
 		GatewayPortSource: source,
 		PortFree:          freeport.Check,
 		PortHolder:        freeport.Holder,
+		Kubernetes:        probeKubernetes,
 	}
 }
 
@@ -94,7 +97,7 @@ func Run(ctx context.Context, env Env) Report {
 	st := pick.Probe(ctx, env.Docker, env.Images)
 	goRes := checkGo(ctx, env)
 	pg := checkPostgres(ctx, env)
-	r := Report{Checks: []Result{checkDocker(st), checkImages(st, env.Images), goRes, pg, checkPact(env), checkPort(env)}}
+	r := Report{Checks: []Result{checkDocker(st), checkImages(st, env.Images), goRes, pg, checkPact(env), checkPort(env), checkKubernetes(ctx, env)}}
 
 	p := st.Pick()
 	r.Runtime = p.Runtime

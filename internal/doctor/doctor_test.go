@@ -55,6 +55,9 @@ func fakeEnv() Env {
 		GatewayPortSource: "msctl.yaml",
 		PortFree:          func(int) error { return nil },
 		PortHolder:        func(int) string { return "" },
+		Kubernetes: func(context.Context) (KubeInfo, error) {
+			return KubeInfo{Context: "kind-dev", Server: "https://127.0.0.1:6443", Version: "v1.37.2"}, nil
+		},
 	}
 }
 
@@ -177,7 +180,7 @@ func TestRun(t *testing.T) {
 			if r.Runtime != tt.runtime || r.RuntimeOK != tt.runtimeOK {
 				t.Errorf("runtime = %s ok=%v, want %s ok=%v", r.Runtime, r.RuntimeOK, tt.runtime, tt.runtimeOK)
 			}
-			names := []string{CheckDocker, CheckImages, CheckGo, CheckPostgres, CheckPact, CheckPort, CheckRuntime}
+			names := []string{CheckDocker, CheckImages, CheckGo, CheckPostgres, CheckPact, CheckPort, CheckKubernetes, CheckRuntime}
 			if len(r.Checks) != len(names) {
 				t.Fatalf("got %d checks, want %d", len(r.Checks), len(names))
 			}
