@@ -17,7 +17,7 @@ import (
 // Version is the version of the template sets. It is recorded in every
 // generated service (.msctl-template) so an upgrade can tell which template
 // a service came from; bump it whenever a rendered file changes.
-const Version = "1"
+const Version = "2"
 
 //go:embed all:go
 var files embed.FS
