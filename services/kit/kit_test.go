@@ -27,17 +27,6 @@ var migrations = fstest.MapFS{
 	"00001_init.sql": {Data: []byte("-- +goose Up\nCREATE TABLE things (id int PRIMARY KEY);\n-- +goose Down\nDROP TABLE things;\n")},
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestRunLifecycle runs a whole service through kit.RunContext against real Postgres, NATS and
 // etcd: migrations applied, registered once ready, deregistered while a check fails or NATS is
 // gone, and on shutdown deregistered before the workers stop.
@@ -75,7 +64,7 @@ func TestRunLifecycle(t *testing.T) {
 	}()
 
 	var in *registry.Instance
-	eventually(t, 10*time.Second, "registered once ready", func() bool { in = lookup(); return in != nil })
+	testenv.Until(t, 10*time.Second, "registered once ready", func() bool { in = lookup(); return in != nil })
 	if in.Service != "things" || in.ID != "things-1" || in.StartedAt.IsZero() {
 		t.Fatalf("registration = %+v", in)
 	}
@@ -92,9 +81,9 @@ func TestRunLifecycle(t *testing.T) {
 	}
 
 	healthy.Store(false)
-	eventually(t, 5*time.Second, "deregistered while unready", func() bool { return lookup() == nil })
+	testenv.Until(t, 5*time.Second, "deregistered while unready", func() bool { return lookup() == nil })
 	healthy.Store(true)
-	eventually(t, 5*time.Second, "registered again", func() bool { return lookup() != nil })
+	testenv.Until(t, 5*time.Second, "registered again", func() bool { return lookup() != nil })
 
 	cancel()
 	select {
@@ -124,9 +113,9 @@ func TestDeregisteredWhileNATSIsDown(t *testing.T) {
 	go func() {
 		done <- kit.RunContext(ctx, "things", migrations, func(context.Context, *kit.Service) error { return nil })
 	}()
-	eventually(t, 10*time.Second, "registered once ready", func() bool { return lookup() != nil })
+	testenv.Until(t, 10*time.Second, "registered once ready", func() bool { return lookup() != nil })
 	nats.Shutdown()
-	eventually(t, 5*time.Second, "deregistered without NATS", func() bool { return lookup() == nil })
+	testenv.Until(t, 5*time.Second, "deregistered without NATS", func() bool { return lookup() == nil })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("RunContext: %v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/bus/bustest"
 	"github.com/msctl/msctl/services/kit/events"
@@ -67,17 +68,6 @@ func consume(t *testing.T, b *bus.Bus, cfg bus.ConsumerConfig, h bus.Handler) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
 	b := bustest.New(t, natsURL)
 	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
@@ -106,7 +96,7 @@ func TestPublishConsumeCarriesTraceAndDedups(t *testing.T) {
 			gotTrace = trace.SpanContextFromContext(ctx).TraceID()
 			return nil
 		})
-	waitFor(t, "delivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
+	testenv.Until(t, 10*time.Second, "delivery", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 1 })
 	mu.Lock()
 	defer mu.Unlock()
 	if p, ok := got[0].Payload.(*events.ReserveStock); !ok || p.OrderID != "o1" {
@@ -174,7 +164,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 			var calls atomic.Int32
 			consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "poison", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 3},
 				tt.handler(&calls))
-			waitFor(t, "parked message", func() bool { return bustest.StreamMsgs(t, b, events.StreamDLQ) == 1 })
+			testenv.Until(t, 10*time.Second, "parked message", func() bool { return bustest.StreamMsgs(t, b, events.StreamDLQ) == 1 })
 
 			s, err := b.JetStream().Stream(context.Background(), events.StreamDLQ)
 			if err != nil {

@@ -80,17 +80,6 @@ func keyExists(t *testing.T, cli *clientv3.Client, key string) bool {
 	return resp.Count > 0
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 func TestRegisteredOnlyWhileReady(t *testing.T) {
 	etcd := testenv.Etcd(t)
 	cli := newClient(t, etcd.Endpoints())
@@ -114,11 +103,11 @@ func TestRegisteredOnlyWhileReady(t *testing.T) {
 		t.Fatal("registered while unready")
 	}
 	ready.Store(true)
-	eventually(t, 3*time.Second, "register once ready", func() bool { return keyExists(t, cli, key) })
+	testenv.Until(t, 3*time.Second, "register once ready", func() bool { return keyExists(t, cli, key) })
 	ready.Store(false)
-	eventually(t, 3*time.Second, "deregister when unready", func() bool { return !keyExists(t, cli, key) })
+	testenv.Until(t, 3*time.Second, "deregister when unready", func() bool { return !keyExists(t, cli, key) })
 	ready.Store(true)
-	eventually(t, 3*time.Second, "register again", func() bool { return keyExists(t, cli, key) })
+	testenv.Until(t, 3*time.Second, "register again", func() bool { return keyExists(t, cli, key) })
 
 	cancel()
 	<-done
@@ -174,7 +163,7 @@ func TestLeaseExpiresWhenProcessIsKilled(t *testing.T) {
 	}
 	_ = child.Wait()
 	killed := time.Now()
-	eventually(t, ttl+2*time.Second, "key vanishes after lease expiry", func() bool { return !keyExists(t, cli, key) })
+	testenv.Until(t, ttl+2*time.Second, "key vanishes after lease expiry", func() bool { return !keyExists(t, cli, key) })
 	t.Logf("key gone %v after SIGKILL", time.Since(killed).Round(100*time.Millisecond))
 }
 
@@ -225,7 +214,7 @@ func TestResolverBalancesAndDropsDeadInstance(t *testing.T) {
 
 	res := registry.NewResolver(newClient(t, etcd.Endpoints()), nil)
 	t.Cleanup(res.Close)
-	eventually(t, 3*time.Second, "both instances resolved", func() bool { return len(res.Instances("echo")) == 2 })
+	testenv.Until(t, 3*time.Second, "both instances resolved", func() bool { return len(res.Instances("echo")) == 2 })
 
 	c := client.New("echo-resolved", pickAs{res, "echo"}, client.Options{Retries: -1, FailureThreshold: 1000})
 	ctx := context.Background()
@@ -239,7 +228,7 @@ func TestResolverBalancesAndDropsDeadInstance(t *testing.T) {
 	}
 
 	b.crash()
-	eventually(t, 4*time.Second, "dead instance dropped after its lease expired", func() bool {
+	testenv.Until(t, 4*time.Second, "dead instance dropped after its lease expired", func() bool {
 		list := res.Instances("echo")
 		return len(list) == 1 && list[0].ID == "echo-a"
 	})
@@ -257,7 +246,7 @@ func TestResolverBalancesAndDropsDeadInstance(t *testing.T) {
 	if err := a.reg.Deregister(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, time.Second, "deregistered instance dropped", func() bool { return len(res.Instances("echo")) == 0 })
+	testenv.Until(t, time.Second, "deregistered instance dropped", func() bool { return len(res.Instances("echo")) == 0 })
 	if _, err := res.Pick("echo"); !errors.Is(err, registry.ErrNoInstances) {
 		t.Fatalf("Pick with no instances = %v", err)
 	}
@@ -297,7 +286,7 @@ func TestRegistrationRetriesUntilEtcdIsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(etcd.Close)
-	eventually(t, 10*time.Second, "registered once etcd is up", func() bool { return keyExists(t, cli, registry.Key("late", "late-1")) })
+	testenv.Until(t, 10*time.Second, "registered once etcd is up", func() bool { return keyExists(t, cli, registry.Key("late", "late-1")) })
 	// Deregister and hang up while etcd still runs; a server closing under a live client waits.
 	stop()
 	_ = cli.Close()
