@@ -180,7 +180,7 @@ func (s Spec) validate() error {
 			errs = append(errs, fmt.Errorf("service %s: replicas %d, need at least 1", svc.Name, svc.Replicas))
 		case svc.Database && (svc.DatabasePassword == "" || s.PostgresPassword == ""):
 			errs = append(errs, fmt.Errorf("service %s: a database needs its password and the Postgres password", svc.Name))
-		case svc.Name == CollectorName || slices.Contains([]string{"postgres", "nats", "etcd"}, svc.Name):
+		case slices.Contains(reserved, svc.Name):
 			errs = append(errs, fmt.Errorf("service %s: the name is taken by an infra component", svc.Name))
 		}
 		for _, d := range svc.Depends {
@@ -194,6 +194,10 @@ func (s Spec) validate() error {
 	}
 	return nil
 }
+
+// reserved are the names of infra objects a service's own objects would
+// collide with.
+var reserved = []string{postgresName, natsName, etcdName, natsName + peersSuffix, etcdName + peersSuffix, CollectorName}
 
 type generator struct{ spec Spec }
 
