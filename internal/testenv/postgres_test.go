@@ -2,7 +2,7 @@ package testenv
 
 import (
 	"context"
-	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,7 +63,7 @@ func dbName(t *testing.T, dsn string) string {
 
 func TestPostgresParallelDatabases(t *testing.T) {
 	for i := range 4 {
-		t.Run(fmt.Sprint(i), func(t *testing.T) {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			t.Parallel()
 			createTable(t, Database(t, "parallel"))
 		})
