@@ -32,6 +32,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
+	cmd.AddCommand(newCollectCmd())
 	return cmd
 }
 

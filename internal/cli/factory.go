@@ -210,7 +210,7 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 	case docker.Name:
 		return docker.New(docker.Options{Project: m.Project, Dir: m.Dir(), Log: log})
 	case kubernetes.Name:
-		return kubernetes.New(kubernetes.Options{Manifest: m, Log: log})
+		return kubernetes.New(kubernetes.Options{Manifest: m, Log: log, CollectorBinary: kubernetes.SelfCollector()})
 	default:
 		return nil, fmt.Errorf("unknown runtime %q", name)
 	}

@@ -186,6 +186,17 @@ func loadShop(t *testing.T) *manifest.Manifest {
 	return m
 }
 
+// upShop brings the shop up on a fake runtime.
+func upShop(t *testing.T) (*fakeRuntime, *Orchestrator) {
+	t.Helper()
+	f := newFake()
+	o := newOrch(t, f)
+	if err := o.Up(t.Context(), UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return f, o
+}
+
 func newOrch(t *testing.T, f *fakeRuntime) *Orchestrator {
 	t.Helper()
 	o, err := New(Options{
@@ -202,11 +213,7 @@ func newOrch(t *testing.T, f *fakeRuntime) *Orchestrator {
 func index(evs []string, s string) int { return slices.Index(evs, s) }
 
 func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
-	f := newFake()
-	o := newOrch(t, f)
-	if err := o.Up(t.Context(), UpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f, o := upShop(t)
 	for _, c := range o.Ps() {
 		if c.State != state.StateHealthy {
 			t.Errorf("%s is %s (%s), want healthy", c.Name, c.State, c.Health)
@@ -243,11 +250,7 @@ func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 }
 
 func TestUpEnvironment(t *testing.T) {
-	f := newFake()
-	o := newOrch(t, f)
-	if err := o.Up(t.Context(), UpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f, _ := upShop(t)
 	tests := []struct {
 		svc, key, want string
 	}{
@@ -294,11 +297,7 @@ func TestUpSubsetStartsDependencies(t *testing.T) {
 }
 
 func TestCrashedInstanceIsRestartedAndCounted(t *testing.T) {
-	f := newFake()
-	o := newOrch(t, f)
-	if err := o.Up(t.Context(), UpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f, o := upShop(t)
 	first := f.current("orders")
 	first.exit(137)
 	err := o.waitFor(t.Context(), func() bool {
@@ -345,11 +344,7 @@ func TestUpFailsOnTakenGatewayPort(t *testing.T) {
 }
 
 func TestRestartReplacesInstance(t *testing.T) {
-	f := newFake()
-	o := newOrch(t, f)
-	if err := o.Up(t.Context(), UpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f, o := upShop(t)
 	old := f.current("users")
 	if err := o.Restart(t.Context(), "users"); err != nil {
 		t.Fatal(err)
@@ -368,11 +363,7 @@ func TestRestartReplacesInstance(t *testing.T) {
 }
 
 func TestLogsFilterAndFollow(t *testing.T) {
-	f := newFake()
-	o := newOrch(t, f)
-	if err := o.Up(t.Context(), UpOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	f, o := upShop(t)
 	var got []string
 	for l := range o.Logs(t.Context(), state.LogQuery{Services: []string{"users", "orders"}}) {
 		got = append(got, l.Service)

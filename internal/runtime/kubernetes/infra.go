@@ -47,14 +47,20 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	if err := r.loadPasswords(ctx); err != nil {
 		return runtime.Infra{}, err
 	}
+	if r.opts.CollectorBinary != "" && spec.OTLPHostAddr != "" {
+		img, err := r.images.collectorImage(ctx, r.opts.CollectorBinary)
+		if err != nil {
+			return runtime.Infra{}, err
+		}
+		r.mu.Lock()
+		r.collector = img
+		r.mu.Unlock()
+	}
 	s, err := r.spec()
 	if err != nil {
 		return runtime.Infra{}, err
 	}
-	for _, img := range []string{s.Postgres.Image, s.Broker.Image, s.Registry.Image, s.CollectorImage} {
-		if img == "" {
-			continue
-		}
+	for _, img := range []string{s.Postgres.Image, s.Broker.Image, s.Registry.Image} {
 		if _, err := r.images.ensure(ctx, img); err != nil {
 			return runtime.Infra{}, err
 		}
@@ -82,7 +88,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 		NATSURL:  fmt.Sprintf("nats://nats:%d", gen.NATSPort),
 		Etcd:     []string{fmt.Sprintf("http://etcd:%d", gen.EtcdPort)},
 	}}
-	if spec.OTLPHostAddr != "" {
+	if s.CollectorImage != "" {
 		inf.Services.OTLP = fmt.Sprintf("http://%s:%d", gen.CollectorName, gen.CollectorPort)
 	}
 	fwd := func(port, remote int, pod string) (*forwarder, error) {
@@ -110,11 +116,23 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 		}
 		fs = append(fs, fw)
 	}
+	if s.CollectorImage != "" {
+		fw, err := r.startRelay(spec.OTLPHostAddr)
+		if err != nil {
+			for _, f := range fs {
+				f.Close()
+			}
+			return runtime.Infra{}, fmt.Errorf("relay telemetry: %w", err)
+		}
+		fs = append(fs, fw)
+	}
 	inf.Host = runtime.Endpoints{
 		Postgres: fs[0].Addr(),
 		NATSURL:  "nats://" + fs[1].Addr(),
 		Etcd:     []string{"http://" + fs[2].Addr()},
-		OTLP:     inf.Services.OTLP,
+	}
+	if spec.OTLPHostAddr != "" {
+		inf.Host.OTLP = "http://" + spec.OTLPHostAddr
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -72,10 +72,10 @@ type Options struct {
 	// into; empty uses MSCTL_K8S_CONTAINERD_SOCK, and when that is empty too
 	// the cluster must pull images itself (kubernetes.registry).
 	ContainerdSock string
-	// CollectorImage runs the in-cluster OTLP collector services export
-	// to; empty runs none.
-	CollectorImage string
-	CollectorArgs  []string
+	// CollectorBinary is a static msctl executable run as the in-cluster
+	// OTLP collector (`msctl agent collect`) that services export to; empty
+	// runs none, and services then export nowhere.
+	CollectorBinary string
 }
 
 // Runtime runs one workspace on a Kubernetes cluster.
@@ -96,6 +96,7 @@ type Runtime struct {
 	cancel context.CancelFunc
 
 	mu        sync.Mutex
+	collector string            // the collector's image, once loaded
 	built     map[string]string // service → image
 	dbs       map[string]string // service → database password
 	adminPW   string

@@ -18,6 +18,9 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 )
 
+// collectorArgs run msctl as the collector (the image's entrypoint is msctl).
+var collectorArgs = []string{"agent", "collect"}
+
 // fieldManager owns every field msctl applies (server-side apply).
 const fieldManager = "msctl"
 
@@ -48,7 +51,7 @@ func (r *Runtime) spec() (gen.Spec, error) {
 	}
 	s, err := gen.FromManifest(r.m, gen.Options{
 		Tags: tags, Password: r.passwordLocked,
-		CollectorImage: r.opts.CollectorImage, CollectorArgs: r.opts.CollectorArgs,
+		CollectorImage: r.collector, CollectorArgs: collectorArgs,
 	})
 	if err != nil {
 		return s, err
