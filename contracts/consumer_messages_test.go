@@ -67,28 +67,15 @@ func expectMessage(t *testing.T, p *msgv4.AsynchronousPact, description string, 
 func TestConsumerInventoryOrders(t *testing.T) {
 	db := openDB(t, "inventory", invmigrations.FS)
 	handler := invbroker.Handler(db, invapp.New(db, invpg.New(db)))
-	consume := func(reply string) func(context.Context, []byte) error {
-		return func(ctx context.Context, raw []byte) error {
-			m, err := delivery(raw)
-			if err != nil {
-				return err
-			}
-			if err := handler(ctx, m); err != nil {
-				return err
-			}
-			_, err = outboxMessage(ctx, db, reply, exampleOrderID)
-			return err
-		}
-	}
 	p := messagePact(t, "inventory", "orders")
 	expectMessage(t, p, "a command to reserve stock", envelope(events.InventoryReserve, match.StructMatcher{
 		"order_id": match.Regex(exampleOrderID, uuidRegexp),
 		"items":    match.EachLike(match.Map{"product_id": match.Like(exampleProduct), "quantity": match.Integer(1)}, 1),
-	}), consume(events.InventoryReserved))
+	}), handled(handler, repliedWith(db, events.InventoryReserved)))
 	expectMessage(t, p, "a command to release stock", envelope(events.InventoryRelease, match.StructMatcher{
 		"order_id": match.Regex(exampleOrderID, uuidRegexp),
 		"reason":   match.Like("payment declined: card declined"),
-	}), consume(events.InventoryReleased))
+	}), handled(handler, repliedWith(db, events.InventoryReleased)))
 }
 
 // TestConsumerPaymentsOrders: payments consumes the saga's charge and refund
@@ -96,30 +83,17 @@ func TestConsumerInventoryOrders(t *testing.T) {
 func TestConsumerPaymentsOrders(t *testing.T) {
 	db := openDB(t, "payments", paymigrations.FS)
 	handler := paybroker.Handler(db, payapp.New(paypg.New(db), &payapp.Faults{}))
-	consume := func(reply string) func(context.Context, []byte) error {
-		return func(ctx context.Context, raw []byte) error {
-			m, err := delivery(raw)
-			if err != nil {
-				return err
-			}
-			if err := handler(ctx, m); err != nil {
-				return err
-			}
-			_, err = outboxMessage(ctx, db, reply, exampleOrderID)
-			return err
-		}
-	}
 	p := messagePact(t, "payments", "orders")
 	expectMessage(t, p, "a command to charge a card", envelope(events.PaymentsCharge, match.StructMatcher{
 		"order_id":     match.Regex(exampleOrderID, uuidRegexp),
 		"user_id":      match.Like(exampleUserID),
 		"amount_cents": match.Integer(int(keyboardPrice)),
 		"card_number":  match.Regex(goodCard, `^[0-9]{12,19}$`),
-	}), consume(events.PaymentsCharged))
+	}), handled(handler, repliedWith(db, events.PaymentsCharged)))
 	expectMessage(t, p, "a command to refund a payment", envelope(events.PaymentsRefund, match.StructMatcher{
 		"order_id": match.Regex(exampleOrderID, uuidRegexp),
 		"reason":   match.Like("payment timed out"),
-	}), consume(events.PaymentsRefunded))
+	}), handled(handler, repliedWith(db, events.PaymentsRefunded)))
 }
 
 // TestConsumerNotificationsOrders: notifications turns the order outcome
@@ -129,14 +103,7 @@ func TestConsumerNotificationsOrders(t *testing.T) {
 	a := notifapp.New(notifpg.New(db))
 	handler := notifbroker.Handler(db, a)
 	consume := func(kind string) func(context.Context, []byte) error {
-		return func(ctx context.Context, raw []byte) error {
-			m, err := delivery(raw)
-			if err != nil {
-				return err
-			}
-			if err := handler(ctx, m); err != nil {
-				return err
-			}
+		return handled(handler, func(ctx context.Context) error {
 			ns, err := a.List(ctx, exampleUserID, exampleOrderID)
 			if err != nil {
 				return err
@@ -147,7 +114,7 @@ func TestConsumerNotificationsOrders(t *testing.T) {
 				}
 			}
 			return fmt.Errorf("no %s notification after the event: %+v", kind, ns)
-		}
+		})
 	}
 	p := messagePact(t, "notifications", "orders")
 	expectMessage(t, p, "an order confirmed event", envelope(events.OrderConfirmed, match.StructMatcher{

@@ -56,6 +56,30 @@ func delivery(raw []byte) (bus.Message, error) {
 	return bus.Message{Envelope: env, Payload: payload, Subject: env.Subject, Delivery: 1}, nil
 }
 
+// handled is a message consumer that delivers the contents to h, as the bus
+// would, and then runs check on the handler's effects.
+func handled(h bus.Handler, check func(ctx context.Context) error) func(context.Context, []byte) error {
+	return func(ctx context.Context, raw []byte) error {
+		m, err := delivery(raw)
+		if err != nil {
+			return err
+		}
+		if err := h(ctx, m); err != nil {
+			return err
+		}
+		return check(ctx)
+	}
+}
+
+// repliedWith checks that a handler queued reply about the example order in
+// db's outbox.
+func repliedWith(db *pgxpool.Pool, reply string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := outboxMessage(ctx, db, reply, exampleOrderID)
+		return err
+	}
+}
+
 // ordersSaga is the real orders app on its own database, with a saga that
 // gives up after one attempt so a test can reach the refund step by sweeping.
 type ordersSaga struct {
