@@ -22,14 +22,8 @@ type agentOptions struct {
 // It is hidden: users run up -d, not this.
 func newAgentCmd(root *rootOptions) *cobra.Command {
 	o := &agentOptions{root: root}
-	cmd := &cobra.Command{
-		Use:    "agent [service...]",
-		Short:  "Run the workspace's agent (started by up -d)",
-		Hidden: true,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.run(cmd.Context(), args)
-		},
-	}
+	cmd := command("agent [service...]", "Run the workspace's agent (started by up -d)", cobra.ArbitraryArgs, o.run)
+	cmd.Hidden = true
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
 	cmd.AddCommand(newCollectCmd())

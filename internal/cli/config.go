@@ -1,22 +1,14 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 )
 
 func newConfigCmd(root *rootOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "config",
-		Short: "Inspect the workspace manifest (msctl.yaml)",
-		Args:  cobra.NoArgs,
-		// Runnable so that an unknown subcommand is a usage error rather
-		// than a silent help page.
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	cmd.AddCommand(newConfigValidateCmd(root))
-	return cmd
+	return group("config", "Inspect the workspace manifest (msctl.yaml)", newConfigValidateCmd(root))
 }
 
 type configValidateOptions struct {
@@ -25,12 +17,8 @@ type configValidateOptions struct {
 
 func newConfigValidateCmd(root *rootOptions) *cobra.Command {
 	o := &configValidateOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "validate",
-		Short: "Check msctl.yaml and report every problem with its line and fix",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run() },
-	}
+	cmd := command("validate", "Check msctl.yaml and report every problem with its line and fix", cobra.NoArgs,
+		func(context.Context, []string) error { return o.run() })
 	// Shadows the global --file to add the -f shorthand validators expect.
 	cmd.Flags().StringVarP(&root.file, "file", "f", "", "path to the msctl.yaml to check")
 	return cmd

@@ -32,40 +32,23 @@ func newContractsCmd(root *rootOptions) *cobra.Command {
 
 // contractsCmd builds the command tree around o, whose seams tests replace.
 func contractsCmd(o *contractsOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "contracts",
-		Short: "Run the Pact contract tests and decide what can be deployed",
-		Args:  cobra.NoArgs,
-		// Runnable so that an unknown subcommand is a usage error rather
-		// than a silent help page.
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	verify := &cobra.Command{
-		Use:   "verify",
-		Short: "Run the consumer tests, then verify every provider; print the consumer × provider matrix",
-		Long: "verify runs the consumer contract tests in contracts/ (writing fresh pacts to contracts/pacts),\n" +
-			"then verifies each provider against them, with `go test -tags contracts`. It needs the Pact FFI\n" +
-			"library (`make pact`) and cgo. The results are kept for `msctl contracts can-i-deploy`.\n" +
-			"Exit status 1 names each failing interaction and its mismatch.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.verify(cmd.Context()) },
-	}
+	verify := command("verify", "Run the consumer tests, then verify every provider; print the consumer × provider matrix", cobra.NoArgs,
+		func(ctx context.Context, _ []string) error { return o.verify(ctx) })
+	verify.Long = "verify runs the consumer contract tests in contracts/ (writing fresh pacts to contracts/pacts),\n" +
+		"then verifies each provider against them, with `go test -tags contracts`. It needs the Pact FFI\n" +
+		"library (`make pact`) and cgo. The results are kept for `msctl contracts can-i-deploy`.\n" +
+		"Exit status 1 names each failing interaction and its mismatch."
 	verify.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
 	verify.Flags().StringVar(&o.junit, "junit", "", "also write the results as JUnit XML to `FILE`")
 	verify.Flags().StringVar(&o.consumer, "consumer", "", "run only this consumer's tests (and verify only its pacts)")
 	verify.Flags().StringVar(&o.provider, "provider", "", "verify only this provider")
-	canIDeploy := &cobra.Command{
-		Use:   "can-i-deploy SERVICE",
-		Short: "Say from the last verify results whether SERVICE can be deployed, and why",
-		Long: "can-i-deploy reads the results the last `msctl contracts verify` stored under .msctl/ (no tests\n" +
-			"run) and answers yes when every pact SERVICE is part of, as consumer or provider, was verified\n" +
-			"and passed. It exits 1 on no.",
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return o.canIDeploy(args[0]) },
-	}
+	canIDeploy := command("can-i-deploy SERVICE", "Say from the last verify results whether SERVICE can be deployed, and why", cobra.ExactArgs(1),
+		func(_ context.Context, args []string) error { return o.canIDeploy(args[0]) })
+	canIDeploy.Long = "can-i-deploy reads the results the last `msctl contracts verify` stored under .msctl/ (no tests\n" +
+		"run) and answers yes when every pact SERVICE is part of, as consumer or provider, was verified\n" +
+		"and passed. It exits 1 on no."
 	canIDeploy.Flags().BoolVar(&o.json, "json", false, "print the answer as JSON: {service, deploy, results_of, reasons}")
-	cmd.AddCommand(verify, canIDeploy)
-	return cmd
+	return group("contracts", "Run the Pact contract tests and decide what can be deployed", verify, canIDeploy)
 }
 
 // projectDir validates the manifest, as every workspace command does before

@@ -20,15 +20,11 @@ type dashOptions struct {
 
 func newDashCmd(root *rootOptions) *cobra.Command {
 	o := &dashOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "dash",
-		Short: "Interactive dashboard: services, registry, traces, breakers, logs, events",
-		Long: "dash shows the running workspace: services and their health, registry instances, recent traces\n" +
-			"with a waterfall of each, circuit breakers, logs and broker events. Press ? for the keys.\n" +
-			"It waits for the workspace when nothing is up and reconnects when the agent comes back.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
-	}
+	cmd := command("dash", "Interactive dashboard: services, registry, traces, breakers, logs, events", cobra.NoArgs,
+		func(ctx context.Context, _ []string) error { return o.run(ctx) })
+	cmd.Long = "dash shows the running workspace: services and their health, registry instances, recent traces\n" +
+		"with a waterfall of each, circuit breakers, logs and broker events. Press ? for the keys.\n" +
+		"It waits for the workspace when nothing is up and reconnects when the agent comes back."
 	cmd.Flags().DurationVar(&o.refresh, "refresh", 500*time.Millisecond, "how often to poll the agent (250ms to 10s)")
 	return cmd
 }

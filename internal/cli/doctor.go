@@ -23,14 +23,10 @@ type doctorOptions struct {
 
 func newDoctorCmd(root *rootOptions) *cobra.Command {
 	o := &doctorOptions{root: root, env: doctor.Default}
-	cmd := &cobra.Command{
-		Use:   "doctor",
-		Short: "Check this machine: Docker and its infra images, Go, Postgres binaries, Pact library, gateway port",
-		Long: "doctor checks what msctl needs from this machine and names a fix for each problem.\n" +
-			"It exits 0 when the runtime that --runtime auto picks can run here, 1 otherwise.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
-	}
+	cmd := command("doctor", "Check this machine: Docker and its infra images, Go, Postgres binaries, Pact library, gateway port", cobra.NoArgs,
+		func(ctx context.Context, _ []string) error { return o.run(ctx) })
+	cmd.Long = "doctor checks what msctl needs from this machine and names a fix for each problem.\n" +
+		"It exits 0 when the runtime that --runtime auto picks can run here, 1 otherwise."
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the checks as a JSON array of {name, ok, detail, fix}")
 	return cmd
 }

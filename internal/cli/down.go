@@ -15,12 +15,8 @@ type downOptions struct {
 
 func newDownCmd(root *rootOptions) *cobra.Command {
 	o := &downOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "down",
-		Short: "Stop everything of this workspace; data is kept unless --volumes",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
-	}
+	cmd := command("down", "Stop everything of this workspace; data is kept unless --volumes", cobra.NoArgs,
+		func(ctx context.Context, _ []string) error { return o.run(ctx) })
 	cmd.Flags().BoolVar(&o.volumes, "volumes", false, "also remove the data of Postgres, NATS and etcd")
 	return cmd
 }

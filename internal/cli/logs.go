@@ -24,11 +24,7 @@ type logsOptions struct {
 
 func newLogsCmd(root *rootOptions) *cobra.Command {
 	o := &logsOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "logs [service...]",
-		Short: "Show the merged, prefixed logs of the services",
-		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args) },
-	}
+	cmd := command("logs [service...]", "Show the merged, prefixed logs of the services", cobra.ArbitraryArgs, o.run)
 	// -f is --follow here, as in tail and docker logs: the global --file has no shorthand.
 	cmd.Flags().BoolVarP(&o.follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -29,14 +30,8 @@ type newOptions struct {
 }
 
 func newNewCmd(root *rootOptions) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "new",
-		Short: "Scaffold a new service; without arguments, list the templates",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return listTemplates(root.stdout)
-		},
-	}
+	cmd := command("new", "Scaffold a new service; without arguments, list the templates", cobra.NoArgs,
+		func(context.Context, []string) error { return listTemplates(root.stdout) })
 	cmd.AddCommand(newNewServiceCmd(root))
 	return cmd
 }

@@ -20,12 +20,8 @@ type psOptions struct {
 
 func newPsCmd(root *rootOptions) *cobra.Command {
 	o := &psOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "ps",
-		Short: "List the services and infra of this workspace: state, health, endpoint, restarts",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
-	}
+	cmd := command("ps", "List the services and infra of this workspace: state, health, endpoint, restarts", cobra.NoArgs,
+		func(ctx context.Context, _ []string) error { return o.run(ctx) })
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the components as a JSON array")
 	return cmd
 }

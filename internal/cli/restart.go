@@ -14,12 +14,8 @@ type restartOptions struct {
 
 func newRestartCmd(root *rootOptions) *cobra.Command {
 	o := &restartOptions{root: root}
-	return &cobra.Command{
-		Use:   "restart SERVICE",
-		Short: "Restart one service gracefully and wait until it is ready again",
-		Args:  cobra.ExactArgs(1),
-		RunE:  func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), args[0]) },
-	}
+	return command("restart SERVICE", "Restart one service gracefully and wait until it is ready again", cobra.ExactArgs(1),
+		func(ctx context.Context, args []string) error { return o.run(ctx, args[0]) })
 }
 
 func (o *restartOptions) run(ctx context.Context, svc string) error {

@@ -31,20 +31,17 @@ type upOptions struct {
 
 func newUpCmd(root *rootOptions) *cobra.Command {
 	o := &upOptions{root: root}
-	cmd := &cobra.Command{
-		Use:   "up [service...]",
-		Short: "Build and start the workspace: infra, then services in dependency order",
-		Long: "up builds the services, starts the infra and then every service once its dependencies are ready,\n" +
-			"and shows progress until everything is healthy. Without -d it stays in the foreground, shows the\n" +
-			"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
-			"keeps the workspace running and up returns once everything is healthy.\n\n" +
-			"When the workspace is already up, up rebuilds it and restarts only the services whose code or\n" +
-			"env in msctl.yaml changed (and scales those whose replicas changed), leaving the rest running.",
-		RunE: func(cmd *cobra.Command, args []string) error {
+	cmd := command("up [service...]", "Build and start the workspace: infra, then services in dependency order", cobra.ArbitraryArgs,
+		func(ctx context.Context, args []string) error {
 			o.services = args
-			return o.run(cmd.Context())
-		},
-	}
+			return o.run(ctx)
+		})
+	cmd.Long = "up builds the services, starts the infra and then every service once its dependencies are ready,\n" +
+		"and shows progress until everything is healthy. Without -d it stays in the foreground, shows the\n" +
+		"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
+		"keeps the workspace running and up returns once everything is healthy.\n\n" +
+		"When the workspace is already up, up rebuilds it and restarts only the services whose code or\n" +
+		"env in msctl.yaml changed (and scales those whose replicas changed), leaving the rest running."
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
 	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
