@@ -60,10 +60,8 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	if err != nil {
 		return runtime.Infra{}, err
 	}
-	for _, img := range []string{s.Postgres.Image, s.Broker.Image, s.Registry.Image} {
-		if _, err := r.images.ensure(ctx, img); err != nil {
-			return runtime.Infra{}, err
-		}
+	if err := r.LoadInfraImages(ctx); err != nil {
+		return runtime.Infra{}, err
 	}
 	objs, err := infraObjects(s)
 	if err != nil {
@@ -144,6 +142,19 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	}
 	r.forwards, r.infra = fs, &inf
 	return inf, nil
+}
+
+// LoadInfraImages gets the infra images onto the node (StartInfra does it
+// too): the first import of Postgres takes a while, which a caller with a
+// tight deadline can do ahead.
+func (r *Runtime) LoadInfraImages(ctx context.Context) error {
+	i := r.m.Infra
+	for _, img := range []string{i.Postgres.Ref(), i.Broker.Ref(), i.Registry.Ref()} {
+		if _, err := r.images.ensure(ctx, img); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loadPasswords reads the passwords the cluster keeps from a previous run,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,8 +43,16 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *kubernetes.Runtime {
 	testenv.RequireDocker(t) // service images are built by the local engine
 	rt, err := kubernetes.New(kubernetes.Options{
 		Manifest: m, Kubeconfig: kubeconfig, ContainerdSock: testenv.KubernetesContainerdSock(t),
+		CollectorBinary: staticMsctl(t),
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// The first import of the infra images into the node outlasts the
+	// suite's own deadline; later runs find them there.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	if err := rt.LoadInfraImages(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -55,6 +64,38 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *kubernetes.Runtime {
 		_ = rt.Close()
 	})
 	return rt
+}
+
+var (
+	staticOnce sync.Once
+	staticDir  string
+	staticBin  string
+	staticErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if staticDir != "" {
+		_ = os.RemoveAll(staticDir)
+	}
+	os.Exit(code)
+}
+
+// staticMsctl builds the collector's msctl once per test binary.
+func staticMsctl(t testing.TB) string {
+	t.Helper()
+	staticOnce.Do(func() {
+		staticDir, staticErr = os.MkdirTemp("", "msctl-static-")
+		if staticErr != nil {
+			return
+		}
+		staticBin = filepath.Join(staticDir, "msctl")
+		staticErr = testenv.BuildStaticMsctl(staticBin)
+	})
+	if staticErr != nil {
+		t.Fatal(staticErr)
+	}
+	return staticBin
 }
 
 func TestConformance(t *testing.T) {
