@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -40,17 +41,15 @@ func (r *Runtime) Start(ctx context.Context, spec runtime.Spec) (runtime.Instanc
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", spec.Instance, err)
 	}
-	in, err := r.start(ctx, spec)
+	in, err := r.start(ctx, spec, l)
 	if err != nil {
 		_ = l.Close()
 		return nil, fmt.Errorf("start %s: %w", spec.Instance, err)
 	}
-	in.fwd = r.forward(l, gen.ServicePort, func(context.Context) (string, error) { return in.pod, nil })
-	in.info.Endpoint = in.fwd.Addr()
 	return in, nil
 }
 
-func (r *Runtime) start(ctx context.Context, spec runtime.Spec) (*instance, error) {
+func (r *Runtime) start(ctx context.Context, spec runtime.Spec, l net.Listener) (*instance, error) {
 	s, err := r.spec()
 	if err != nil {
 		return nil, err
@@ -103,6 +102,8 @@ func (r *Runtime) start(ctx context.Context, spec runtime.Spec) (*instance, erro
 	if cs := running.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Running != nil {
 		in.info.StartedAt = cs[0].State.Running.StartedAt.Time
 	}
+	in.fwd = r.forward(l, gen.ServicePort, func(context.Context) (string, error) { return in.pod, nil })
+	in.info.Endpoint = in.fwd.Addr()
 	in.follow(running.ResourceVersion)
 	return in, nil
 }
@@ -229,9 +230,7 @@ func (in *instance) follow(rv string) {
 		// An exited instance's pod is of no further use: the
 		// orchestrator starts a new instance, with a new pod.
 		_ = in.r.cs.CoreV1().Pods(in.r.ns).Delete(context.Background(), in.pod, metav1.DeleteOptions{})
-		if in.fwd != nil {
-			_ = in.fwd.l.Close()
-		}
+		in.fwd.stop()
 		close(in.done)
 	}()
 }

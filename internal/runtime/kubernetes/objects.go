@@ -45,18 +45,21 @@ var resources = map[string]schema.GroupVersionResource{
 func (r *Runtime) spec() (gen.Spec, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	tags := map[string]string{}
-	for svc, img := range r.built {
-		tags[svc] = img[strings.LastIndex(img, ":")+1:]
-	}
 	s, err := gen.FromManifest(r.m, gen.Options{
-		Tags: tags, Password: r.passwordLocked,
+		Password: r.passwordLocked,
 		CollectorImage: r.collector, CollectorArgs: collectorArgs,
 	})
 	if err != nil {
 		return s, err
 	}
 	s.Namespace = r.ns
+	// The images Build made, by their exact name (FromManifest spells the
+	// repository from the project as written, the docker build lower-case).
+	for i := range s.Services {
+		if img, ok := r.built[s.Services[i].Name]; ok {
+			s.Services[i].Image = img
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(r.dbs)) {
 		if _, ok := r.m.Services[name]; ok {
 			continue

@@ -54,11 +54,18 @@ func (r *Runtime) forward(l net.Listener, port int, pod func(ctx context.Context
 // Addr is the host:port the host dials.
 func (f *forwarder) Addr() string { return f.l.Addr().String() }
 
-// Close stops accepting and cuts the forwarded connections.
+// Close stops accepting, cuts the forwarded connections and waits for
+// them to end.
 func (f *forwarder) Close() {
+	f.stop()
+	f.wg.Wait()
+}
+
+// stop is Close without the wait, for callers that must not block on a
+// connection still draining.
+func (f *forwarder) stop() {
 	f.cancel()
 	_ = f.l.Close()
-	f.wg.Wait()
 }
 
 func (f *forwarder) serve() {
