@@ -33,3 +33,14 @@ images:
 ## pact: install the Pact FFI library pact-go links against
 pact:
 	bash .ci/install-pact.sh
+
+.PHONY: k8s-up k8s-down
+
+## k8s-up: build (once, cached in /var/cache/msctl/k8s) and start the single-node test cluster (root)
+k8s-up:
+	bash .ci/k8s/build.sh
+	bash .ci/k8s/up.sh
+
+## k8s-down: stop the test cluster and verify it left nothing behind (root)
+k8s-down:
+	bash .ci/k8s/down.sh
