@@ -46,7 +46,7 @@ func (r *Runtime) spec() (gen.Spec, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, err := gen.FromManifest(r.m, gen.Options{
-		Password: r.passwordLocked,
+		Password:       r.passwordLocked,
 		CollectorImage: r.collector, CollectorArgs: collectorArgs,
 	})
 	if err != nil {
