@@ -130,3 +130,18 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	}
 	check(root)
 }
+
+// TestReadCommandsTakeJSON: every command that reads state for the user
+// prints it for machines too.
+func TestReadCommandsTakeJSON(t *testing.T) {
+	root := newRootCmd(&rootOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}})
+	for _, path := range [][]string{{"ps"}, {"logs"}, {"doctor"}, {"contracts", "verify"}, {"contracts", "can-i-deploy"}} {
+		cmd, _, err := root.Find(path)
+		if err != nil {
+			t.Fatalf("%v: %v", path, err)
+		}
+		if cmd.Flags().Lookup("json") == nil {
+			t.Errorf("msctl %s has no --json", strings.Join(path, " "))
+		}
+	}
+}

@@ -39,7 +39,7 @@ func (o *dashOptions) run(ctx context.Context) error {
 	}
 	dir := m.Dir()
 	src := dash.Redial(func(context.Context) (dash.Source, error) {
-		c, err := agent.Connect(dir)
+		c, err := o.root.connect(dir)
 		if errors.Is(err, agent.ErrNotRunning) {
 			return nil, fmt.Errorf("%w: %w", dash.ErrNoWorkspace, err)
 		}

@@ -278,7 +278,7 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 		case <-tick.C:
 		}
 		if c == nil {
-			cc, err := agent.Connect(m.Dir())
+			cc, err := o.root.connect(m.Dir())
 			if err != nil || cc.Info().PID != cmd.Process.Pid {
 				continue
 			}
