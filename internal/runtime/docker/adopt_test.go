@@ -309,11 +309,7 @@ func brokerJetStream(t *testing.T, project string) (js struct {
 	} `json:"config"`
 }) {
 	t.Helper()
-	cli, err := docker.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := engine(t)
 	ctx := context.Background()
 	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: filters.NewArgs(
 		filters.Arg("label", docker.LabelWorkspace+"="+project),
@@ -400,11 +396,7 @@ func query(t *testing.T, dsn, sql string) string {
 // is published on another address than 127.0.0.1.
 func assertLoopbackOnly(t *testing.T, project string) {
 	t.Helper()
-	cli, err := docker.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := engine(t)
 	ctx := context.Background()
 	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))})
 	if err != nil {

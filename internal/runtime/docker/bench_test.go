@@ -18,7 +18,6 @@ import (
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
-	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -61,11 +60,7 @@ func BenchmarkWarmUp(b *testing.B) {
 	}
 	msctlUp() // cold: builds the images and initialises the volumes
 
-	cli, err := docker.NewClient()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
+	cli := engine(b)
 	alpha, _ := rt.Image("alpha")
 	beta, _ := rt.Image("beta")
 	cproject := project + "c"

@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
+	dockerclient "github.com/docker/docker/client"
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
@@ -84,14 +85,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// leftovers lists what Docker still holds of a workspace.
-func leftovers(t testing.TB, project string) []string {
+// engine connects to Docker for a test's own look at a workspace; the
+// connection closes when the test ends.
+func engine(t testing.TB) *dockerclient.Client {
 	t.Helper()
 	cli, err := docker.NewClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
+	t.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// leftovers lists what Docker still holds of a workspace.
+func leftovers(t testing.TB, project string) []string {
+	t.Helper()
+	cli := engine(t)
 	ctx := context.Background()
 	label := filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))
 	var out []string
@@ -114,11 +123,7 @@ func leftovers(t testing.TB, project string) []string {
 
 func volumesOf(t testing.TB, project string) []string {
 	t.Helper()
-	cli, err := docker.NewClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := engine(t)
 	vs, err := cli.VolumeList(context.Background(), volume.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelWorkspace+"="+project))})
 	if err != nil {
 		t.Fatal(err)
