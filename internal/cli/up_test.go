@@ -235,16 +235,10 @@ func assertReplaced(t *testing.T, before, after map[string]state.Component, chan
 	t.Helper()
 	for name, b := range before {
 		a, ok := after[name]
-		if !ok {
+		switch replaced, want := identity(a) != identity(b), slices.Contains(changed, name); {
+		case !ok:
 			t.Errorf("%s is gone", name)
-			continue
-		}
-		replaced := identity(a) != identity(b)
-		want := false
-		for _, c := range changed {
-			want = want || c == name
-		}
-		if replaced != want {
+		case replaced != want:
 			t.Errorf("%s replaced = %t, want %t: %s → %s", name, replaced, want, identity(b), identity(a))
 		}
 	}
