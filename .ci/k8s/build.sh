@@ -28,7 +28,7 @@ binaries=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-pro
 	etcd coredns pause)
 
 # The stamp records what was built; a change of any pinned version rebuilds.
-recipe="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION coredns=$COREDNS_VERSION"
+recipe="kubernetes=$K8S_VERSION etcd=$KV_STORE_VERSION coredns=$COREDNS_VERSION"
 
 cached() {
 	[[ -f "$stamp" && "$(cat "$stamp")" == "$recipe" ]] || return 1
@@ -70,7 +70,7 @@ cd "$src/kube"
 	echo
 	echo "require ("
 	echo "	k8s.io/kubernetes $K8S_VERSION"
-	echo "	go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+	echo "	go.etcd.io/etcd/server/v3 $KV_STORE_VERSION"
 	for m in "${staging[@]}"; do echo "	k8s.io/$m $staging_version"; done
 	echo ")"
 	echo
@@ -106,15 +106,15 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 	ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
 	ldflags+=" -X $pkg.gitTreeState=clean"
 done
-# One go build for all six: their shared packages compile once. nice keeps the other work on
-# the machine responsive; -p 2 matches the cores.
-nice -n 10 go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" \
+# One go build for all six: their shared packages compile once.
+# -p 2 matches the cores.
+go build -p 2 -trimpath -ldflags "$ldflags" -o "$bin/" \
 	k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
 	k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl
 lap "kubernetes binaries"
 
-nice -n 10 go build -p 2 -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
+go build -p 2 -trimpath -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3
 lap "etcd"
 
 # --- CoreDNS --------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ printf 'module msctl.local/coredns-wrapper\n\ngo 1.26.0\n\nrequire github.com/co
 	"$COREDNS_VERSION" >go.mod
 printf '//go:build tools\n\npackage tools\n\nimport _ "github.com/coredns/coredns"\n' >tools.go
 go mod tidy
-nice -n 10 go build -p 2 -trimpath -ldflags "-s -w" -o "$bin/coredns" github.com/coredns/coredns
+go build -p 2 -trimpath -ldflags "-s -w" -o "$bin/coredns" github.com/coredns/coredns
 lap "coredns"
 
 # --- pause ----------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Settings of the single-node test cluster, sourced (through lib.sh) by every script in .ci/k8s.
 # Any value can be overridden from the environment. No name starts with ETCD_: etcd reads every
 # ETCD_* environment variable as a flag.

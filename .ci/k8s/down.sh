@@ -8,6 +8,7 @@
 # Idempotent: with no cluster there is nothing to do. The last run's logs stay in
 # $K8S_HOME/last-logs.
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 before="$K8S_STATE/before"

@@ -72,7 +72,8 @@ ctr_k8s() { ctr --address "$K8S_SOCK" -n k8s.io "$@"; }
 our_shims() {
 	local f cmd
 	for f in /proc/[0-9]*/cmdline; do
-		cmd="$(tr '\0' ' ' <"$f" 2>/dev/null)"
+		# A process may exit between the glob and the read.
+		{ cmd="$(tr '\0' ' ' <"$f")"; } 2>/dev/null || continue
 		if [[ "$cmd" == *containerd-shim*" -address $K8S_SOCK "* ]]; then
 			f="${f#/proc/}"
 			echo "${f%/cmdline}"
@@ -95,7 +96,13 @@ host_snapshot() {
 	local v
 	mkdir -p "$1"
 	for v in iptables ip6tables; do
-		"$v-save" | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/' >"$1/$v"
+		# Tables that hold nothing (built-in chains, ACCEPT, no rule) are left out: iptables
+		# creates them on first use and cannot delete them, and they change no packet's fate.
+		"$v-save" | sed -E '/^#/d; s/\[[0-9]+:[0-9]+\]/[0:0]/' | awk '
+			/^\*/ { table = $0 "\n"; used = 0; next }
+			/^COMMIT/ { if (used) printf "%s%s\n", table, $0; next }
+			{ table = table $0 "\n"; if ($0 !~ /^:[A-Z]+ ACCEPT /) used = 1 }
+		' >"$1/$v"
 	done
 	# kube-proxy sets route_localnet=1 (NodePorts on 127.0.0.1); kubelet tunes kernel knobs.
 	sysctl -e net.ipv4.conf.all.route_localnet net.ipv4.conf.default.route_localnet \

@@ -7,6 +7,7 @@
 # and Kubernetes never reuses it by itself (the Recycle policy is gone). Every few seconds this
 # wipes such a volume's directory and drops its claimRef, which makes it Available again.
 set -uo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 released='{range .items[?(@.status.phase=="Released")]}{.metadata.name} {.spec.hostPath.path}{"\n"}{end}'

@@ -5,6 +5,7 @@
 # Idempotent: a cluster that is already up and healthy is left alone; the remains of one that
 # is not (a component died, a half-finished start) are torn down first with down.sh.
 set -euo pipefail
+# shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 components=(etcd kube-apiserver containerd api-relay kube-controller-manager kube-scheduler
