@@ -237,7 +237,7 @@ func (in *instance) follow(rv string) {
 
 // watch returns how the pod's container ended.
 func (in *instance) watch(rv string) runtime.Exit {
-	pods := in.r.cs.CoreV1().Pods(in.r.ns)
+	pods := in.r.stream.CoreV1().Pods(in.r.ns)
 	for {
 		w, err := pods.Watch(in.r.ctx, metav1.ListOptions{
 			FieldSelector: fields.OneTermEqualSelector("metadata.name", in.pod).String(), ResourceVersion: rv,
@@ -312,7 +312,7 @@ func (in *instance) followLogs() {
 }
 
 func (in *instance) logStream(stream *string) (io.ReadCloser, error) {
-	return in.r.cs.CoreV1().Pods(in.r.ns).GetLogs(in.pod, &corev1.PodLogOptions{Follow: true, Stream: stream}).Stream(in.r.ctx)
+	return in.r.stream.CoreV1().Pods(in.r.ns).GetLogs(in.pod, &corev1.PodLogOptions{Follow: true, Stream: stream}).Stream(in.r.ctx)
 }
 
 func (in *instance) copyLines(rc io.ReadCloser, stream string) {

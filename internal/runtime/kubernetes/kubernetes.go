@@ -80,7 +80,10 @@ type Options struct {
 
 // Runtime runs one workspace on a Kubernetes cluster.
 type Runtime struct {
-	cs      kubernetes.Interface
+	cs kubernetes.Interface
+	// stream is cs without the request timeout, for what lasts as long as
+	// an instance: followed logs and watches.
+	stream  kubernetes.Interface
 	dyn     dynamic.Interface
 	rest    *rest.Config
 	m       *manifest.Manifest
@@ -132,6 +135,12 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
+	streamCfg := rest.CopyConfig(cfg)
+	streamCfg.Timeout = 0
+	stream, err := kubernetes.NewForConfig(streamCfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -142,7 +151,7 @@ func New(opts Options) (*Runtime, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
-		cs: cs, dyn: dyn, rest: cfg, m: opts.Manifest, opts: opts, ns: ns, context: kctx,
+		cs: cs, stream: stream, dyn: dyn, rest: cfg, m: opts.Manifest, opts: opts, ns: ns, context: kctx,
 		log: opts.Log.With("runtime", Name), ctx: ctx, cancel: cancel,
 		built: map[string]string{}, dbs: map[string]string{},
 	}
