@@ -89,3 +89,10 @@ func BuildStaticMsctl(dst string) error {
 	}
 	return nil
 }
+
+// KubernetesUnavailable skips the test, or fails it when CI is set, for a
+// test cluster that lacks what the test needs.
+func KubernetesUnavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	unavailable(t, format, args...)
+}

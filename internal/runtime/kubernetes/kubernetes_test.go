@@ -6,9 +6,13 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
@@ -98,8 +102,42 @@ func staticMsctl(t testing.TB) string {
 	return staticBin
 }
 
+// requireSplitLogStreams: the suite tells an instance's stdout from its
+// stderr, which the pods/log API does only with the PodLogsQuerySplitStreams
+// feature gate (alpha in v1.37) on the API server and the kubelet.
+func requireSplitLogStreams(t *testing.T) {
+	kubeconfig := testenv.RequireKubernetes(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body, err := clientset(t, kubeconfig).CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("read the API server's feature gates: %v", err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `kubernetes_feature_enabled{name="PodLogsQuerySplitStreams"`) && strings.HasSuffix(line, " 1") {
+			return
+		}
+	}
+	testenv.KubernetesUnavailable(t, "the test cluster cannot split pod logs into stdout and stderr: "+
+		"start kube-apiserver and kubelet with --feature-gates=PodLogsQuerySplitStreams=true (.ci/k8s)")
+}
+
 func TestConformance(t *testing.T) {
+	requireSplitLogStreams(t)
 	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
 		return newRuntime(t, echoWorkspace(t))
 	})
+}
+
+func clientset(t *testing.T, kubeconfig string) k8s.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs
 }
