@@ -1,0 +1,149 @@
+package kubernetes_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/k8s/gen"
+	"github.com/msctl/msctl/internal/runtime/kubernetes"
+	"github.com/msctl/msctl/internal/testenv"
+)
+
+// TestShopOnKubernetes runs the whole shop with `up -d --runtime
+// kubernetes` and uses it through the gateway's port-forward: the saga
+// confirms and compensates, a killed service pod is replaced (the registry
+// follows), the order's trace reaches the agent through the in-cluster
+// collector, and `down --volumes` leaves no namespace.
+func TestShopOnKubernetes(t *testing.T) {
+	kubeconfig := testenv.RequireKubernetes(t)
+	testenv.RequireDocker(t)
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv(kubernetes.EnvContainerdSock, testenv.KubernetesContainerdSock(t))
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	project := "k" + hex.EncodeToString(b)
+	shop := testenv.NewShop(t, staticMsctl(t), project)
+	shop.Timeout = 10 * time.Minute
+	cs := clientset(t, kubeconfig)
+	ns := gen.DefaultNamespace(project)
+	t.Cleanup(func() {
+		shop.Run(t, "down", "--volumes")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		_ = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) // only if down failed
+	})
+
+	shop.Must(t, "up", "-d", "--runtime", "kubernetes")
+	api := shop.Gateway(t)
+	token := api.SignIn("k8s-"+project+"@example.com", "K8s")
+	p := api.InStock(10)
+	traceID := hex.EncodeToString(randomBytes(16))
+	ok := api.PlaceOrder(token, p.ID, testenv.GoodCard, 1, http.Header{
+		"Traceparent": {"00-" + traceID + "-" + hex.EncodeToString(randomBytes(8)) + "-01"},
+	})
+	if o := api.Settle(token, ok, time.Minute); o.Status != "CONFIRMED" {
+		t.Fatalf("order with a good card: %+v, want CONFIRMED", o)
+	}
+	before := stockOf(t, api, p.ID)
+	bad := api.PlaceOrder(token, p.ID, testenv.DeclinedCard, 1, nil)
+	if o := api.Settle(token, bad, time.Minute); o.Status != "CANCELLED" {
+		t.Errorf("order with a declined card: %+v, want CANCELLED", o)
+	}
+	testenv.Until(t, 30*time.Second, "stock restored", func() bool { return stockOf(t, api, p.ID) == before })
+	testenv.Until(t, 30*time.Second, "summary with its notification", func() bool {
+		var sum struct {
+			Order         testenv.Order `json:"order"`
+			Notifications []struct {
+				OrderID string `json:"order_id"`
+			} `json:"notifications"`
+		}
+		return api.Do("GET", "/api/v1/orders/"+ok+"/summary", token, nil, &sum) == http.StatusOK &&
+			sum.Order.Status == "CONFIRMED" && len(sum.Notifications) > 0
+	})
+
+	t.Run("TraceReachesTheAgent", func(t *testing.T) {
+		c, err := agent.Connect(shop.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, time.Minute, "trace "+traceID+" in the agent", func() error {
+			spans, err := c.Trace(t.Context(), traceID)
+			if err != nil || len(spans) == 0 {
+				return fmt.Errorf("%d spans, err %v", len(spans), err)
+			}
+			return nil
+		})
+	})
+
+	t.Run("KilledPodIsReplaced", func(t *testing.T) {
+		sel := labels.Set{gen.LabelName: "orders", gen.LabelComponent: gen.ComponentService}.String()
+		pods, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: sel})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("orders pods: %v, %v", pods, err)
+		}
+		killed := pods.Items[0].Name
+		zero := int64(0)
+		if err := cs.CoreV1().Pods(ns).Delete(t.Context(), killed, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 2*time.Minute, "a new orders pod, and orders through the gateway again", func() error {
+			pods, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: sel})
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, p := range pods.Items {
+				names = append(names, p.Name)
+			}
+			if len(pods.Items) == 0 || strings.Contains(strings.Join(names, ","), killed) {
+				return fmt.Errorf("orders pods %v", names)
+			}
+			var o testenv.Order
+			if code := api.Do("GET", "/api/v1/orders/"+ok, token, nil, &o); code != http.StatusOK {
+				return fmt.Errorf("GET order: %d", code)
+			}
+			return nil
+		})
+		again := api.PlaceOrder(token, p.ID, testenv.GoodCard, 1, nil)
+		if o := api.Settle(token, again, time.Minute); o.Status != "CONFIRMED" {
+			t.Errorf("order after the pod was replaced: %+v, want CONFIRMED", o)
+		}
+	})
+
+	shop.Must(t, "down", "--volumes")
+	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
+		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("namespace still there (err %v)", err)
+	})
+}
+
+func stockOf(t *testing.T, api *testenv.API, id string) int {
+	t.Helper()
+	for _, p := range api.Products() {
+		if p.ID == id {
+			return p.Stock
+		}
+	}
+	t.Fatalf("product %s gone", id)
+	return 0
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
