@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -140,4 +141,32 @@ func clientset(t *testing.T, kubeconfig string) k8s.Interface {
 		t.Fatal(err)
 	}
 	return cs
+}
+
+// TestUnloadableImageFailsFast: an infra image the node cannot get is
+// reported with the image and the fix within seconds, before anything is
+// applied, instead of a start that waits for a pull that never comes.
+func TestUnloadableImageFailsFast(t *testing.T) {
+	kubeconfig := testenv.RequireKubernetes(t)
+	testenv.RequireDocker(t)
+	m := echoWorkspace(t)
+	m.Infra.Postgres.Version = "no-such-version"
+	rt, err := kubernetes.New(kubernetes.Options{Manifest: m, Kubeconfig: kubeconfig, ContainerdSock: testenv.KubernetesContainerdSock(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	begin := time.Now()
+	_, err = rt.StartInfra(ctx, runtime.InfraSpec{})
+	if err == nil || !strings.Contains(err.Error(), "postgres:no-such-version is not loadable") {
+		t.Fatalf("StartInfra = %v, want the image named as not loadable", err)
+	}
+	if d := time.Since(begin); d > 30*time.Second {
+		t.Errorf("took %s", d)
+	}
+	if _, err := clientset(t, kubeconfig).CoreV1().Namespaces().Get(ctx, rt.Namespace(), metav1.GetOptions{}); err == nil {
+		t.Errorf("namespace %s created before the images were there", rt.Namespace())
+	}
 }
