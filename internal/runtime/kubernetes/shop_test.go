@@ -17,6 +17,7 @@ import (
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/k8s/gen"
 	"github.com/msctl/msctl/internal/runtime/kubernetes"
+	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -70,6 +71,25 @@ func TestShopOnKubernetes(t *testing.T) {
 		}
 		return api.Do("GET", "/api/v1/orders/"+ok+"/summary", token, nil, &sum) == http.StatusOK &&
 			sum.Order.Status == "CONFIRMED" && len(sum.Notifications) > 0
+	})
+
+	t.Run("PsLogsRestartAndIdempotentUp", func(t *testing.T) {
+		for _, c := range shop.PS(t) {
+			if c.State != state.StateHealthy {
+				t.Errorf("ps: %s is %s (%s)", c.Name, c.State, c.Health)
+			}
+		}
+		if out := shop.Must(t, "logs", "orders").Stdout; !strings.Contains(out, "orders") {
+			t.Errorf("logs orders: %q", out)
+		}
+		shop.Must(t, "restart", "payments")
+		again := api.PlaceOrder(token, p.ID, testenv.GoodCard, 1, nil)
+		if o := api.Settle(token, again, time.Minute); o.Status != "CONFIRMED" {
+			t.Errorf("order after restart payments: %+v, want CONFIRMED", o)
+		}
+		if r := shop.Must(t, "up", "-d", "--runtime", "kubernetes"); !strings.Contains(r.Stderr, "nothing changed") {
+			t.Errorf("second up: %s", r.Stderr)
+		}
 	})
 
 	t.Run("TraceReachesTheAgent", func(t *testing.T) {
