@@ -143,6 +143,8 @@ start_control_plane() {
 	# publish 127.0.0.1 as the "kubernetes" endpoint, which validation rejects (addons.yaml
 	# points it at the API relay instead). kubectl logs/exec must dial the node by InternalIP,
 	# not by its host name, which resolves to the wrong loopback address.
+	# PodLogsQuerySplitStreams (alpha; kubelet.yaml.in enables it too) lets pods/log return
+	# stdout and stderr apart, which the runtime conformance suite checks.
 	launch kube-apiserver kube-apiserver \
 		--etcd-servers="http://127.0.0.1:$KV_PORT" \
 		--bind-address=127.0.0.1 --secure-port="$API_PORT" --advertise-address=127.0.0.1 \
@@ -157,6 +159,7 @@ start_control_plane() {
 		--kubelet-client-key="$pki/apiserver-kubelet.key" \
 		--kubelet-certificate-authority="$pki/ca.crt" \
 		--kubelet-preferred-address-types=InternalIP,Hostname \
+		--feature-gates=PodLogsQuerySplitStreams=true \
 		--profiling=false
 }
 
