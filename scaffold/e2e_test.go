@@ -96,12 +96,8 @@ func TestGeneratedVariants(t *testing.T) {
 	ws := sharedRepo(t)
 	var pkgs []string
 	for _, v := range scaffold.GoldenVariants() {
-		m, err := manifest.Load(filepath.Join(ws, manifest.FileName))
-		if err != nil {
-			t.Fatal(err)
-		}
 		opts := v.Opts
-		opts.Manifest, opts.Lang = m, "go"
+		opts.ManifestPath, opts.Lang = filepath.Join(ws, manifest.FileName), "go"
 		p, err := scaffold.New(opts)
 		if err != nil {
 			t.Fatalf("variant %s: %v", v.Golden, err)

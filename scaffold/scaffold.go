@@ -29,11 +29,6 @@ type Options struct {
 	// ManifestPath is the msctl.yaml of the workspace the service joins;
 	// New loads and checks it.
 	ManifestPath string
-	// Manifest is the loaded workspace, used instead of ManifestPath when set.
-	//
-	// Deprecated: set ManifestPath. It stays until internal/cli and the e2e
-	// test have moved, so that scaffold's API stops exposing an internal type.
-	Manifest *manifest.Manifest
 	// Lang names the template set, e.g. "go".
 	Lang string
 	Name string
@@ -143,12 +138,9 @@ type Stream struct {
 // New checks opts against the workspace and renders the plan. Problems with
 // the request are a *Refusal.
 func New(opts Options) (*Plan, error) {
-	m := opts.Manifest
-	if m == nil {
-		var err error
-		if m, err = manifest.Load(opts.ManifestPath); err != nil {
-			return nil, err
-		}
+	m, err := manifest.Load(opts.ManifestPath)
+	if err != nil {
+		return nil, err
 	}
 	set, ok := templates.Lookup(opts.Lang)
 	if !ok {
@@ -179,7 +171,6 @@ func New(opts Options) (*Plan, error) {
 	if err := checkDepends(m, opts.Depends); err != nil {
 		return nil, err
 	}
-	var err error
 	if d.Consumes, err = lookupEvents("--consumes", opts.Consumes); err != nil {
 		return nil, err
 	}

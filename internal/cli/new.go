@@ -81,16 +81,16 @@ func (o *newOptions) run(w io.Writer, name string) error {
 		return err
 	}
 	plan, err := scaffold.New(scaffold.Options{
-		Manifest:  m,
-		Lang:      o.lang,
-		Name:      name,
-		DB:        o.db,
-		Route:     o.route,
-		Public:    o.public,
-		Consumes:  o.consumes,
-		Publishes: o.publishes,
-		Depends:   o.depends,
-		Port:      o.port,
+		ManifestPath: m.Path(),
+		Lang:         o.lang,
+		Name:         name,
+		DB:           o.db,
+		Route:        o.route,
+		Public:       o.public,
+		Consumes:     o.consumes,
+		Publishes:    o.publishes,
+		Depends:      o.depends,
+		Port:         o.port,
 	})
 	if err != nil {
 		return refusal(err)
