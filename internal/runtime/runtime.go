@@ -23,7 +23,7 @@ const (
 
 // Runtime runs one workspace. Implementations are safe for concurrent use.
 type Runtime interface {
-	// Name is "local" or "docker".
+	// Name is "local", "docker" or "kubernetes", as --runtime takes it.
 	Name() string
 
 	// StartInfra starts Postgres, the broker and the registry and returns once
