@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/k8s/gen"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
@@ -210,7 +211,16 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 	case docker.Name:
 		return docker.New(docker.Options{Project: m.Project, Dir: m.Dir(), Log: log})
 	case kubernetes.Name:
-		return kubernetes.New(kubernetes.Options{Manifest: m, Log: log, CollectorBinary: kubernetes.SelfCollector()})
+		// The runtime fills in the database passwords it keeps in the
+		// cluster, so the translation draws none.
+		spec, err := gen.FromManifest(m, gen.Options{Password: func(string) (string, error) { return "", nil }})
+		if err != nil {
+			return nil, err
+		}
+		return kubernetes.New(kubernetes.Options{
+			Spec: spec, Dir: m.Dir(), Context: m.Kubernetes.Context, Registry: m.Kubernetes.Registry,
+			Log: log, CollectorBinary: kubernetes.SelfCollector(),
+		})
 	default:
 		return nil, fmt.Errorf("unknown runtime %q", name)
 	}

@@ -45,7 +45,7 @@ func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
 		r.mu.Unlock()
 		return r.waitNamespaceGone(ctx)
 	}
-	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.m.Project)}.String()
+	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project)}.String()
 	var errs []error
 	for k, gvr := range resources {
 		if kept[k] || k == "Namespace" {

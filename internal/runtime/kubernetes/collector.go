@@ -162,7 +162,7 @@ func (r *Runtime) startRelay(to string) (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.m.Project), gen.LabelName: gen.CollectorName}.String()
+	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project), gen.LabelName: gen.CollectorName}.String()
 	f := r.forward(l, gen.CollectorPort, func(ctx context.Context) (string, error) {
 		pods, err := r.cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/k8s/gen"
 )
 
 // The fake clientset stands in for the API server only to drive our own
@@ -140,7 +140,7 @@ func TestUnreachableClusterFailsFast(t *testing.T) {
 	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r, err := New(Options{Manifest: &manifest.Manifest{Project: "shop"}, Kubeconfig: kc})
+	r, err := New(Options{Spec: gen.Spec{Project: "shop"}, Kubeconfig: kc})
 	if err != nil {
 		t.Fatal(err)
 	}

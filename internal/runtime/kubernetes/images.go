@@ -105,7 +105,7 @@ func (r *Runtime) Build(ctx context.Context, services []runtime.BuildSpec, progr
 	if progress == nil {
 		progress = func(runtime.BuildEvent) {}
 	}
-	d, err := docker.New(docker.Options{Project: r.m.Project, Dir: r.m.Dir(), Log: r.log})
+	d, err := docker.New(docker.Options{Project: r.base.Project, Dir: r.opts.Dir, Log: r.log})
 	if err != nil {
 		return err
 	}

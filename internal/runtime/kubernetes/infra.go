@@ -148,8 +148,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 // too): the first import of Postgres takes a while, which a caller with a
 // tight deadline can do ahead.
 func (r *Runtime) LoadInfraImages(ctx context.Context) error {
-	i := r.m.Infra
-	for _, img := range []string{i.Postgres.Ref(), i.Broker.Ref(), i.Registry.Ref()} {
+	for _, img := range []string{r.base.Postgres.Image, r.base.Broker.Image, r.base.Registry.Image} {
 		if _, err := r.images.ensure(ctx, img); err != nil {
 			return err
 		}
@@ -161,7 +160,7 @@ func (r *Runtime) LoadInfraImages(ctx context.Context) error {
 // so that kept data stays readable, and draws the superuser's otherwise.
 func (r *Runtime) loadPasswords(ctx context.Context) error {
 	secrets, err := r.cs.CoreV1().Secrets(r.ns).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.Set{gen.LabelPartOf: gen.PartOf(r.m.Project)}.String(),
+		LabelSelector: labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project)}.String(),
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return forbidden(fmt.Errorf("list secrets in %s: %w", r.ns, err), "list secrets", r.context)
@@ -323,7 +322,7 @@ func (r *Runtime) StopInfra(ctx context.Context, grace time.Duration) error {
 	r.infra = nil
 	r.mu.Unlock()
 	scale := []byte(`{"spec":{"replicas":0}}`)
-	sel := metav1.ListOptions{LabelSelector: labels.Set{gen.LabelPartOf: gen.PartOf(r.m.Project), gen.LabelComponent: gen.ComponentInfra}.String()}
+	sel := metav1.ListOptions{LabelSelector: labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project), gen.LabelComponent: gen.ComponentInfra}.String()}
 	var errs []error
 	sts, err := r.cs.AppsV1().StatefulSets(r.ns).List(ctx, sel)
 	if err != nil {

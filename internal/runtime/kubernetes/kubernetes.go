@@ -43,7 +43,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/msctl/msctl/internal/k8s/gen"
-	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 )
 
@@ -58,20 +57,31 @@ const EnvContainerdSock = "MSCTL_K8S_CONTAINERD_SOCK"
 // answer within seconds, not hang `up`.
 const apiTimeout = 10 * time.Second
 
-// Options configure a Runtime.
+// Options configure a Runtime. The caller translates msctl.yaml (the
+// runtime never reads it): Spec is gen.FromManifest's, Dir, Context and
+// Registry are msctl.yaml's directory and kubernetes.{context,registry}.
 type Options struct {
-	Manifest *manifest.Manifest
-	Log      *slog.Logger
+	// Spec is the workspace as the generator takes it. Its passwords are
+	// ignored: the runtime fills in those the cluster keeps from an earlier
+	// run (or draws them), and the images Build made. An empty Namespace
+	// is msctl-<project>.
+	Spec gen.Spec
+	// Dir is the workspace's directory, which service paths are relative to.
+	Dir string
+	Log *slog.Logger
 	// Kubeconfig is the kubeconfig file; empty uses KUBECONFIG or
 	// ~/.kube/config as kubectl does.
 	Kubeconfig string
-	// Context is the kubeconfig context; empty uses msctl.yaml's
-	// kubernetes.context, else the current one.
+	// Context is the kubeconfig context; empty uses the current one.
 	Context string
 	// ContainerdSock is the node's containerd socket images are imported
 	// into; empty uses MSCTL_K8S_CONTAINERD_SOCK, and when that is empty too
-	// the cluster must pull images itself (kubernetes.registry).
+	// the cluster pulls images itself: Build pushes the services' to
+	// Registry.
 	ContainerdSock string
+	// Registry is where the cluster pulls service images from (host[:port]
+	// [/path]) when there is no node containerd to import them into.
+	Registry string
 	// CollectorBinary is a static msctl executable run as the in-cluster
 	// OTLP collector (`msctl agent collect`) that services export to; empty
 	// runs none, and services then export nowhere.
@@ -86,7 +96,7 @@ type Runtime struct {
 	stream  kubernetes.Interface
 	dyn     dynamic.Interface
 	rest    *rest.Config
-	m       *manifest.Manifest
+	base    gen.Spec // Options.Spec, without passwords
 	opts    Options
 	ns      string
 	context string // kubeconfig context, for error messages
@@ -115,14 +125,11 @@ var _ runtime.Runtime = (*Runtime)(nil)
 // there is no kubeconfig; reachability and permissions are checked on first
 // use, within seconds (see check).
 func New(opts Options) (*Runtime, error) {
-	if opts.Manifest == nil {
-		return nil, errors.New("kubernetes runtime needs a manifest")
+	if opts.Spec.Project == "" {
+		return nil, errors.New("kubernetes runtime needs the workspace's project")
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if opts.Context == "" {
-		opts.Context = opts.Manifest.Kubernetes.Context
 	}
 	if opts.ContainerdSock == "" {
 		opts.ContainerdSock = os.Getenv(EnvContainerdSock)
@@ -145,17 +152,17 @@ func New(opts Options) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	ns := opts.Manifest.Kubernetes.Namespace
+	ns := opts.Spec.Namespace
 	if ns == "" {
-		ns = gen.DefaultNamespace(opts.Manifest.Project)
+		ns = gen.DefaultNamespace(opts.Spec.Project)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Runtime{
-		cs: cs, stream: stream, dyn: dyn, rest: cfg, m: opts.Manifest, opts: opts, ns: ns, context: kctx,
+		cs: cs, stream: stream, dyn: dyn, rest: cfg, base: opts.Spec, opts: opts, ns: ns, context: kctx,
 		log: opts.Log.With("runtime", Name), ctx: ctx, cancel: cancel,
 		built: map[string]string{}, dbs: map[string]string{},
 	}
-	r.images = &images{sock: opts.ContainerdSock, registry: opts.Manifest.Kubernetes.Registry}
+	r.images = &images{sock: opts.ContainerdSock, registry: opts.Registry}
 	return r, nil
 }
 

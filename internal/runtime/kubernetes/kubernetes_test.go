@@ -15,6 +15,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/msctl/msctl/internal/k8s/gen"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/kubernetes"
@@ -40,16 +41,25 @@ func echoWorkspace(t testing.TB) *manifest.Manifest {
 	return m
 }
 
+// options translates m as the CLI's factory does.
+func options(t testing.TB, m *manifest.Manifest) kubernetes.Options {
+	t.Helper()
+	spec, err := gen.FromManifest(m, gen.Options{Password: func(string) (string, error) { return "", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kubernetes.Options{Spec: spec, Dir: m.Dir(), Context: m.Kubernetes.Context, Registry: m.Kubernetes.Registry}
+}
+
 // newRuntime returns a Runtime on the test cluster whose namespace is
 // deleted when the test ends.
 func newRuntime(t testing.TB, m *manifest.Manifest) *kubernetes.Runtime {
 	t.Helper()
 	kubeconfig := testenv.RequireKubernetes(t)
 	testenv.RequireDocker(t) // service images are built by the local engine
-	rt, err := kubernetes.New(kubernetes.Options{
-		Manifest: m, Kubeconfig: kubeconfig, ContainerdSock: testenv.KubernetesContainerdSock(t),
-		CollectorBinary: staticMsctl(t),
-	})
+	opts := options(t, m)
+	opts.Kubeconfig, opts.ContainerdSock, opts.CollectorBinary = kubeconfig, testenv.KubernetesContainerdSock(t), staticMsctl(t)
+	rt, err := kubernetes.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +161,9 @@ func TestUnloadableImageFailsFast(t *testing.T) {
 	testenv.RequireDocker(t)
 	m := echoWorkspace(t)
 	m.Infra.Postgres.Version = "no-such-version"
-	rt, err := kubernetes.New(kubernetes.Options{Manifest: m, Kubeconfig: kubeconfig, ContainerdSock: testenv.KubernetesContainerdSock(t)})
+	opts := options(t, m)
+	opts.Kubeconfig, opts.ContainerdSock = kubeconfig, testenv.KubernetesContainerdSock(t)
+	rt, err := kubernetes.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/msctl/msctl/internal/k8s/gen"
-	"github.com/msctl/msctl/internal/manifest"
 )
 
 // collectorArgs run msctl as the collector (the image's entrypoint is msctl).
@@ -38,42 +37,50 @@ var resources = map[string]schema.GroupVersionResource{
 	"NetworkPolicy":           {Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
 }
 
-// spec is the generator's input for this workspace: msctl.yaml's services
-// with the images Build made, plus the services EnsureDatabase was asked
-// for that msctl.yaml does not list (the conformance suite's), so that the
-// generator makes their Secret and provisioning Job too.
+// spec is the generator's input for this workspace: the caller's Spec
+// with the passwords the runtime keeps, the images Build made and the
+// collector, plus the services EnsureDatabase was asked for that the Spec
+// does not list (the conformance suite's), so that the generator makes
+// their Secret and provisioning Job too.
 func (r *Runtime) spec() (gen.Spec, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s, err := gen.FromManifest(r.m, gen.Options{
-		Password:       r.passwordLocked,
-		CollectorImage: r.collector, CollectorArgs: collectorArgs,
-	})
-	if err != nil {
-		return s, err
-	}
+	s := r.base
 	s.Namespace = r.ns
-	// The images Build made, by their exact name (FromManifest spells the
-	// repository from the project as written, the docker build lower-case).
+	s.CollectorImage, s.CollectorArgs = r.collector, collectorArgs
+	s.PostgresPassword = r.adminPW
+	s.Services = slices.Clone(r.base.Services)
+	listed := map[string]bool{}
 	for i := range s.Services {
-		if img, ok := r.built[s.Services[i].Name]; ok {
-			s.Services[i].Image = img
+		svc := &s.Services[i]
+		listed[svc.Name] = true
+		if img, ok := r.built[svc.Name]; ok {
+			svc.Image = img
+		}
+		svc.DatabasePassword = ""
+		if svc.Database {
+			pw, err := r.passwordLocked(svc.Name)
+			if err != nil {
+				return s, err
+			}
+			svc.DatabasePassword = pw
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(r.dbs)) {
-		if _, ok := r.m.Services[name]; ok {
+		if listed[name] {
 			continue
 		}
 		s.Services = append(s.Services, gen.ServiceSpec{
-			Name: name, Image: r.imageLocked(name), Replicas: 1, Health: manifest.DefaultHealth,
+			Name: name, Image: r.imageLocked(name), Replicas: 1, Health: defaultHealth,
 			Database: true, DatabasePassword: r.dbs[name],
 		})
 	}
-	if s.PostgresPassword == "" {
-		s.PostgresPassword = r.adminPW
-	}
 	return s, nil
 }
+
+// defaultHealth is msctl.yaml's default readiness path, for the services
+// the runtime adds to the Spec.
+const defaultHealth = "/readyz"
 
 // passwordLocked returns the stored password of a role, drawing a new one
 // the first time. The cluster keeps them (loadPasswords), so data kept
@@ -97,7 +104,7 @@ func (r *Runtime) imageLocked(service string) string {
 	if img, ok := r.built[service]; ok {
 		return img
 	}
-	return gen.ServiceImage(r.m.Kubernetes.Registry, r.m.Project, service, gen.DefaultTag)
+	return gen.ServiceImage(r.opts.Registry, r.base.Project, service, gen.DefaultTag)
 }
 
 // withPostgres makes sure the spec yields Postgres: the generator adds it
@@ -109,7 +116,7 @@ func withPostgres(s gen.Spec) gen.Spec {
 		return s
 	}
 	s.Services = append(slices.Clone(s.Services), gen.ServiceSpec{
-		Name: "msctl-postgres-standin", Image: "unused", Replicas: 1, Health: manifest.DefaultHealth,
+		Name: "msctl-postgres-standin", Image: "unused", Replicas: 1, Health: defaultHealth,
 		Database: true, DatabasePassword: s.PostgresPassword,
 	})
 	return s
