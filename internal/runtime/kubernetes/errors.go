@@ -34,6 +34,11 @@ func kubeconfigError(err error, kctx string, paths []string) error {
 	}
 }
 
+// imageFix is what gets an image to a pod: msctl loads it into a local
+// cluster's node, or pushes it to a registry the cluster pulls from.
+const imageFix = "for a local cluster, set " + EnvContainerdSock + " to its node's containerd socket and msctl loads images into the node; " +
+	"for any other, set kubernetes.registry in msctl.yaml (host[:port][/path]) to a registry the cluster can pull from, log in to it with docker login, and msctl pushes the service images there"
+
 // reachTimeout bounds the first request: an address nobody answers on must
 // fail in seconds.
 const reachTimeout = 5 * time.Second
@@ -147,8 +152,8 @@ func diagnose(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, now
 		}
 		switch w.Reason {
 		case "ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName":
-			return fmt.Errorf("pod %s/%s: container %s cannot get image %s (%s: %s); load it into the node (kubernetes.load / %s) or push it to kubernetes.registry",
-				pod.Namespace, pod.Name, st.Name, st.Image, w.Reason, w.Message, EnvContainerdSock)
+			return fmt.Errorf("pod %s/%s: container %s cannot get image %s (%s: %s); %s",
+				pod.Namespace, pod.Name, st.Name, st.Image, w.Reason, w.Message, imageFix)
 		case "CrashLoopBackOff":
 			return fmt.Errorf("pod %s/%s: container %s keeps crashing (%s, %d restarts); its last lines:\n%s",
 				pod.Namespace, pod.Name, st.Name, w.Reason, st.RestartCount, lastLines(ctx, cs, pod, st.Name))

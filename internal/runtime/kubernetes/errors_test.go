@@ -38,7 +38,7 @@ func TestDiagnose(t *testing.T) {
 		want   []string // substrings of the error; none: no error
 	}{
 		{"ImagePullBackOff", []string{"pod msctl-shop/orders-1", "cannot get image msctl/shop-orders:abc", "ImagePullBackOff", EnvContainerdSock, "kubernetes.registry"}},
-		{"ErrImageNeverPull", []string{"cannot get image", "load it into the node"}},
+		{"ErrImageNeverPull", []string{"cannot get image", "loads images into the node", "docker login"}},
 		{"CrashLoopBackOff", []string{"container orders keeps crashing", "4 restarts", "its last lines:\n  fake logs"}},
 		{"CreateContainerConfigError", []string{"cannot start: CreateContainerConfigError: secret \"x\" not found"}},
 		{"ContainerCreating", nil},

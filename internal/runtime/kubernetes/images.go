@@ -16,13 +16,14 @@ import (
 
 // images gets images onto the cluster's node: for a local cluster they are
 // imported straight into the node's containerd (no registry); for a remote
-// one they must come from kubernetes.registry.
+// one the service images are pushed to kubernetes.registry, and the infra
+// images come from their public registries.
 type images struct {
 	sock     string // node containerd socket; empty: the cluster pulls
-	registry string
+	registry string // where service images are pushed when sock is empty
 
 	mu     sync.Mutex
-	loaded map[string]bool // refs known to be on the node
+	loaded map[string]bool // refs known to be on the node, or in the registry
 }
 
 // ctrNamespace is the containerd namespace the kubelet's CRI uses.
@@ -30,30 +31,41 @@ const ctrNamespace = "k8s.io"
 
 // ensure makes ref available to the node, importing it from the local
 // Docker engine unless the node already has it. It reports whether it did
-// nothing.
+// nothing. Without a node containerd the cluster pulls ref itself.
 func (im *images) ensure(ctx context.Context, ref string) (cached bool, err error) {
 	if im.sock == "" {
-		if im.registry == "" {
-			return true, nil // the cluster pulls it itself (an infra image from its registry)
-		}
-		return false, fmt.Errorf("push %s to %s: pushing to a registry is not supported yet; use a local cluster with %s", ref, im.registry, EnvContainerdSock)
+		return true, nil
 	}
+	return im.once(ref, func() (bool, error) { return im.load(ctx, ref) })
+}
+
+// service makes a service's image, which Build made in the local Docker
+// engine as local, available to the cluster and returns the reference its
+// pods run: local itself when imported into the node, else its name under
+// kubernetes.registry, pushed there. With neither, the pods run local and
+// cannot get it; diagnose says what fixes that.
+func (im *images) service(ctx context.Context, project, service, local string) (ref string, cached bool, err error) {
+	if im.sock != "" || im.registry == "" {
+		cached, err = im.ensure(ctx, local)
+		return local, cached, err
+	}
+	ref = registryRef(im.registry, project, service, local)
+	cached, err = im.once(ref, func() (bool, error) { return pushFromDocker(ctx, local, ref, im.registry) })
+	return ref, cached, err
+}
+
+// once runs get unless ref was got before by this runtime, and remembers
+// it when it succeeds.
+func (im *images) once(ref string, get func() (cached bool, err error)) (bool, error) {
 	im.mu.Lock()
 	if im.loaded[ref] {
 		im.mu.Unlock()
 		return true, nil
 	}
 	im.mu.Unlock()
-	full := normalize(ref)
-	out, err := exec.CommandContext(ctx, "ctr", "--address", im.sock, "-n", ctrNamespace, "images", "ls", "-q", "name=="+full).Output()
+	cached, err := get()
 	if err != nil {
-		return false, fmt.Errorf("list images of the node's containerd at %s: %w (is the cluster up, and ctr installed?)", im.sock, err)
-	}
-	cached = strings.TrimSpace(string(out)) == full
-	if !cached {
-		if err := im.importFromDocker(ctx, ref); err != nil {
-			return false, err
-		}
+		return false, err
 	}
 	im.mu.Lock()
 	if im.loaded == nil {
@@ -62,6 +74,19 @@ func (im *images) ensure(ctx context.Context, ref string) (cached bool, err erro
 	im.loaded[ref] = true
 	im.mu.Unlock()
 	return cached, nil
+}
+
+// load imports ref into the node's containerd unless it is there.
+func (im *images) load(ctx context.Context, ref string) (cached bool, err error) {
+	full := normalize(ref)
+	out, err := exec.CommandContext(ctx, "ctr", "--address", im.sock, "-n", ctrNamespace, "images", "ls", "-q", "name=="+full).Output()
+	if err != nil {
+		return false, fmt.Errorf("list images of the node's containerd at %s: %w (is the cluster up, and ctr installed?)", im.sock, err)
+	}
+	if strings.TrimSpace(string(out)) == full {
+		return true, nil
+	}
+	return false, im.importFromDocker(ctx, ref)
 }
 
 // importFromDocker streams `docker save` of ref into `ctr images import`.
@@ -99,8 +124,9 @@ func normalize(ref string) string {
 
 // Build compiles and builds each service's image as the docker runtime
 // does (FROM scratch, host-compiled binary, content-hash tag) and gets it
-// onto the node. A service counts as cached only when neither the image
-// nor the node changed.
+// onto the node, or pushes it to kubernetes.registry for a cluster that
+// pulls. A service counts as cached only when neither the image nor the
+// node (or the registry) changed.
 func (r *Runtime) Build(ctx context.Context, services []runtime.BuildSpec, progress func(runtime.BuildEvent)) error {
 	if progress == nil {
 		progress = func(runtime.BuildEvent) {}
@@ -117,8 +143,8 @@ func (r *Runtime) Build(ctx context.Context, services []runtime.BuildSpec, progr
 			progress(ev)
 			return
 		}
-		tag, _ := d.Image(ev.Service)
-		cached, err := r.images.ensure(ctx, tag)
+		local, _ := d.Image(ev.Service)
+		ref, cached, err := r.images.service(ctx, r.base.Project, ev.Service, local)
 		if err != nil {
 			ev.Err = fmt.Errorf("build %s: %w", ev.Service, err)
 			loadMu.Lock()
@@ -126,7 +152,7 @@ func (r *Runtime) Build(ctx context.Context, services []runtime.BuildSpec, progr
 			loadMu.Unlock()
 		} else {
 			r.mu.Lock()
-			r.built[ev.Service] = tag
+			r.built[ev.Service] = ref
 			r.mu.Unlock()
 		}
 		ev.Cached = ev.Cached && cached

@@ -58,7 +58,10 @@ func (im *images) collectorImage(ctx context.Context, bin string) (string, error
 	sum := sha256.Sum256(data)
 	ref := collectorRepo + ":" + hex.EncodeToString(sum[:])[:16]
 	if im.sock == "" {
-		return "", fmt.Errorf("collector image: no node containerd to load it into (set %s)", EnvContainerdSock)
+		if im.registry == "" {
+			return "", fmt.Errorf("collector image: no node containerd to load it into (set %s) and no kubernetes.registry to push it to", EnvContainerdSock)
+		}
+		return im.pushCollector(ctx, ref, data)
 	}
 	full := normalize(ref)
 	out, err := exec.CommandContext(ctx, "ctr", "--address", im.sock, "-n", ctrNamespace, "images", "ls", "-q", "name=="+full).Output()
@@ -78,18 +81,33 @@ func (im *images) collectorImage(ctx context.Context, bin string) (string, error
 	return ref, nil
 }
 
-// ociArchive is an OCI image layout, as a tar, of one uncompressed layer
-// holding /msctl.
-func ociArchive(name string, bin []byte) ([]byte, error) {
+// The collector image runs /msctl as a non-root user.
+const (
+	collectorEntrypoint = "/msctl"
+	collectorUser       = "65532:65532"
+)
+
+// collectorLayer is the collector image's one layer, uncompressed: /msctl.
+func collectorLayer(bin []byte) ([]byte, error) {
 	var layer bytes.Buffer
 	lw := tar.NewWriter(&layer)
-	if err := lw.WriteHeader(&tar.Header{Name: "msctl", Mode: 0o755, Size: int64(len(bin))}); err != nil {
+	if err := lw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(collectorEntrypoint, "/"), Mode: 0o755, Size: int64(len(bin))}); err != nil {
 		return nil, err
 	}
 	if _, err := lw.Write(bin); err != nil {
 		return nil, err
 	}
 	if err := lw.Close(); err != nil {
+		return nil, err
+	}
+	return layer.Bytes(), nil
+}
+
+// ociArchive is an OCI image layout, as a tar, of one uncompressed layer
+// holding /msctl.
+func ociArchive(name string, bin []byte) ([]byte, error) {
+	layer, err := collectorLayer(bin)
+	if err != nil {
 		return nil, err
 	}
 	type descriptor struct {
@@ -105,10 +123,10 @@ func ociArchive(name string, bin []byte) ([]byte, error) {
 		blobs[d] = b
 		return descriptor{MediaType: mediaType, Digest: d, Size: len(b)}
 	}
-	layerDesc := add("application/vnd.oci.image.layer.v1.tar", layer.Bytes())
+	layerDesc := add("application/vnd.oci.image.layer.v1.tar", layer)
 	config, err := json.Marshal(map[string]any{
 		"architecture": goruntime.GOARCH, "os": "linux",
-		"config": map[string]any{"Entrypoint": []string{"/msctl"}, "User": "65532:65532"},
+		"config": map[string]any{"Entrypoint": []string{collectorEntrypoint}, "User": collectorUser},
 		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{layerDesc.Digest}},
 	})
 	if err != nil {
