@@ -66,11 +66,22 @@ func (f *pidFile) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp := f.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+	// A temporary file of its own: another pidFile on the same directory
+	// (a runtime reaping what a killed one left) may be saving too, and a
+	// shared name would let its rename take this one's file away.
+	tmp, err := os.CreateTemp(filepath.Dir(f.path), filepath.Base(f.path)+".*.tmp")
+	if err != nil {
 		return fmt.Errorf("record pids: %w", err)
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), f.path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp.Name())
 		return fmt.Errorf("record pids: %w", err)
 	}
 	return nil
