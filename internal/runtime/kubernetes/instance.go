@@ -291,37 +291,48 @@ func terminated(p *corev1.Pod) (runtime.Exit, bool) {
 }
 
 // followLogs streams stdout and stderr apart where the cluster can split
-// them (PodLogsQuerySplitStreams), else both as stdout.
+// them (PodLogsQuerySplitStreams), else both as stdout. Each stream is
+// opened in the background: with split streams the API server answers a
+// follow request only once the container has written to that stream, and a
+// service that never writes to stderr must not hold up Start.
 func (in *instance) followLogs() {
-	stdout, err := in.logStream(ptr.To(corev1.LogStreamStdout))
-	if err == nil {
-		stderr, err := in.logStream(ptr.To(corev1.LogStreamStderr))
-		if err == nil {
-			in.copyLines(stdout, "stdout")
-			in.copyLines(stderr, "stderr")
-			return
+	in.logs.Go(func() {
+		rc, err := in.logStream(ptr.To(corev1.LogStreamStdout))
+		if splitUnsupported(err) {
+			rc, err = in.logStream(nil)
 		}
-		stdout.Close()
-	}
-	rc, err := in.logStream(nil)
-	if err != nil {
-		in.output("stderr", "msctl: cannot follow the pod's logs: "+err.Error())
-		return
-	}
-	in.copyLines(rc, "stdout")
+		in.copyLines(rc, err, "stdout")
+	})
+	in.logs.Go(func() {
+		rc, err := in.logStream(ptr.To(corev1.LogStreamStderr))
+		if splitUnsupported(err) {
+			return // the stdout follower has both
+		}
+		in.copyLines(rc, err, "stderr")
+	})
+}
+
+// splitUnsupported tells the answer of a cluster that cannot select one
+// log stream: it refuses the stream field as invalid.
+func splitUnsupported(err error) bool {
+	return apierrors.IsBadRequest(err) || apierrors.IsInvalid(err)
 }
 
 func (in *instance) logStream(stream *string) (io.ReadCloser, error) {
 	return in.r.stream.CoreV1().Pods(in.r.ns).GetLogs(in.pod, &corev1.PodLogOptions{Follow: true, Stream: stream}).Stream(in.r.ctx)
 }
 
-func (in *instance) copyLines(rc io.ReadCloser, stream string) {
-	in.logs.Go(func() {
-		defer rc.Close()
-		sc := bufio.NewScanner(rc)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			in.output(stream, sc.Text())
+func (in *instance) copyLines(rc io.ReadCloser, err error, stream string) {
+	if err != nil {
+		if in.r.ctx.Err() == nil {
+			in.output("stderr", "msctl: cannot follow the pod's "+stream+": "+err.Error())
 		}
-	})
+		return
+	}
+	defer rc.Close()
+	sc := bufio.NewScanner(rc)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		in.output(stream, sc.Text())
+	}
 }
