@@ -35,6 +35,11 @@ func (o *downOptions) run(ctx context.Context) error {
 		if err := c.Down(ctx, o.volumes); err != nil {
 			return err
 		}
+		if o.volumes {
+			if err := forgetKubernetes(m); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(o.root.stderr, "stopped in %s\n", round(time.Since(begin)))
 	default:
 		// A killed agent may have left processes behind, or containers,

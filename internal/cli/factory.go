@@ -123,6 +123,9 @@ func (l machineLeftovers) logs(ctx context.Context, q state.LogQuery, fn func(st
 }
 
 func (l machineLeftovers) remove(ctx context.Context, volumes bool) (int, error) {
+	if err := removeKubernetes(ctx, l.m, volumes); err != nil {
+		return 0, err
+	}
 	rt, err := newRuntime(local.Name, l.m, nil, io.Discard)
 	if err != nil {
 		return 0, err
@@ -149,6 +152,61 @@ func (l machineLeftovers) remove(ctx context.Context, volumes bool) (int, error)
 		return 0, err
 	}
 	return left, drt.Cleanup(ctx, volumes)
+}
+
+// kubernetesMark is the file in the state directory that says the workspace
+// ran on the kubernetes runtime, holding the kubeconfig context it used: what
+// an agent leaves in the cluster (claims and Secrets after a stop, every pod
+// after it was killed) outlives it, and down without an agent must find it
+// without asking a cluster on behalf of workspaces that never used one.
+const kubernetesMark = "kubernetes-context"
+
+// markKubernetes records that m's workspace runs on the kubernetes runtime.
+func markKubernetes(m *manifest.Manifest) error {
+	path := filepath.Join(agent.StateDir(m.Dir()), kubernetesMark)
+	if err := os.WriteFile(path, []byte(m.Kubernetes.Context), 0o644); err != nil {
+		return fmt.Errorf("record the kubernetes context: %w", err)
+	}
+	return nil
+}
+
+// removeKubernetes removes what the workspace left in the cluster the mark
+// names, as the runtime's own cleanup does; with volumes the namespace goes,
+// and with it the mark.
+func removeKubernetes(ctx context.Context, m *manifest.Manifest, volumes bool) error {
+	path := filepath.Join(agent.StateDir(m.Dir()), kubernetesMark)
+	kctx, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read the kubernetes context: %w", err)
+	}
+	km := *m
+	km.Kubernetes.Context = strings.TrimSpace(string(kctx))
+	rt, err := newRuntime(kubernetes.Name, &km, nil, io.Discard)
+	if err != nil {
+		return err
+	}
+	if c, ok := rt.(io.Closer); ok {
+		defer c.Close()
+	}
+	if err := rt.Cleanup(ctx, volumes); err != nil {
+		return err
+	}
+	if volumes {
+		return forgetKubernetes(m)
+	}
+	return nil
+}
+
+// forgetKubernetes drops the mark once the workspace's namespace is gone.
+func forgetKubernetes(m *manifest.Manifest) error {
+	err := os.Remove(filepath.Join(agent.StateDir(m.Dir()), kubernetesMark))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("forget the kubernetes context: %w", err)
+	}
+	return nil
 }
 
 // checkRuntimeFlag rejects a --runtime that names no runtime.
@@ -236,6 +294,9 @@ func (f factory) startAgent(m *manifest.Manifest, rtName string, logTo io.Writer
 	}
 	log := slog.New(slog.NewTextHandler(logTo, nil))
 	rt, err := f.newRuntime(rtName, m, log, infraLog)
+	if err == nil && rtName == kubernetes.Name {
+		err = markKubernetes(m)
+	}
 	if err != nil {
 		infraLog.Close()
 		return nil, nil, err
