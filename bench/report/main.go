@@ -47,6 +47,10 @@ type target struct {
 var targets = []target{
 	{name: "warm up, docker: msctl / compose", bench: "BenchmarkWarmUp", metric: "msctl/compose", op: "<=", limit: 0.5, unit: "×",
 		context: []string{"msctl-ms/op", "compose-ms/op"}},
+	// Both sides of the kubernetes row run the same images on the test cluster; kubectl waits
+	// for every rollout at once, msctl's time includes its build check and port-forwards.
+	{name: "warm up, kubernetes: msctl / kubectl apply -k + rollout status", bench: "BenchmarkKubernetesUp", metric: "msctl/kubectl", op: "<=", limit: 1.2, unit: "×",
+		context: []string{"msctl-s/op", "kubectl-s/op"}},
 	{name: "warm up, local: to all-healthy", bench: "BenchmarkLocalUp", metric: "up-s", op: "<=", limit: 3, unit: "s",
 		context: []string{"down-s"}},
 	{name: "gateway throughput / nginx", bench: "BenchmarkGatewayVsNginx", metric: "gw/nginx-ratio", op: ">=", limit: 0.9, unit: "×",

@@ -70,8 +70,9 @@ func TestTable(t *testing.T) {
 	results := map[string]outcome{
 		"BenchmarkGatewayVsNginx": {metrics: map[string]float64{"gw/nginx-ratio": 0.95, "gateway-rps": 9500, "nginx-rps": 10000,
 			"added-p99-ms-1conn": 1.5, "added-p99-ms": 0.5}},
-		"BenchmarkSaga":   {status: failed, reason: "boom"},
-		"BenchmarkWarmUp": {status: skipped, reason: "no docker"},
+		"BenchmarkSaga":         {status: failed, reason: "boom"},
+		"BenchmarkWarmUp":       {status: skipped, reason: "no docker"},
+		"BenchmarkKubernetesUp": {metrics: map[string]float64{"msctl/kubectl": 1.35, "msctl-s/op": 27, "kubectl-s/op": 20}},
 	}
 	rows, bad := table(results, map[string]bool{"BenchmarkLocalUp": true})
 	if !bad {
@@ -87,6 +88,7 @@ func TestTable(t *testing.T) {
 		{"gateway added p99, 32 connections", "0.50 ms", "informational: queueing, not proxy cost", "info"},
 		{"saga throughput, end to end", "FAILED: boom", "≥ 500.0 orders/s", "FAIL"},
 		{"warm up, docker: msctl / compose", "not measured (no docker)", "≤ 0.50×", "-"},
+		{"warm up, kubernetes: msctl / kubectl apply -k + rollout status", "1.35× (msctl-s/op 27, kubectl-s/op 20)", "≤ 1.20×", "NO"},
 		{"warm up, local: to all-healthy", "not measured (BenchmarkLocalUp is in no package)", "≤ 3.00 s", "-"},
 		{"dashboard idle CPU, live workspace", "not measured (BenchmarkDashIdleCPU/live did not run)", "≤ 1.00 %", "-"},
 	}
