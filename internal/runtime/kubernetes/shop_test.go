@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,19 @@ func TestShopOnKubernetes(t *testing.T) {
 			sum.Order.Status == "CONFIRMED" && len(sum.Notifications) > 0
 	})
 
+	testenv.Until(t, 30*time.Second, "the order in its owner's list (the read model)", func() bool {
+		var list []testenv.Order
+		if api.Do("GET", "/api/v1/orders", token, nil, &list) != http.StatusOK {
+			return false
+		}
+		for _, o := range list {
+			if o.ID == ok && o.Status == "CONFIRMED" {
+				return true
+			}
+		}
+		return false
+	})
+
 	t.Run("PsLogsRestartAndIdempotentUp", func(t *testing.T) {
 		for _, c := range shop.PS(t) {
 			if c.State != state.StateHealthy {
@@ -106,6 +120,34 @@ func TestShopOnKubernetes(t *testing.T) {
 		})
 	})
 
+	// The dashboard renders the agent's snapshot: each panel's data must
+	// arrive from the cluster as it does from the other runtimes.
+	t.Run("SnapshotFeedsEveryPanel", func(t *testing.T) {
+		testenv.Eventually(t, time.Minute, "registry, breakers, traces and events in the snapshot", func() error {
+			snap := snapshot(t, shop.Dir)
+			for _, svc := range []string{"gateway", "users", "inventory", "orders", "payments", "notifications"} {
+				if len(snap.Registry[svc]) == 0 {
+					return fmt.Errorf("registry has no instance of %s: %v", svc, snap.Registry)
+				}
+			}
+			var gatewayBreakers int
+			for _, b := range snap.Breakers {
+				if b.Service == "gateway" {
+					gatewayBreakers++
+				}
+			}
+			switch {
+			case gatewayBreakers == 0:
+				return fmt.Errorf("no breaker of the gateway: %+v", snap.Breakers)
+			case len(snap.Traces) == 0:
+				return fmt.Errorf("no traces")
+			case len(snap.Events) == 0:
+				return fmt.Errorf("no broker events")
+			}
+			return nil
+		})
+	})
+
 	t.Run("KilledPodIsReplaced", func(t *testing.T) {
 		sel := labels.Set{gen.LabelName: "orders", gen.LabelComponent: gen.ComponentService}.String()
 		pods, err := cs.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: sel})
@@ -133,6 +175,16 @@ func TestShopOnKubernetes(t *testing.T) {
 			if code := api.Do("GET", "/api/v1/orders/"+ok, token, nil, &o); code != http.StatusOK {
 				return fmt.Errorf("GET order: %d", code)
 			}
+			// The registry follows: the killed pod deregistered (or its
+			// lease lapsed) and its replacement registered under its own
+			// name, which is the pod's (INSTANCE_ID).
+			var ids []string
+			for _, in := range snapshot(t, shop.Dir).Registry["orders"] {
+				ids = append(ids, in.ID)
+			}
+			if len(ids) == 0 || slices.Contains(ids, killed) {
+				return fmt.Errorf("registry instances of orders: %v (killed %s)", ids, killed)
+			}
 			return nil
 		})
 		again := api.PlaceOrder(token, p.ID, testenv.GoodCard, 1, nil)
@@ -149,6 +201,19 @@ func TestShopOnKubernetes(t *testing.T) {
 		}
 		return fmt.Errorf("namespace still there (err %v)", err)
 	})
+}
+
+func snapshot(t *testing.T, dir string) state.Snapshot {
+	t.Helper()
+	c, err := agent.Connect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := c.Snapshot(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return snap
 }
 
 func stockOf(t *testing.T, api *testenv.API, id string) int {
