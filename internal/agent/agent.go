@@ -31,6 +31,7 @@ import (
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/services/kit/bus"
 )
 
 // Bounds of what the agent keeps in memory.
@@ -74,6 +75,7 @@ type Agent struct {
 	portErr *state.PortConflict // the failure, when it is a port in use
 	downReq chan bool           // receives volumes once a client asks for down
 	closed  bool
+	broker  *bus.Bus // the DLQ operations' connection; nil until the workspace is up
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP
@@ -197,6 +199,9 @@ func (a *Agent) startCollectors(ctx context.Context, ep runtime.Endpoints) {
 		nc.Close()
 		return
 	}
+	if err := a.attachBroker(ctx, nc); err != nil {
+		a.log.Warn("DLQ reader", "err", err)
+	}
 	a.collectWG.Add(1)
 	go func() {
 		defer a.collectWG.Done()
@@ -319,6 +324,7 @@ func (a *Agent) routes() http.Handler {
 		writeJSON(w, http.StatusOK, spans)
 	})
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
+	a.dlqRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{service}", func(w http.ResponseWriter, r *http.Request) {
 		svc := r.PathValue("service")
 		if _, ok := a.m.Services[svc]; !ok {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,4 +186,54 @@ func (c *Client) WaitGone(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// DLQ lists the parked messages, oldest first; subject (a subject or a
+// wildcard, empty for all) narrows them.
+func (c *Client) DLQ(ctx context.Context, subject string) ([]state.DLQMessage, error) {
+	path := "/api/dlq"
+	if subject != "" {
+		path += "?subject=" + url.QueryEscape(subject)
+	}
+	var ms []state.DLQMessage
+	err := c.do(ctx, http.MethodGet, path, &ms)
+	return ms, err
+}
+
+// DLQMessage returns one parked message with its headers and payload.
+func (c *Client) DLQMessage(ctx context.Context, id uint64) (state.DLQMessage, error) {
+	var m state.DLQMessage
+	err := c.do(ctx, http.MethodGet, "/api/dlq/"+strconv.FormatUint(id, 10), &m)
+	return m, err
+}
+
+// DLQReplay delivers the selected parked messages to their consumers again
+// and removes them from the DLQ.
+func (c *Client) DLQReplay(ctx context.Context, sel DLQSelection) (state.DLQOutcome, error) {
+	return c.dlqOp(ctx, "replay", sel)
+}
+
+// DLQDrop deletes the selected parked messages.
+func (c *Client) DLQDrop(ctx context.Context, sel DLQSelection) (state.DLQOutcome, error) {
+	return c.dlqOp(ctx, "drop", sel)
+}
+
+func (c *Client) dlqOp(ctx context.Context, op string, sel DLQSelection) (state.DLQOutcome, error) {
+	v := url.Values{}
+	if sel.All {
+		v.Set("all", "1")
+	}
+	if sel.Subject != "" {
+		v.Set("subject", sel.Subject)
+	}
+	if len(sel.IDs) > 0 {
+		ids := make([]string, len(sel.IDs))
+		for i, id := range sel.IDs {
+			ids[i] = strconv.FormatUint(id, 10)
+		}
+		v.Set("id", strings.Join(ids, ","))
+	}
+	var out state.DLQOutcome
+	err := c.do(ctx, http.MethodPost, "/api/dlq/"+op+"?"+v.Encode(), &out)
+	return out, err
 }

@@ -23,14 +23,15 @@ import (
 const pollEvery = time.Second
 
 // collector gathers what the agent learns from the running system:
-// breaker states, registry entries and broker events. Each source has its
-// own goroutine; readers get copies.
+// breaker states, registry entries, broker events and the DLQ depth. Each
+// source has its own goroutine; readers get copies.
 type collector struct {
 	mu       sync.Mutex
 	breakers map[string][]state.Breaker // by service
 	registry map[string][]state.Instance
 	events   []state.Event // ring, oldest first
 	maxEvts  int
+	dlqDepth uint64
 }
 
 func newCollector(maxEvents int) *collector {
@@ -53,6 +54,7 @@ func (c *collector) snapshot(s *state.Snapshot) {
 		s.Registry[k] = append([]state.Instance(nil), v...)
 	}
 	s.Events = append([]state.Event(nil), c.events...)
+	s.DLQDepth = c.dlqDepth
 }
 
 var pollClient = &http.Client{Timeout: 800 * time.Millisecond}

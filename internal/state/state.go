@@ -56,6 +56,8 @@ type Snapshot struct {
 	// PortInUse is set when the failure is a port another process holds, so
 	// readers can name the fix without parsing Error.
 	PortInUse *PortConflict `json:"port_in_use,omitempty"`
+	// DLQDepth is how many messages consumers gave up on and parked.
+	DLQDepth uint64 `json:"dlq_depth"`
 }
 
 // PortConflict is a port msctl needed and another process holds.
@@ -192,6 +194,34 @@ type Event struct {
 	Stream  string    `json:"stream"`
 	MsgID   string    `json:"msg_id"`
 	Size    int       `json:"size"`
+}
+
+// DLQMessage is one message a consumer gave up on, parked in the DLQ stream.
+type DLQMessage struct {
+	ID        uint64              `json:"id"`      // its sequence in the DLQ stream
+	Subject   string              `json:"subject"` // the subject it was published on
+	Reason    string              `json:"reason"`
+	Stream    string              `json:"stream"`     // the stream it was consumed from
+	StreamSeq uint64              `json:"stream_seq"` // its sequence there
+	Consumer  string              `json:"consumer"`   // the durable that parked it
+	Attempts  int                 `json:"attempts"`   // deliveries to that consumer
+	ParkedAt  time.Time           `json:"parked_at"`
+	Headers   map[string][]string `json:"headers,omitempty"` // only when one message is asked for
+	// Payload is the message's body as sent (a poison message's may not be
+	// JSON at all); only when one message is asked for.
+	Payload string `json:"payload,omitempty"`
+}
+
+// DLQOutcome is what a replay or drop of parked messages did, id by id.
+type DLQOutcome struct {
+	Done   []uint64     `json:"done"`
+	Failed []DLQFailure `json:"failed,omitempty"`
+}
+
+// DLQFailure is a parked message a replay or drop could not handle, and why.
+type DLQFailure struct {
+	ID    uint64 `json:"id"`
+	Error string `json:"error"`
 }
 
 // LevelOf reads the level of a JSON log line (slog's "level" key, what
