@@ -53,7 +53,7 @@ func (f *fakeLeftovers) remove(_ context.Context, volumes bool) (int, error) {
 	return f.removed, nil
 }
 
-// TestWithoutAgent drives ps, logs and down through the command line with no
+// TestWithoutAgent drives ps, logs, down and dlq through the command line with no
 // agent running and the leftovers faked: the one path they share then
 // decides what each prints and how it exits, with no Docker needed.
 func TestWithoutAgent(t *testing.T) {
@@ -121,6 +121,28 @@ func TestWithoutAgent(t *testing.T) {
 			name: "logs, unknown service", args: []string{"logs", "c"}, code: 2,
 			stderr: []string{`msctl: unknown service "c" (services: a, bb)`},
 		},
+		{
+			name: "dlq ls, no agent", args: []string{"dlq", "ls"}, code: 1,
+			stderr: []string{"msctl: nothing is up in this workspace (start it with msctl up -d)\n"}, noStdout: true,
+		},
+		{
+			name: "dlq ls --json, no agent", args: []string{"dlq", "ls", "--json"}, code: 1,
+			stderr: []string{"msctl: nothing is up in this workspace"}, noStdout: true,
+		},
+		{name: "dlq show, no agent", args: []string{"dlq", "show", "3"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}},
+		{name: "dlq replay, no agent", args: []string{"dlq", "replay", "1", "2"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}},
+		{name: "dlq drop --all, no agent", args: []string{"dlq", "drop", "--all", "--subject", "payments.cmd.>"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}},
+		{
+			name: "dlq show, bad id", args: []string{"dlq", "show", "abc"}, code: 2,
+			stderr: []string{`msctl: bad message id "abc": ids are the numbers in the ID column of msctl dlq ls`, "Run 'msctl --help' for usage."},
+		},
+		{name: "dlq replay, nothing named", args: []string{"dlq", "replay"}, code: 2, stderr: []string{"msctl: name the messages to replay: their ids (msctl dlq ls) or --all"}},
+		{name: "dlq drop, ids and --all", args: []string{"dlq", "drop", "1", "--all"}, code: 2, stderr: []string{"msctl: give message ids or --all, not both"}},
+		{
+			name: "dlq replay, --subject with ids", args: []string{"dlq", "replay", "4", "--subject", "orders.evt.created"}, code: 2,
+			stderr: []string{"msctl: --subject narrows --all: use msctl dlq replay --all --subject orders.evt.created"},
+		},
+		{name: "dlq drop, id 0", args: []string{"dlq", "drop", "0"}, code: 2, stderr: []string{`msctl: bad message id "0"`}},
 		{
 			name: "down, nothing left", args: []string{"down"}, wantRemove: true,
 			stderr: []string{"nothing is up\n"}, noStdout: true,

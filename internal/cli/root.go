@@ -56,6 +56,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newPsCmd(opts),
 		newLogsCmd(opts),
 		newRestartCmd(opts),
+		newDlqCmd(opts),
 		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))
