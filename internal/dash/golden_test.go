@@ -47,6 +47,12 @@ func TestViewGolden(t *testing.T) {
 		{"logs_service", func(h *harness) { ready(h); h.keys("1", "down", "down", "down", "down", "down", "down", "enter") }},
 		{"logs_errors", func(h *harness) { ready(h); h.keys("5", "l", "l") }},
 		{"events", func(h *harness) { ready(h); h.keys("6", "down", "enter") }},
+		{"events_dlq", func(h *harness) {
+			s := fixture()
+			s.DLQDepth = 3
+			h.snapshot(s)
+			h.keys("6")
+		}},
 		{"help", func(h *harness) { ready(h); h.keys("?") }},
 		{"filter", func(h *harness) { ready(h); h.keys("/", "p", "a", "y") }},
 		{"no_workspace", func(h *harness) {

@@ -82,8 +82,9 @@ func (m *Model) tabs() string {
 	return b.String()
 }
 
-// badge flags what needs attention: components down, breakers open. Narrow
-// terminals get the short form so that all six tabs fit in 80 columns.
+// badge flags what needs attention: components down, breakers open,
+// messages parked in the DLQ. Narrow terminals get the short form so that
+// all six tabs fit in 80 columns.
 func (m *Model) badge(panel int) string {
 	wide := m.width >= 100
 	switch panel {
@@ -112,6 +113,13 @@ func (m *Model) badge(panel int) string {
 			return fmt.Sprintf("(%d open)", open)
 		case open > 0:
 			return fmt.Sprintf("!%d", open)
+		}
+	case panelEvents:
+		switch n := m.snap.DLQDepth; {
+		case n > 0 && wide:
+			return fmt.Sprintf("(%d parked)", n)
+		case n > 0:
+			return fmt.Sprintf("!%d", n)
 		}
 	}
 	return ""

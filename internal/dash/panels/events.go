@@ -28,6 +28,7 @@ type Events struct {
 	focus    string // subject the flow is narrowed to, "" for all
 	now      time.Time
 	cur      cursor
+	parked   uint64 // the DLQ depth of the last snapshot
 	// last and lastIDs identify what was already taken from earlier
 	// snapshots, which repeat the agent's recent events.
 	last    time.Time
@@ -63,6 +64,7 @@ func (p *Events) Title() string { return "Events" }
 // SetSnapshot implements Panel: it takes the events it has not seen yet.
 func (p *Events) SetSnapshot(s state.Snapshot, now time.Time) {
 	p.now = now
+	p.parked = s.DLQDepth
 	evs := slices.Clone(s.Events)
 	slices.SortStableFunc(evs, func(a, b state.Event) int { return a.Time.Compare(b.Time) })
 	for _, e := range evs {
@@ -136,8 +138,17 @@ func (p *Events) ToggleFocus() {
 	p.focus = p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)].subject
 }
 
-// View implements Panel.
+// View implements Panel. While messages are parked in the DLQ, a line
+// above the traffic says how many and which command acts on them.
 func (p *Events) View(st theme.Styles, width, height int) string {
+	if p.parked == 0 || height < 2 {
+		return p.traffic(st, width, height)
+	}
+	warn := st.Warn.Render(fmt.Sprintf("%d parked in the DLQ: msctl dlq ls, then dlq replay or dlq drop", p.parked))
+	return Line(warn, width) + "\n" + p.traffic(st, width, height-1)
+}
+
+func (p *Events) traffic(st theme.Styles, width, height int) string {
 	if len(p.rows) == 0 {
 		return Lines(empty(st, "no broker messages seen yet"+filterNote(p.filter)), width, height)
 	}
