@@ -21,15 +21,14 @@ var ErrNoBroker = errors.New("the workspace's broker is not reachable yet: is th
 
 // attachBroker gives the DLQ operations the broker connection nc (the
 // infra's host endpoint, so every runtime is reached the same way) and
-// keeps the snapshot's DLQ depth current until ctx ends.
+// keeps the snapshot's DLQ depth current until ctx ends. The caller holds
+// a.mu (Up starts the collectors under it).
 func (a *Agent) attachBroker(ctx context.Context, nc *nats.Conn) error {
 	b, err := bus.New(nc, a.log)
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
 	a.broker = b
-	a.mu.Unlock()
 	a.collectWG.Add(1)
 	go func() {
 		defer a.collectWG.Done()
