@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,7 +76,10 @@ type Agent struct {
 	portErr *state.PortConflict // the failure, when it is a port in use
 	downReq chan bool           // receives volumes once a client asks for down
 	closed  bool
-	broker  *bus.Bus // the DLQ operations' connection; nil until the workspace is up
+
+	// broker is the DLQ operations' connection, nil until the workspace is
+	// up. Atomic rather than under mu: Up holds mu while it sets it.
+	broker atomic.Pointer[bus.Bus]
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP

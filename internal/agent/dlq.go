@@ -21,14 +21,14 @@ var ErrNoBroker = errors.New("the workspace's broker is not reachable yet: is th
 
 // attachBroker gives the DLQ operations the broker connection nc (the
 // infra's host endpoint, so every runtime is reached the same way) and
-// keeps the snapshot's DLQ depth current until ctx ends. The caller holds
-// a.mu (Up starts the collectors under it).
+// keeps the snapshot's DLQ depth current until ctx ends. Up calls it with
+// a.mu held, so it must not take a.mu: a.broker is atomic instead.
 func (a *Agent) attachBroker(ctx context.Context, nc *nats.Conn) error {
 	b, err := bus.New(nc, a.log)
 	if err != nil {
 		return err
 	}
-	a.broker = b
+	a.broker.Store(b)
 	a.collectWG.Add(1)
 	go func() {
 		defer a.collectWG.Done()
@@ -38,12 +38,11 @@ func (a *Agent) attachBroker(ctx context.Context, nc *nats.Conn) error {
 }
 
 func (a *Agent) dlqBus() (*bus.Bus, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.broker == nil {
+	b := a.broker.Load()
+	if b == nil {
 		return nil, ErrNoBroker
 	}
-	return a.broker, nil
+	return b, nil
 }
 
 // pollDLQDepth reads the DLQ stream's message count once a second: one
