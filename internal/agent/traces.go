@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"compress/gzip"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/msctl/msctl/internal/otlphttp"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -145,22 +144,12 @@ func otlpHandler(store *traceStore) http.Handler {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
 			return
 		}
-		var body io.Reader = http.MaxBytesReader(w, r.Body, maxOTLPBody)
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(body)
-			if err != nil {
-				http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			defer zr.Close()
-			body = io.LimitReader(zr, maxOTLPBody)
-		}
-		data, err := io.ReadAll(body)
-		if err != nil {
-			http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		data, ok := otlphttp.ReadBody(w, r, maxOTLPBody)
+		if !ok {
 			return
 		}
 		req := ptraceotlp.NewExportRequest()
+		var err error
 		isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
 		if isJSON {
 			err = req.UnmarshalJSON(data)

@@ -2,7 +2,6 @@ package kubernetes
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/msctl/msctl/internal/k8s/gen"
+	"github.com/msctl/msctl/internal/otlphttp"
 )
 
 // The in-cluster collector is msctl itself (`msctl agent collect`): services
@@ -86,19 +86,8 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Collector) receive(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = http.MaxBytesReader(w, r.Body, maxExport)
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			http.Error(w, "bad gzip body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		defer zr.Close()
-		body = io.LimitReader(zr, maxExport)
-	}
-	data, err := io.ReadAll(body)
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+	data, ok := otlphttp.ReadBody(w, r, maxExport)
+	if !ok {
 		return
 	}
 	ct := r.Header.Get("Content-Type")
