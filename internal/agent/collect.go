@@ -62,9 +62,7 @@ var pollClient = &http.Client{Timeout: 800 * time.Millisecond}
 // pollBreakers asks every service with an endpoint for its breakers, once
 // a second, until ctx ends. endpoints returns service → host:port.
 func (c *collector) pollBreakers(ctx context.Context, endpoints func() map[string]string) {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
+	everyPoll(ctx, func(ctx context.Context) {
 		var wg sync.WaitGroup
 		for svc, ep := range endpoints() {
 			wg.Add(1)
@@ -80,6 +78,18 @@ func (c *collector) pollBreakers(ctx context.Context, endpoints func() map[strin
 			}()
 		}
 		wg.Wait()
+	})
+}
+
+// everyPoll runs round once every pollEvery until ctx ends, each round
+// bounded by pollEvery so that a hung dependency cannot stall the loop.
+func everyPoll(ctx context.Context, round func(ctx context.Context)) {
+	t := time.NewTicker(pollEvery)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, pollEvery)
+		round(rctx)
+		cancel()
 		select {
 		case <-ctx.Done():
 			return
@@ -124,12 +134,8 @@ func fetchBreakers(ctx context.Context, svc, ep string) ([]state.Breaker, error)
 // pollRegistry reads the registry prefix once a second. Polling rather than
 // watching keeps the snapshot right even across an etcd restart.
 func (c *collector) pollRegistry(ctx context.Context, cli *clientv3.Client) {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		gctx, cancel := context.WithTimeout(ctx, pollEvery)
-		resp, err := cli.Get(gctx, registry.Prefix, clientv3.WithPrefix())
-		cancel()
+	everyPoll(ctx, func(ctx context.Context) {
+		resp, err := cli.Get(ctx, registry.Prefix, clientv3.WithPrefix())
 		if err == nil {
 			reg := map[string][]state.Instance{}
 			for _, kv := range resp.Kvs {
@@ -150,12 +156,7 @@ func (c *collector) pollRegistry(ctx context.Context, cli *clientv3.Client) {
 			c.registry = reg
 			c.mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // watchEvents records every application message on the broker. It

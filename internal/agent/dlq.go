@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -48,23 +47,13 @@ func (a *Agent) dlqBus() (*bus.Bus, error) {
 // pollDLQDepth reads the DLQ stream's message count once a second: one
 // stream info request, whatever the DLQ holds.
 func (c *collector) pollDLQDepth(ctx context.Context, b *bus.Bus) {
-	t := time.NewTicker(pollEvery)
-	defer t.Stop()
-	for {
-		qctx, cancel := context.WithTimeout(ctx, pollEvery)
-		n, err := b.DLQDepth(qctx)
-		cancel()
-		if err == nil {
+	everyPoll(ctx, func(ctx context.Context) {
+		if n, err := b.DLQDepth(ctx); err == nil {
 			c.mu.Lock()
 			c.dlqDepth = n
 			c.mu.Unlock()
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // DLQ lists the parked messages, oldest first; subject (a subject or a
