@@ -2,7 +2,6 @@ package kubernetes_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -46,19 +45,10 @@ const interruptBound = 90 * time.Second
 // claims is left in the namespace, agent.json and every forwarded port are
 // gone, and `down --volumes` then removes the namespace.
 func TestForegroundCtrlC(t *testing.T) {
-	kubeconfig := testenv.RequireKubernetes(t)
-	testenv.RequireDocker(t)
-	t.Setenv("KUBECONFIG", kubeconfig)
-	t.Setenv("MSCTL_K8S_CONTAINERD_SOCK", testenv.KubernetesContainerdSock(t))
+	_, cs := useCluster(t)
 	cli, project, port := publicEchoWorkspace(t)
-	cs := clientset(t, kubeconfig)
 	ns := gen.DefaultNamespace(project)
-	t.Cleanup(func() {
-		cli.Run(t, "down", "--volumes")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_ = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) // only if down failed
-	})
+	downAtCleanup(t, func() { cli.Run(t, "down", "--volumes") }, cs, ns)
 
 	cmd := cli.Command("up", "--runtime", "kubernetes")
 	var out syncBuffer

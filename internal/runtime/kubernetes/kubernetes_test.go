@@ -70,6 +70,13 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *kubernetes.Runtime {
 	if err := rt.LoadInfraImages(ctx); err != nil {
 		t.Fatal(err)
 	}
+	removeAtCleanup(t, rt)
+	return rt
+}
+
+// removeAtCleanup removes everything rt made, namespace included, when
+// the test ends.
+func removeAtCleanup(t testing.TB, rt *kubernetes.Runtime) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
@@ -78,7 +85,28 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *kubernetes.Runtime {
 		}
 		_ = rt.Close()
 	})
-	return rt
+}
+
+// useCluster points the msctl binary a test runs at the test cluster (its
+// kubeconfig and node containerd, through the environment) and returns a
+// client of the cluster.
+func useCluster(t *testing.T) (kubeconfig string, cs k8s.Interface) {
+	kubeconfig = testenv.RequireKubernetes(t)
+	testenv.RequireDocker(t)
+	t.Setenv("KUBECONFIG", kubeconfig)
+	t.Setenv(kubernetes.EnvContainerdSock, testenv.KubernetesContainerdSock(t))
+	return kubeconfig, clientset(t, kubeconfig)
+}
+
+// downAtCleanup runs `down --volumes` when the test ends and deletes the
+// namespace itself should down have failed to.
+func downAtCleanup(t *testing.T, down func(), cs k8s.Interface, ns string) {
+	t.Cleanup(func() {
+		down()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		_ = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	})
 }
 
 var (

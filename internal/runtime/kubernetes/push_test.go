@@ -25,8 +25,11 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 )
 
-// testRegistry is a real OCI registry (go-containerregistry's) on
-// 127.0.0.1; writes counts the requests that store something.
+// TestRegistry is a real OCI registry (go-containerregistry's) on
+// 127.0.0.1; writes counts the requests that store something. Exported to
+// the package's external tests (it exists in test builds only).
+var TestRegistry = testRegistry
+
 func testRegistry(t *testing.T) (host string, writes *atomic.Int64) {
 	t.Helper()
 	writes = &atomic.Int64{}

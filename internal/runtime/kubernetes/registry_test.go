@@ -3,16 +3,13 @@ package kubernetes_test
 import (
 	"context"
 	"io"
-	"log"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/registry"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/msctl/msctl/internal/k8s/gen"
@@ -34,16 +31,8 @@ func TestBuildPushesToRegistry(t *testing.T) {
 	testenv.RequireDocker(t)
 	m := echoWorkspace(t)
 
-	var writes atomic.Int64
-	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			writes.Add(1)
-		}
-		reg.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	m.Kubernetes.Registry = strings.TrimPrefix(srv.URL, "http://") + "/team"
+	host, writes := kubernetes.TestRegistry(t)
+	m.Kubernetes.Registry = host + "/team"
 
 	// Nothing can be pulled from the infra images' public registries here:
 	// put them on the node the local way first.
@@ -70,15 +59,8 @@ func TestBuildPushesToRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		if err := rt.Cleanup(ctx, true); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		_ = rt.Close()
-		removePulled(t, sock, m.Kubernetes.Registry)
-	})
+	t.Cleanup(func() { removePulled(t, sock, m.Kubernetes.Registry) })
+	removeAtCleanup(t, rt) // cleanups run last first: the pods go before their images
 
 	echo := runtime.BuildSpec{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}
 	build := func(rt *kubernetes.Runtime) runtime.BuildEvent {

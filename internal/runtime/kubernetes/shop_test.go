@@ -1,7 +1,6 @@
 package kubernetes_test
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/k8s/gen"
-	"github.com/msctl/msctl/internal/runtime/kubernetes"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -28,23 +26,14 @@ import (
 // follows), the order's trace reaches the agent through the in-cluster
 // collector, and `down --volumes` leaves no namespace.
 func TestShopOnKubernetes(t *testing.T) {
-	kubeconfig := testenv.RequireKubernetes(t)
-	testenv.RequireDocker(t)
-	t.Setenv("KUBECONFIG", kubeconfig)
-	t.Setenv(kubernetes.EnvContainerdSock, testenv.KubernetesContainerdSock(t))
+	_, cs := useCluster(t)
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	project := "k" + hex.EncodeToString(b)
 	shop := testenv.NewShop(t, staticMsctl(t), project)
 	shop.Timeout = 10 * time.Minute
-	cs := clientset(t, kubeconfig)
 	ns := gen.DefaultNamespace(project)
-	t.Cleanup(func() {
-		shop.Run(t, "down", "--volumes")
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		_ = cs.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) // only if down failed
-	})
+	downAtCleanup(t, func() { shop.Run(t, "down", "--volumes") }, cs, ns)
 
 	shop.Must(t, "up", "-d", "--runtime", "kubernetes")
 	api := shop.Gateway(t)
