@@ -14,11 +14,8 @@ import (
 
 // Breakers lists every circuit breaker of every service, one per upstream.
 type Breakers struct {
-	all    []state.Breaker
-	rows   []state.Breaker
-	filter string
-	now    time.Time
-	cur    cursor
+	list[state.Breaker]
+	now time.Time
 }
 
 var _ Panel = (*Breakers)(nil)
@@ -42,26 +39,8 @@ func (p *Breakers) SetSnapshot(s state.Snapshot, now time.Time) {
 	slices.SortFunc(p.all, func(a, b state.Breaker) int {
 		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Name, b.Name))
 	})
-	p.apply()
+	p.set(p.all, func(b state.Breaker) []string { return []string{b.Service, b.Name, b.State} })
 }
-
-// SetFilter implements Panel.
-func (p *Breakers) SetFilter(q string) {
-	p.filter = strings.ToLower(q)
-	p.apply()
-}
-
-func (p *Breakers) apply() {
-	p.rows = p.rows[:0]
-	for _, b := range p.all {
-		if matches(p.filter, b.Service, b.Name, b.State) {
-			p.rows = append(p.rows, b)
-		}
-	}
-}
-
-// Move implements Panel.
-func (p *Breakers) Move(n int) { p.cur.move(n, len(p.rows)) }
 
 // Selected is the service owning the selected breaker.
 func (p *Breakers) Selected() (string, bool) {

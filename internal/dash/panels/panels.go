@@ -29,6 +29,39 @@ type Panel interface {
 }
 
 // cursor is a selection within n rows and the first visible row.
+// list is a panel's rows: all it was given and those its filter keeps,
+// with the selection among them. Panels embed it for SetFilter and Move.
+type list[T any] struct {
+	all, rows []T
+	filter    string
+	fields    func(T) []string // what the filter looks at in an item
+	cur       cursor
+}
+
+// set replaces the items and filters them again.
+func (l *list[T]) set(all []T, fields func(T) []string) {
+	l.all, l.fields = all, fields
+	l.apply()
+}
+
+// SetFilter implements Panel.
+func (l *list[T]) SetFilter(q string) {
+	l.filter = strings.ToLower(q)
+	l.apply()
+}
+
+func (l *list[T]) apply() {
+	l.rows = l.rows[:0]
+	for _, x := range l.all {
+		if matches(l.filter, l.fields(x)...) {
+			l.rows = append(l.rows, x)
+		}
+	}
+}
+
+// Move implements Panel.
+func (l *list[T]) Move(n int) { l.cur.move(n, len(l.rows)) }
+
 type cursor struct {
 	sel, top int
 }

@@ -13,11 +13,8 @@ import (
 // should be registered but has no instance gets a row of its own, because a
 // vanished lease is exactly what one looks for here.
 type Registry struct {
-	all    []regRow
-	rows   []regRow
-	filter string
-	now    time.Time
-	cur    cursor
+	list[regRow]
+	now time.Time
 }
 
 type regRow struct {
@@ -63,30 +60,17 @@ func (p *Registry) SetSnapshot(s state.Snapshot, now time.Time) {
 			p.all = append(p.all, regRow{service: name, first: i == 0, inst: &insts[i]})
 		}
 	}
-	p.apply()
+	p.set(p.all, regRow.fields)
 }
 
-// SetFilter implements Panel.
-func (p *Registry) SetFilter(q string) {
-	p.filter = strings.ToLower(q)
-	p.apply()
-}
-
-func (p *Registry) apply() {
-	p.rows = p.rows[:0]
-	for _, r := range p.all {
-		fields := []string{r.service}
-		if r.inst != nil {
-			fields = append(fields, r.inst.ID, r.inst.Addr)
-		}
-		if matches(p.filter, fields...) {
-			p.rows = append(p.rows, r)
-		}
+// fields are what the filter looks at: the service, and the instance's id
+// and address.
+func (r regRow) fields() []string {
+	if r.inst == nil {
+		return []string{r.service}
 	}
+	return []string{r.service, r.inst.ID, r.inst.Addr}
 }
-
-// Move implements Panel.
-func (p *Registry) Move(n int) { p.cur.move(n, len(p.rows)) }
 
 // Selected is the service of the selected row.
 func (p *Registry) Selected() (string, bool) {

@@ -12,11 +12,8 @@ import (
 
 // Services lists every component: infra and services, in the agent's order.
 type Services struct {
-	all    []state.Component
-	rows   []state.Component
-	filter string
-	now    time.Time
-	cur    cursor
+	list[state.Component]
+	now time.Time
 }
 
 var _ Panel = (*Services)(nil)
@@ -37,27 +34,9 @@ func (p *Services) Title() string { return "Services" }
 
 // SetSnapshot implements Panel.
 func (p *Services) SetSnapshot(s state.Snapshot, now time.Time) {
-	p.all, p.now = s.Components, now
-	p.apply()
+	p.now = now
+	p.set(s.Components, func(c state.Component) []string { return []string{c.Name, c.Kind, string(c.State)} })
 }
-
-// SetFilter implements Panel.
-func (p *Services) SetFilter(q string) {
-	p.filter = strings.ToLower(q)
-	p.apply()
-}
-
-func (p *Services) apply() {
-	p.rows = p.rows[:0]
-	for _, c := range p.all {
-		if matches(p.filter, c.Name, c.Kind, string(c.State)) {
-			p.rows = append(p.rows, c)
-		}
-	}
-}
-
-// Move implements Panel.
-func (p *Services) Move(n int) { p.cur.move(n, len(p.rows)) }
 
 // Selected is the selected component.
 func (p *Services) Selected() (state.Component, bool) {

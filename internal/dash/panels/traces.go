@@ -12,10 +12,7 @@ import (
 
 // Traces lists the recent traces the snapshot carries, newest first.
 type Traces struct {
-	all    []state.TraceSummary
-	rows   []state.TraceSummary
-	filter string
-	cur    cursor
+	list[state.TraceSummary]
 }
 
 var _ Panel = (*Traces)(nil)
@@ -36,9 +33,9 @@ func (p *Traces) Title() string { return "Traces" }
 // traces push it down the list.
 func (p *Traces) SetSnapshot(s state.Snapshot, _ time.Time) {
 	selected, hadSel := p.Selected()
-	p.all = slices.Clone(s.Traces)
-	slices.SortStableFunc(p.all, func(a, b state.TraceSummary) int { return b.Start.Compare(a.Start) })
-	p.apply()
+	all := slices.Clone(s.Traces)
+	slices.SortStableFunc(all, func(a, b state.TraceSummary) int { return b.Start.Compare(a.Start) })
+	p.set(all, func(t state.TraceSummary) []string { return append([]string{t.Root, t.TraceID}, t.Services...) })
 	if hadSel {
 		if i := slices.IndexFunc(p.rows, func(t state.TraceSummary) bool { return t.TraceID == selected.TraceID }); i >= 0 {
 			p.cur.top += i - p.cur.sel
@@ -46,24 +43,6 @@ func (p *Traces) SetSnapshot(s state.Snapshot, _ time.Time) {
 		}
 	}
 }
-
-// SetFilter implements Panel.
-func (p *Traces) SetFilter(q string) {
-	p.filter = strings.ToLower(q)
-	p.apply()
-}
-
-func (p *Traces) apply() {
-	p.rows = p.rows[:0]
-	for _, t := range p.all {
-		if matches(p.filter, append([]string{t.Root, t.TraceID}, t.Services...)...) {
-			p.rows = append(p.rows, t)
-		}
-	}
-}
-
-// Move implements Panel.
-func (p *Traces) Move(n int) { p.cur.move(n, len(p.rows)) }
 
 // Selected is the selected trace.
 func (p *Traces) Selected() (state.TraceSummary, bool) {
