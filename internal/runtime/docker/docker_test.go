@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,21 +26,6 @@ func uniqueProject(t testing.TB) string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	return "t" + hex.EncodeToString(b)
-}
-
-// echoWorkspace writes a manifest with the conformance suite's echo service.
-func echoWorkspace(t testing.TB, project string) *manifest.Manifest {
-	t.Helper()
-	dir := t.TempDir()
-	yaml := "project: " + project + "\nservices:\n  echo:\n    path: " + runtimetest.EchoDir() + "\n    language: go\n"
-	if err := os.WriteFile(filepath.Join(dir, manifest.FileName), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
 }
 
 // newRuntime returns a Runtime for m whose containers, network, volumes and
@@ -81,7 +64,7 @@ func removeWorkspace(t testing.TB, project string) {
 func TestConformance(t *testing.T) {
 	testenv.RequireDocker(t)
 	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
-		return newRuntime(t, echoWorkspace(t, uniqueProject(t)))
+		return newRuntime(t, runtimetest.EchoWorkspace(t, uniqueProject(t)))
 	})
 }
 

@@ -26,19 +26,9 @@ import (
 // echoWorkspace writes a manifest with the conformance suite's echo
 // service, under a project no other test uses.
 func echoWorkspace(t testing.TB) *manifest.Manifest {
-	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	dir := t.TempDir()
-	yaml := "project: k" + hex.EncodeToString(b) + "\nservices:\n  echo:\n    path: " + runtimetest.EchoDir() + "\n    language: go\n"
-	if err := os.WriteFile(filepath.Join(dir, manifest.FileName), []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return runtimetest.EchoWorkspace(t, "k"+hex.EncodeToString(b))
 }
 
 // options translates m as the CLI's factory does.

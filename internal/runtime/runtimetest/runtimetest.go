@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 )
 
@@ -30,6 +32,23 @@ import (
 func EchoDir() string {
 	_, file, _, _ := goruntime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "testdata", "echo")
+}
+
+// EchoWorkspace writes a workspace of project with the echo service alone
+// into a temporary directory and loads its manifest, for runtimes whose
+// tests start from msctl.yaml.
+func EchoWorkspace(t testing.TB, project string) *manifest.Manifest {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), manifest.FileName)
+	yaml := "project: " + project + "\nservices:\n  echo:\n    path: " + EchoDir() + "\n    language: go\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // Run runs the suite against runtimes made by newRuntime. Each call must
