@@ -179,7 +179,7 @@ func testUpWhileUp(t *testing.T, bin, rt string) {
 	t.Cleanup(func() {
 		msctlIn(t, bin, dir, "down", "--volumes")
 		if rt == docker.Name {
-			removeImages(t, m.Project)
+			testenv.RemoveDockerWorkspace(t, m.Project)
 		}
 	})
 	msctlIn(t, bin, dir, "up", "-d", "--runtime", rt)
@@ -271,25 +271,6 @@ func assertInstances(t *testing.T, bin, dir, rt, project string, n int) {
 	}
 }
 
-// removeImages removes the service images a docker workspace built.
-func removeImages(t *testing.T, project string) {
-	t.Helper()
-	rt, err := docker.New(docker.Options{Project: project})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := rt.Cleanup(ctx, true); err != nil {
-		t.Error(err)
-	}
-	if err := rt.RemoveImages(ctx); err != nil {
-		t.Error(err)
-	}
-}
-
 // infraNames are the components every workspace runs besides its services.
 var infraNames = []string{rtpkg.Postgres, rtpkg.Broker, rtpkg.Registry}
 
@@ -322,7 +303,7 @@ func testShopLifecycle(t *testing.T, bin string) {
 	dir := m.Dir()
 	// Cleanups run last first: the agent dies before everything is removed,
 	// so that it cannot restart what is being removed.
-	t.Cleanup(func() { removeImages(t, m.Project) })
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, m.Project) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("agent.log ends:\n%s", tailFile(filepath.Join(agent.StateDir(dir), "agent.log"), 30))

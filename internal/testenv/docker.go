@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/msctl/msctl/internal/runtime/docker"
 )
 
 // Infra images msctl defaults to. No registry is reachable where the tests run, so CI builds
@@ -103,4 +105,25 @@ func unavailable(t testing.TB, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// RemoveDockerWorkspace removes everything of project from Docker —
+// containers, network, volumes and the service images — whichever runtime
+// made it. Failures are test errors: a leak must not pass silently.
+func RemoveDockerWorkspace(t testing.TB, project string) {
+	t.Helper()
+	rt, err := docker.New(docker.Options{Project: project})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := rt.Cleanup(ctx, true); err != nil {
+		t.Errorf("cleanup: %v", err)
+	}
+	if err := rt.RemoveImages(ctx); err != nil {
+		t.Errorf("remove images: %v", err)
+	}
 }

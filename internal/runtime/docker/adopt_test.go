@@ -198,7 +198,7 @@ func TestUpAdoptsUnchanged(t *testing.T) {
 	project := uniqueProject(t)
 	path := twoServiceWorkspace(t, project)
 	dir := filepath.Dir(path)
-	t.Cleanup(func() { removeWorkspace(t, project) })
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
 
 	kill(t, agent(t, path))
 	first := ps(t, project)

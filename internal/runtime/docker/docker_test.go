@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -36,29 +35,9 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *docker.Runtime {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { removeWorkspace(t, m.Project) })
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, m.Project) })
 	t.Cleanup(func() { rt.Close() })
 	return rt
-}
-
-// removeWorkspace removes everything labelled with the project, whichever
-// Runtime made it.
-func removeWorkspace(t testing.TB, project string) {
-	t.Helper()
-	rt, err := docker.New(docker.Options{Project: project})
-	if err != nil {
-		t.Error(err)
-		return
-	}
-	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := rt.Cleanup(ctx, true); err != nil {
-		t.Errorf("cleanup: %v", err)
-	}
-	if err := rt.RemoveImages(ctx); err != nil {
-		t.Errorf("remove images: %v", err)
-	}
 }
 
 func TestConformance(t *testing.T) {

@@ -60,7 +60,7 @@ func TestShopEndToEnd(t *testing.T) {
 	project := uniqueProject(t)
 	shop := testenv.NewShop(t, "", project)
 	path := filepath.Join(shop.Dir, manifest.FileName)
-	t.Cleanup(func() { removeWorkspace(t, project) })
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLogs(t, project)
