@@ -5,6 +5,19 @@ import (
 	"testing"
 )
 
+// commented is a manifest with comments the edit must keep.
+const commented = `# workspace
+project: shop
+gateway:
+  port: 8080   # fixed
+
+services:
+  users:
+    path: services/users   # where
+    routes:
+      /api/v1/auth: public
+`
+
 func TestAddService(t *testing.T) {
 	entry := []entryLine{{0, "path: services/shipping"}, {0, "routes:"}, {1, "/api/v1/shipping: auth"}}
 	tests := []struct {
@@ -13,32 +26,8 @@ func TestAddService(t *testing.T) {
 	}{
 		{
 			name: "appended after the last service, comments kept",
-			in: `# workspace
-project: shop
-gateway:
-  port: 8080   # fixed
-
-services:
-  users:
-    path: services/users   # where
-    routes:
-      /api/v1/auth: public
-`,
-			want: `# workspace
-project: shop
-gateway:
-  port: 8080   # fixed
-
-services:
-  users:
-    path: services/users   # where
-    routes:
-      /api/v1/auth: public
-  shipping:
-    path: services/shipping
-    routes:
-      /api/v1/shipping: auth
-`,
+			in:   commented,
+			want: commented + "  shipping:\n    path: services/shipping\n    routes:\n      /api/v1/shipping: auth\n",
 		},
 		{
 			name: "indentation of the file is followed",
