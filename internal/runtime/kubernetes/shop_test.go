@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/agent/agenttest"
 	"github.com/msctl/msctl/internal/k8s/gen"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
@@ -136,6 +137,8 @@ func TestShopOnKubernetes(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("DLQThroughThePortForward", func(t *testing.T) { agenttest.ParkAndDrop(t, shop.Dir) })
 
 	t.Run("KilledPodIsReplaced", func(t *testing.T) {
 		sel := labels.Set{gen.LabelName: "orders", gen.LabelComponent: gen.ComponentService}.String()
