@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/msctl/msctl/internal/agent/agenttest"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/events"
@@ -21,22 +19,7 @@ import (
 func TestDLQThroughTheBinary(t *testing.T) {
 	ensureUp(t)
 	// ps shows the broker's endpoint as its URL.
-	nc, err := nats.Connect(component(shop.PS(t), "nats").Endpoint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := nats.NewMsg(events.PaymentsCharge)
-	m.Data = []byte("not json")
-	m.Header.Set(jetstream.MsgIDHeader, "e2e-dlq-"+randomHex(t, 8))
-	ack, err := js.PublishMsg(t.Context(), m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ack := agenttest.PublishPoison(t, component(shop.PS(t), "nats").Endpoint)
 
 	// parkedAfter is the message parked by payments from its stream's
 	// sequence seq on: other tests may have parked messages of their own.

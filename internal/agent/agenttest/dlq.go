@@ -39,22 +39,7 @@ func ParkAndDrop(t *testing.T, dir string) {
 			url = comp.Endpoint
 		}
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatalf("connect to the broker at %q: %v", url, err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := nats.NewMsg(events.PaymentsCharge)
-	m.Data = []byte("not json")
-	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("agenttest-poison-%d", time.Now().UnixNano()))
-	ack, err := js.PublishMsg(ctx, m)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ack := PublishPoison(t, url)
 
 	var parked state.DLQMessage
 	for parked.ID == 0 {
@@ -90,4 +75,27 @@ func ParkAndDrop(t *testing.T, dir string) {
 	if _, err := c.DLQMessage(ctx, parked.ID); err == nil {
 		t.Errorf("dlq show %d after the drop: still there", parked.ID)
 	}
+}
+
+// PublishPoison publishes a charge command payments cannot decode to the
+// broker at url, as a fresh message, and returns where the stream stored it.
+func PublishPoison(t *testing.T, url string) *jetstream.PubAck {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatalf("connect to the broker at %q: %v", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(events.PaymentsCharge)
+	m.Data = []byte("not json")
+	m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("poison-%d", time.Now().UnixNano()))
+	ack, err := js.PublishMsg(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack
 }
