@@ -50,7 +50,45 @@ func newRuntime(t *testing.T, dir string) *local.Runtime {
 }
 
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, stateDir(t)) })
+	dirs := map[runtime.Runtime]string{}
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
+		dir := stateDir(t)
+		rt := newRuntime(t, dir)
+		dirs[rt] = dir
+		return rt
+	}, func(t *testing.T, rt runtime.Runtime, component string) {
+		// NATS and etcd run inside the agent: they cannot fail apart from it.
+		if component == runtime.Postgres {
+			killPostgres(t, dirs[rt])
+		}
+	})
+}
+
+// killPostgres kills the workspace's postmaster with SIGKILL, as a crash
+// would, found in the runtime's pids.json.
+func killPostgres(t *testing.T, dir string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "pids.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var procs []struct {
+		PID  int    `json:"pid"`
+		What string `json:"what"`
+	}
+	if err := json.Unmarshal(data, &procs); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.What == "postgres" {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, p.PID)
+			return
+		}
+	}
+	t.Fatalf("no postgres in %s", data)
 }
 
 // alive reports whether pid runs and is not a zombie.
