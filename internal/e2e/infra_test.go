@@ -1,14 +1,13 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -60,26 +59,19 @@ func TestRestartBrokerAndRegistry(t *testing.T) {
 	}
 }
 
-// postgresPID is the postmaster's pid as the local runtime records it.
+// postgresPID is the postmaster's pid as the local runtime recorded it.
 func postgresPID(t *testing.T) int {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "pids.json"))
+	procs, err := local.Orphans(filepath.Join(shop.Dir, ".msctl"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var procs []struct {
-		PID  int    `json:"pid"`
-		What string `json:"what"`
-	}
-	if err := json.Unmarshal(data, &procs); err != nil {
-		t.Fatal(err)
-	}
 	for _, p := range procs {
-		if p.What == "postgres" {
+		if p.Name == "postgres" {
 			return p.PID
 		}
 	}
-	t.Fatalf("no postgres in pids.json: %s", data)
+	t.Fatalf("no live postgres recorded: %+v", procs)
 	return 0
 }
 

@@ -65,22 +65,15 @@ func TestConformance(t *testing.T) {
 }
 
 // killPostgres kills the workspace's postmaster with SIGKILL, as a crash
-// would, found in the runtime's pids.json.
+// would, found among the processes the runtime recorded.
 func killPostgres(t *testing.T, dir string) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "pids.json"))
+	procs, err := local.Orphans(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var procs []struct {
-		PID  int    `json:"pid"`
-		What string `json:"what"`
-	}
-	if err := json.Unmarshal(data, &procs); err != nil {
-		t.Fatal(err)
-	}
 	for _, p := range procs {
-		if p.What == "postgres" {
+		if p.Name == "postgres" {
 			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +81,7 @@ func killPostgres(t *testing.T, dir string) {
 			return
 		}
 	}
-	t.Fatalf("no postgres in %s", data)
+	t.Fatalf("no postgres among %+v", procs)
 }
 
 // alive reports whether pid runs and is not a zombie.
