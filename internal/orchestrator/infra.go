@@ -78,7 +78,7 @@ func (o *Orchestrator) superviseInfra(name string) {
 			o.log.Warn("infra restart failed", "component", name, "err", err)
 		}
 		backoff = min(backoff*2, infraMaxBackoff)
-		fails = 0
+		fails, healthySince = 0, time.Now()
 	}
 }
 
