@@ -190,10 +190,14 @@ func (a *Agent) startCollectors(ctx context.Context, ep runtime.Endpoints) {
 		go func() {
 			defer a.collectWG.Done()
 			defer cli.Close()
+			var follow sync.WaitGroup
+			follow.Go(func() { followRegistry(ctx, cli, a.orch.Infra) })
 			a.col.pollRegistry(ctx, cli)
+			follow.Wait()
 		}()
 	}
-	nc, err := nats.Connect(ep.NATSURL, nats.Name("msctl-agent"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect(ep.NATSURL, nats.Name("msctl-agent"), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.SetCustomDialer(newBrokerDialer(a.orch.Infra)))
 	if err != nil {
 		a.log.Warn("event reader", "err", err)
 		return
@@ -283,9 +287,9 @@ func (a *Agent) Snapshot() state.Snapshot {
 	return s
 }
 
-// Restart restarts one service.
-func (a *Agent) Restart(ctx context.Context, service string) error {
-	return a.orch.Restart(ctx, service)
+// Restart restarts one service or infra component.
+func (a *Agent) Restart(ctx context.Context, name string) error {
+	return a.orch.Restart(ctx, name)
 }
 
 // ErrNotUp is returned by Reconcile while the workspace is not (yet, or
@@ -329,13 +333,13 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
-	mux.HandleFunc("POST /api/restart/{service}", func(w http.ResponseWriter, r *http.Request) {
-		svc := r.PathValue("service")
-		if _, ok := a.m.Services[svc]; !ok {
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("unknown service %q", svc))
+	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
+		err := a.Restart(r.Context(), r.PathValue("name"))
+		switch {
+		case errors.Is(err, orchestrator.ErrUnknownComponent):
+			writeError(w, http.StatusNotFound, "not_found", err.Error())
 			return
-		}
-		if err := a.Restart(r.Context(), svc); err != nil {
+		case err != nil:
 			writeError(w, http.StatusConflict, "restart_failed", err.Error())
 			return
 		}

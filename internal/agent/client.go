@@ -142,7 +142,8 @@ func (c *Client) Logs(ctx context.Context, q state.LogQuery, fn func(state.LogLi
 	return nil
 }
 
-// Restart restarts one service and returns once it is ready again.
+// Restart restarts one service or infra component and returns once it is
+// ready again.
 func (c *Client) Restart(ctx context.Context, service string) error {
 	return c.do(ctx, http.MethodPost, "/api/restart/"+url.PathEscape(service), nil)
 }

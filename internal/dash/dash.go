@@ -403,12 +403,7 @@ func (m *Model) restart() tea.Cmd {
 		m.setStatus("cannot restart "+svc+": the agent is unreachable", true)
 		return nil
 	}
-	for _, c := range m.snap.Components {
-		if c.Name == svc && c.Kind != state.KindService {
-			m.setStatus(svc+" is infrastructure; only services restart", true)
-			return nil
-		}
-	}
+	// Infra components restart too, with their data (msctl restart postgres).
 	m.setStatus("restarting "+svc+"…", false)
 	return restart(m.src, svc)
 }

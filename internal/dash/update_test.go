@@ -275,7 +275,7 @@ func TestRestart(t *testing.T) {
 		{"restarts the selected service", []string{"1", "j", "j", "j", "r"}, nil, false, []string{"users"}, "users restarted"},
 		{"from the registry panel", []string{"2", "r"}, nil, false, []string{"gateway"}, "gateway restarted"},
 		{"from the logs of one service", []string{"1", "end", "enter", "r"}, nil, false, []string{"gateway"}, "gateway restarted"},
-		{"infrastructure is refused", []string{"1", "r"}, nil, false, nil, "postgres is infrastructure; only services restart"},
+		{"infrastructure restarts too", []string{"1", "r"}, nil, false, []string{"postgres"}, "postgres restarted"},
 		{"no service on the traces panel", []string{"3", "r"}, nil, false, nil, "select a service to restart (1: services)"},
 		{"refused while the agent is gone", []string{"1", "end", "r"}, nil, true, nil, "cannot restart gateway: the agent is unreachable"},
 		{"the agent's error is shown", []string{"1", "end", "r"}, errors.New("agent: restart gateway: timeout"), false, nil, "restart gateway: agent: restart gateway: timeout"},

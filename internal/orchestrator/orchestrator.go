@@ -82,7 +82,8 @@ type Orchestrator struct {
 	supers    sync.WaitGroup
 	down      bool
 
-	reconcileMu sync.Mutex // one Reconcile at a time
+	reconcileMu  sync.Mutex // one Reconcile at a time
+	infraRestart sync.Mutex // one infra restart at a time (infra.go)
 }
 
 type component struct {

@@ -26,6 +26,7 @@ type fakeRuntime struct {
 	failStart  map[string]error
 	crashStart map[string]bool // instances exit right after start
 	nextPort   int
+	infra      fakeInfra
 }
 
 var _ runtime.Runtime = (*fakeRuntime)(nil)
@@ -49,8 +50,7 @@ func (f *fakeRuntime) events() []string {
 func (f *fakeRuntime) Name() string { return "fake" }
 func (f *fakeRuntime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runtime.Infra, error) {
 	f.record("infra up")
-	ep := runtime.Endpoints{Postgres: "pg:5432", NATSURL: "nats://nats:4222", Etcd: []string{"http://etcd:2379"}, OTLP: "http://" + spec.OTLPHostAddr}
-	return runtime.Infra{Host: ep, Services: ep}, nil
+	return f.infra.start("http://" + spec.OTLPHostAddr), nil
 }
 func (f *fakeRuntime) EnsureDatabase(ctx context.Context, svc string) (string, error) {
 	return "postgres://" + svc + "@pg/" + svc, nil
@@ -63,6 +63,7 @@ func (f *fakeRuntime) Build(ctx context.Context, specs []runtime.BuildSpec, prog
 }
 func (f *fakeRuntime) StopInfra(ctx context.Context, grace time.Duration) error {
 	f.record("infra down")
+	f.infra.stop()
 	return nil
 }
 func (f *fakeRuntime) Cleanup(ctx context.Context, volumes bool) error { return nil }

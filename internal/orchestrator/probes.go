@@ -73,39 +73,6 @@ func (o *Orchestrator) watch(ctx context.Context, c *component, in *instance, in
 	}
 }
 
-// watchInfra probes the infra endpoints every few seconds so that ps shows a
-// component that went away.
-func (o *Orchestrator) watchInfra() {
-	defer o.supers.Done()
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-o.superCtx.Done():
-			return
-		case <-t.C:
-		}
-		o.mu.Lock()
-		eps := map[string]string{
-			runtime.Postgres: o.infra.Host.Postgres,
-			runtime.Broker:   hostOf(o.infra.Host.NATSURL),
-			runtime.Registry: hostOf(firstOf(o.infra.Host.Etcd)),
-		}
-		o.mu.Unlock()
-		for name, addr := range eps {
-			err := dialProbe(o.superCtx, addr)
-			o.mu.Lock()
-			c := o.comps[name]
-			if err == nil {
-				o.setLocked(c, state.StateHealthy, "ok")
-			} else if o.superCtx.Err() == nil {
-				o.setLocked(c, state.StateUnhealthy, err.Error())
-			}
-			o.mu.Unlock()
-		}
-	}
-}
-
 var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
 func httpProbe(ctx context.Context, endpoint, path string) error {

@@ -151,18 +151,15 @@ func (o *Orchestrator) startInfra(ctx context.Context) error {
 		return fmt.Errorf("start infra: %w", err)
 	}
 	o.infra, o.infraUp = inf, true
+	o.setInfraEndpointsLocked(inf)
 	now := time.Now()
-	for n, ep := range map[string]string{
-		runtime.Postgres: inf.Host.Postgres,
-		runtime.Broker:   inf.Host.NATSURL,
-		runtime.Registry: strings.Join(inf.Host.Etcd, ","),
-	} {
+	for _, n := range runtime.InfraComponents {
 		c := o.comps[n]
-		c.endpoint, c.started = ep, now
+		c.started = now
 		o.setLocked(c, state.StateHealthy, "ok")
+		o.supers.Add(1)
+		go o.superviseInfra(n)
 	}
-	o.supers.Add(1)
-	go o.watchInfra()
 	return nil
 }
 

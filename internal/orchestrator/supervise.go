@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/msctl/msctl/internal/runtime"
@@ -123,13 +122,18 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance) {
 }
 
 // Restart stops every instance of one service gracefully and waits until
-// their replacements are ready.
+// their replacements are ready, or restarts one infra component with its
+// data (restartInfra).
 func (o *Orchestrator) Restart(ctx context.Context, name string) error {
 	o.mu.Lock()
 	c, ok := o.comps[name]
-	if !ok || c.kind != state.KindService {
+	if !ok {
 		o.mu.Unlock()
-		return fmt.Errorf("unknown service %q (services: %s)", name, strings.Join(o.opts.Manifest.ServiceNames(), ", "))
+		return o.unknownComponent(name)
+	}
+	if c.kind == state.KindInfra {
+		o.mu.Unlock()
+		return o.restartInfra(ctx, name, "restart requested")
 	}
 	if !c.selected || len(c.insts) == 0 || c.insts[0].cur == nil {
 		o.mu.Unlock()

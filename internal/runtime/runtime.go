@@ -10,7 +10,9 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -20,6 +22,15 @@ const (
 	Broker   = "nats"
 	Registry = "etcd"
 )
+
+// InfraComponents are the infra components in start order.
+var InfraComponents = []string{Postgres, Broker, Registry}
+
+// UnknownInfraError is what RestartInfra returns for a name that is no
+// infra component.
+func UnknownInfraError(component string) error {
+	return fmt.Errorf("unknown infra component %q (infra: %s)", component, strings.Join(InfraComponents, ", "))
+}
 
 // Runtime runs one workspace. Implementations are safe for concurrent use.
 type Runtime interface {
@@ -43,6 +54,14 @@ type Runtime interface {
 	// Start runs one instance of a built service. It returns once the
 	// instance runs, not once it is ready: readiness is the caller's business.
 	Start(ctx context.Context, spec Spec) (Instance, error)
+
+	// RestartInfra restarts one infra component (Postgres, Broker or
+	// Registry) with its data, whether it crashed, was stopped or still
+	// runs, and returns once it accepts connections again. It returns the
+	// infra's endpoints, which keep their host ports where the runtime can
+	// keep them; the caller uses the returned ones from then on. An unknown
+	// component is an error naming the valid ones.
+	RestartInfra(ctx context.Context, component string) (Infra, error)
 
 	// StopInfra stops the infra components gracefully, keeping their data.
 	StopInfra(ctx context.Context, grace time.Duration) error

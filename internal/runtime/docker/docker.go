@@ -69,6 +69,10 @@ type Runtime struct {
 
 	netMu sync.Mutex // serialises network creation
 
+	// restartMu orders RestartInfra against itself and StopInfra, so a
+	// restart never brings back what StopInfra stopped.
+	restartMu sync.Mutex
+
 	mu      sync.Mutex
 	images  map[string]string // service → built image tag
 	claimed map[string]bool   // container ids this Runtime owns or adopted

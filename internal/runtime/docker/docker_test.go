@@ -42,8 +42,17 @@ func newRuntime(t testing.TB, m *manifest.Manifest) *docker.Runtime {
 
 func TestConformance(t *testing.T) {
 	testenv.RequireDocker(t)
+	projects := map[runtime.Runtime]string{}
 	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
-		return newRuntime(t, runtimetest.EchoWorkspace(t, uniqueProject(t)))
+		m := runtimetest.EchoWorkspace(t, uniqueProject(t))
+		rt := newRuntime(t, m)
+		projects[rt] = m.Project
+		return rt
+	}, func(t *testing.T, rt runtime.Runtime, component string) {
+		name := "msctl-" + projects[rt] + "-" + component
+		if err := engine(t).ContainerKill(context.Background(), name, "KILL"); err != nil {
+			t.Fatalf("docker kill %s: %v", name, err)
+		}
 	})
 }
 

@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -69,6 +70,10 @@ type infraState struct {
 	endpoints  runtime.Infra
 	pgHost     string // host:port of Postgres as the host reaches it
 	pgPassword string
+	spec       runtime.InfraSpec
+	// published is, per component, the host port of each container port,
+	// which RestartInfra publishes the new container on again.
+	published map[string]map[nat.Port]string
 }
 
 // infraDef is how one infra container is configured.
@@ -84,6 +89,10 @@ type infraDef struct {
 	// files are written into the container before it starts, by absolute
 	// path: configuration the image takes no flag for.
 	files map[string]string
+	// pinned are host ports to publish on where ports says any free one:
+	// those a replaced container had, so addresses handed out stay valid.
+	// They are no part of the configuration hash: a free port was asked for.
+	pinned map[nat.Port]string
 }
 
 func (d infraDef) hash(networkName string) string {
@@ -100,24 +109,9 @@ func (d infraDef) hash(networkName string) string {
 	return configHash(parts...)
 }
 
-// StartInfra starts (or adopts) Postgres, NATS with JetStream and etcd on
-// the workspace network and returns once all three answer through their
-// published ports.
-func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runtime.Infra, error) {
-	nw, err := r.ensureNetwork(ctx)
-	if err != nil {
-		return runtime.Infra{}, err
-	}
-	pgPassword, err := r.ensurePGVolume(ctx)
-	if err != nil {
-		return runtime.Infra{}, err
-	}
-	for _, c := range []string{runtime.Broker, runtime.Registry} {
-		if err := r.ensureVolume(ctx, c, nil); err != nil {
-			return runtime.Infra{}, err
-		}
-	}
-	defs := []infraDef{
+// infraDefs configures the infra containers of spec, in start order.
+func (r *Runtime) infraDefs(spec runtime.InfraSpec, pgPassword string) []infraDef {
+	return []infraDef{
 		{
 			name:   runtime.Postgres,
 			image:  orDefault(spec.PostgresImage, "postgres:15"),
@@ -161,7 +155,26 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			},
 		},
 	}
+}
 
+// StartInfra starts (or adopts) Postgres, NATS with JetStream and etcd on
+// the workspace network and returns once all three answer through their
+// published ports.
+func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runtime.Infra, error) {
+	nw, err := r.ensureNetwork(ctx)
+	if err != nil {
+		return runtime.Infra{}, err
+	}
+	pgPassword, err := r.ensurePGVolume(ctx)
+	if err != nil {
+		return runtime.Infra{}, err
+	}
+	for _, c := range []string{runtime.Broker, runtime.Registry} {
+		if err := r.ensureVolume(ctx, c, nil); err != nil {
+			return runtime.Infra{}, err
+		}
+	}
+	defs := r.infraDefs(spec, pgPassword)
 	ctx, cancel := context.WithTimeout(ctx, infraTimeout)
 	defer cancel()
 	hostPorts := make([]map[nat.Port]string, len(defs))
@@ -180,14 +193,13 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 	if err := errors.Join(errs...); err != nil {
 		return runtime.Infra{}, err
 	}
+	published := map[string]map[nat.Port]string{}
+	for i, d := range defs {
+		published[d.name] = hostPorts[i]
+	}
 
-	loop := func(i int, p nat.Port) string { return net.JoinHostPort("127.0.0.1", hostPorts[i][p]) }
 	inf := runtime.Infra{
-		Host: runtime.Endpoints{
-			Postgres: loop(0, pgPort),
-			NATSURL:  "nats://" + loop(1, natsPort),
-			Etcd:     []string{"http://" + loop(2, etcdPort)},
-		},
+		Host: hostEndpoints(published),
 		Services: runtime.Endpoints{
 			Postgres: runtime.Postgres + ":5432",
 			NATSURL:  "nats://" + runtime.Broker + ":4222",
@@ -206,9 +218,20 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 		inf.Services.OTLP = "http://host.docker.internal:" + port
 	}
 	r.mu.Lock()
-	r.infra = &infraState{endpoints: inf, pgHost: inf.Host.Postgres, pgPassword: pgPassword}
+	r.infra = &infraState{endpoints: inf, pgHost: inf.Host.Postgres, pgPassword: pgPassword, spec: spec, published: published}
 	r.mu.Unlock()
 	return inf, nil
+}
+
+// hostEndpoints are the infra endpoints on the host's loopback, from the
+// host ports each component's container is published on.
+func hostEndpoints(published map[string]map[nat.Port]string) runtime.Endpoints {
+	loop := func(c string, p nat.Port) string { return net.JoinHostPort("127.0.0.1", published[c][p]) }
+	return runtime.Endpoints{
+		Postgres: loop(runtime.Postgres, pgPort),
+		NATSURL:  "nats://" + loop(runtime.Broker, natsPort),
+		Etcd:     []string{"http://" + loop(runtime.Registry, etcdPort)},
+	}
 }
 
 func orDefault(s, def string) string {
@@ -283,7 +306,7 @@ func (r *Runtime) ensureInfra(ctx context.Context, d infraDef, networkName strin
 	bindings := nat.PortMap{}
 	for p, host := range d.ports {
 		exposed[p] = struct{}{}
-		bindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: hostPortString(host)}}
+		bindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1", HostPort: cmp.Or(hostPortString(host), d.pinned[p])}}
 	}
 	cfg := &container.Config{
 		Image:        d.image,
@@ -436,6 +459,8 @@ func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, e
 // StopInfra stops the infra containers gracefully; their data stays in the
 // volumes and the containers stay until Cleanup.
 func (r *Runtime) StopInfra(ctx context.Context, grace time.Duration) error {
+	r.restartMu.Lock()
+	defer r.restartMu.Unlock()
 	cs, err := r.list(ctx, map[string]string{LabelKind: state.KindInfra})
 	if err != nil {
 		return err

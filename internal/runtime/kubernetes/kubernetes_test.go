@@ -155,6 +155,13 @@ func TestConformance(t *testing.T) {
 	requireSplitLogStreams(t)
 	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
 		return newRuntime(t, echoWorkspace(t))
+	}, func(t *testing.T, rt runtime.Runtime, component string) {
+		ns := rt.(*kubernetes.Runtime).Namespace()
+		err := clientset(t, testenv.RequireKubernetes(t)).CoreV1().Pods(ns).Delete(context.Background(), component+"-0",
+			metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+		if err != nil {
+			t.Fatalf("delete pod %s/%s-0: %v", ns, component, err)
+		}
 	})
 }
 

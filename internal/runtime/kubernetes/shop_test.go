@@ -87,9 +87,17 @@ func TestShopOnKubernetes(t *testing.T) {
 			t.Errorf("logs orders: %q", out)
 		}
 		shop.Must(t, "restart", "payments")
+		// Postgres's pod is replaced with its claim; the services reconnect.
+		shop.Must(t, "restart", "postgres")
+		if pg := shop.Components(t)["postgres"]; pg.Restarts != 1 || pg.State != state.StateHealthy {
+			t.Errorf("postgres after restart: %+v, want healthy with 1 restart", pg)
+		}
+		if o := api.Settle(token, ok, time.Minute); o.Status != "CONFIRMED" {
+			t.Errorf("the order written before restart postgres reads %+v", o)
+		}
 		again := api.PlaceOrder(token, p.ID, testenv.GoodCard, 1, nil)
 		if o := api.Settle(token, again, time.Minute); o.Status != "CONFIRMED" {
-			t.Errorf("order after restart payments: %+v, want CONFIRMED", o)
+			t.Errorf("order after restart payments and postgres: %+v, want CONFIRMED", o)
 		}
 		if r := shop.Must(t, "up", "-d", "--runtime", "kubernetes"); !strings.Contains(r.Stderr, "nothing changed") {
 			t.Errorf("second up: %s", r.Stderr)

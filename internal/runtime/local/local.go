@@ -54,6 +54,10 @@ type Runtime struct {
 	infraLogs io.Writer
 	pids      *pidFile
 
+	// restartMu orders RestartInfra against itself and StopInfra, so a
+	// restart never brings back what StopInfra stopped.
+	restartMu sync.Mutex
+
 	mu      sync.Mutex
 	builds  map[string]runtime.BuildSpec
 	pg      *pgserver.Server
@@ -242,6 +246,8 @@ func (r *Runtime) passwordLocked(service string) (string, error) {
 
 // StopInfra stops etcd, NATS and Postgres, in parallel.
 func (r *Runtime) StopInfra(ctx context.Context, grace time.Duration) error {
+	r.restartMu.Lock()
+	defer r.restartMu.Unlock()
 	r.mu.Lock()
 	pg, ns, es := r.pg, r.nats, r.etcd
 	r.pg, r.nats, r.etcd = nil, nil, nil

@@ -50,7 +50,38 @@ func newRuntime(t *testing.T, dir string) *local.Runtime {
 }
 
 func TestConformance(t *testing.T) {
-	runtimetest.Run(t, func(t *testing.T) runtime.Runtime { return newRuntime(t, stateDir(t)) })
+	dirs := map[runtime.Runtime]string{}
+	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
+		dir := stateDir(t)
+		rt := newRuntime(t, dir)
+		dirs[rt] = dir
+		return rt
+	}, func(t *testing.T, rt runtime.Runtime, component string) {
+		// NATS and etcd run inside the agent: they cannot fail apart from it.
+		if component == runtime.Postgres {
+			killPostgres(t, dirs[rt])
+		}
+	})
+}
+
+// killPostgres kills the workspace's postmaster with SIGKILL, as a crash
+// would, found among the processes the runtime recorded.
+func killPostgres(t *testing.T, dir string) {
+	t.Helper()
+	procs, err := local.Orphans(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range procs {
+		if p.Name == "postgres" {
+			if err := syscall.Kill(p.PID, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, p.PID)
+			return
+		}
+	}
+	t.Fatalf("no postgres among %+v", procs)
 }
 
 // alive reports whether pid runs and is not a zombie.

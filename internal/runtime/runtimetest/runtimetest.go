@@ -51,9 +51,15 @@ func EchoWorkspace(t testing.TB, project string) *manifest.Manifest {
 	return m
 }
 
+// Crash makes one infra component of rt fail the way it fails on that
+// runtime (a killed process or container, a deleted pod), or does nothing
+// for a component that cannot fail on its own (the local runtime's
+// embedded broker and registry): RestartInfra must bring it back either way.
+type Crash func(t *testing.T, rt runtime.Runtime, component string)
+
 // Run runs the suite against runtimes made by newRuntime. Each call must
 // return a runtime with its own, empty state; the suite stops what it starts.
-func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
+func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime, crash Crash) {
 	rt := newRuntime(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
@@ -130,6 +136,7 @@ func Run(t *testing.T, newRuntime func(t *testing.T) runtime.Runtime) {
 	t.Run("StopKillsAfterGrace", func(t *testing.T) { stopKills(t, ctx, rt) })
 	t.Run("FixedHostPort", func(t *testing.T) { fixedPort(t, ctx, rt) })
 	t.Run("FixedHostPortTaken", func(t *testing.T) { portTaken(t, ctx, rt) })
+	t.Run("RestartInfraKeepsData", func(t *testing.T) { restartInfra(t, rt, inf, crash) })
 	t.Run("CleanupVolumesRemovesData", func(t *testing.T) { cleanupVolumes(t, ctx, rt) })
 }
 
