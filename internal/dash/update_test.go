@@ -455,3 +455,44 @@ func TestRedial(t *testing.T) {
 		t.Errorf("dialled %d times, want 3", dials)
 	}
 }
+
+func TestChaosKeys(t *testing.T) {
+	tests := []struct {
+		name       string
+		keys       []string
+		disconnect bool
+		wantFaults []state.FaultRequest
+		wantClears int
+		wantStatus string
+	}{
+		{"x takes the selected breaker's edge down for 30s", []string{"4", "j", "x"}, false,
+			[]state.FaultRequest{{FaultSpec: state.FaultSpec{From: "gateway", To: "payments", Down: true}, ForMS: 30000}}, 0,
+			"fault 1: gateway->payments down for 30s"},
+		{"X clears the faults", []string{"4", "X"}, false, nil, 1, "cleared 0 faults"},
+		{"x only on the breakers panel", []string{"1", "x"}, false, nil, 0, ""},
+		{"refused while the agent is gone", []string{"4", "x"}, true, nil, 0, "cannot add a fault: the agent is unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{snap: fixture()}
+			h := newHarnessWith(t, src, 80, 24)
+			h.snapshot(fixture())
+			if tt.disconnect {
+				h.send(snapshotMsg{at: now, err: errors.New("connection refused")})
+			}
+			var cmd tea.Cmd
+			for _, k := range tt.keys {
+				cmd = h.send(keyMsg(k))
+			}
+			for _, m := range run(t, cmd) {
+				h.send(m)
+			}
+			if !slices.Equal(src.faults, tt.wantFaults) || src.clears != tt.wantClears {
+				t.Errorf("faults asked %+v, clears %d; want %+v, %d", src.faults, src.clears, tt.wantFaults, tt.wantClears)
+			}
+			if h.m.status != tt.wantStatus {
+				t.Errorf("status = %q, want %q", h.m.status, tt.wantStatus)
+			}
+		})
+	}
+}

@@ -56,13 +56,20 @@ func TestChaosThroughTheBinary(t *testing.T) {
 		// cannot announce. Whatever it accepts must not be lost.
 		body := map[string]any{"items": []map[string]any{{"product_id": p.ID, "quantity": 1}}, "card_number": testenv.GoodCard}
 		var accepted []string
+		cut := false // orders was seen out of the registry: the partition bit
 		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 			var o testenv.Order
 			if r := gateway(t).Call("POST", "/api/v1/orders", token, nil, body); r.Status == http.StatusAccepted && r.Decode(t, &o) == http.StatusAccepted {
 				accepted = append(accepted, o.ID)
 			}
+			if s, err := client(t).Snapshot(t.Context()); err == nil && len(s.Registry["orders"]) == 0 {
+				cut = true
+			}
 		}
 		shop.Must(t, "chaos", "rm", f.ID)
+		if !cut {
+			t.Error("orders stayed registered (ready) for 5 s without NATS: is its NATS_URL the proxy's?")
+		}
 		if len(accepted) == 0 {
 			t.Fatal("orders accepted no order while partitioned from NATS; the check below would prove nothing")
 		}
