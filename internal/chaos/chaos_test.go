@@ -278,3 +278,46 @@ func TestBadFaultsNameTheFix(t *testing.T) {
 		t.Errorf("a rejected fault was kept: %v", s.Faults())
 	}
 }
+
+// BenchmarkRoundTrip is the hop's cost: one line and its answer on an open
+// connection, direct and through a proxy without faults.
+func BenchmarkRoundTrip(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(c, c) }()
+		}
+	}()
+	s := NewSet()
+	defer s.Close()
+	proxied, err := s.Listen("a", "b", "127.0.0.1:0", fixed(ln.Addr().String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for name, addr := range map[string]string{"direct": ln.Addr().String(), "proxied": proxied} {
+		b.Run(name, func(b *testing.B) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			buf := make([]byte, 64)
+			for b.Loop() {
+				if _, err := c.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(c, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
