@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -101,18 +102,6 @@ func (s *Set) Addr(from, to string) (string, bool) {
 	return p.addr(), true
 }
 
-// Edges lists the edges that have a proxy, sorted.
-func (s *Set) Edges() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.proxies))
-	for e := range s.proxies {
-		out = append(out, e)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // Validate checks a fault's settings without looking at its edge.
 func Validate(spec state.FaultSpec) error {
 	switch {
@@ -144,11 +133,7 @@ func (s *Set) Add(spec state.FaultSpec, d time.Duration) (state.Fault, error) {
 	defer s.mu.Unlock()
 	p, ok := s.proxies[spec.Edge()]
 	if !ok {
-		edges := make([]string, 0, len(s.proxies))
-		for e := range s.proxies {
-			edges = append(edges, e)
-		}
-		slices.Sort(edges)
+		edges := slices.Sorted(maps.Keys(s.proxies))
 		return state.Fault{}, &BadFaultError{fmt.Sprintf("unknown edge %s; edges: %s", spec.Edge(), strings.Join(edges, ", "))}
 	}
 	s.nextID++

@@ -158,10 +158,7 @@ func (o *chaosOptions) runLs(ctx context.Context) error {
 		return err
 	}
 	if o.json {
-		if fs == nil {
-			fs = []state.Fault{}
-		}
-		return writeJSON(o.root.stdout, fs)
+		return writeListJSON(o.root.stdout, fs)
 	}
 	if len(fs) == 0 {
 		fmt.Fprintln(o.root.stderr, "no active faults")
