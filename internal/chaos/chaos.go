@@ -112,7 +112,7 @@ func Validate(spec state.FaultSpec) error {
 	case spec.JitterMS > spec.LatencyMS:
 		return &BadFaultError{"jitter cannot exceed the latency"}
 	case math.IsNaN(spec.ErrorRate) || spec.ErrorRate < 0 || spec.ErrorRate > 1:
-		return &BadFaultError{"error rate is a share of connections between 0 and 1 (e.g. --error-rate 0.5)"}
+		return &BadFaultError{"error rate is a share of requests between 0 and 1 (e.g. --error-rate 0.5)"}
 	case spec.BandwidthKBps < 0:
 		return &BadFaultError{"bandwidth cannot be negative (e.g. --bandwidth 64KB)"}
 	case !spec.Down && spec.LatencyMS == 0 && spec.ErrorRate == 0 && spec.BandwidthKBps == 0:
@@ -172,9 +172,9 @@ type toxic struct {
 }
 
 // toxicsOf maps a fault to toxics. Latency delays the answers
-// (downstream): one round trip is then at least the latency. Errors reset
-// a share of the connections as soon as the client sends (upstream);
-// toxicity is drawn per connection. Bandwidth limits both directions.
+// (downstream): one round trip is then at least the latency. Errors close
+// the connection at that share of what clients send (upstream, see
+// errorToxic). Bandwidth limits both directions.
 // Down is not a toxic: the proxy refuses and cuts connections itself.
 func toxicsOf(spec state.FaultSpec) []toxic {
 	var out []toxic
@@ -183,8 +183,8 @@ func toxicsOf(spec state.FaultSpec) []toxic {
 			Attributes: map[string]any{"latency": spec.LatencyMS, "jitter": spec.JitterMS}})
 	}
 	if spec.ErrorRate > 0 {
-		out = append(out, toxic{Type: "reset_peer", Stream: "upstream", Toxicity: float32(spec.ErrorRate),
-			Attributes: map[string]any{"timeout": 0}})
+		out = append(out, toxic{Type: errorToxicType, Stream: "upstream", Toxicity: 1,
+			Attributes: map[string]any{"rate": spec.ErrorRate}})
 	}
 	if spec.BandwidthKBps > 0 {
 		for _, dir := range []string{"upstream", "downstream"} {

@@ -157,7 +157,7 @@ func TestDownRefusesCutsAndRecovers(t *testing.T) {
 	}
 }
 
-func TestErrorRateOneResetsEveryConnection(t *testing.T) {
+func TestErrorRateOneFailsEveryConnection(t *testing.T) {
 	s := newSet(t)
 	addr, err := s.Listen("gateway", "orders", "127.0.0.1:0", fixed(echo(t, "orders")))
 	if err != nil {
@@ -175,6 +175,36 @@ func TestErrorRateOneResetsEveryConnection(t *testing.T) {
 		t.Errorf("clear removed %d faults, want 1", n)
 	}
 	mustRoundTrip(t, addr)
+}
+
+// A kept-alive connection is not spared: the error rate is drawn per
+// request, so half of them failing means one of the first 30 fails
+// (missing all: 2^-30), whatever the connection drew before.
+func TestErrorRateAppliesPerRequestOnAKeptConnection(t *testing.T) {
+	s := newSet(t)
+	addr, err := s.Listen("gateway", "users", "127.0.0.1:0", fixed(echo(t, "users")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := s.Add(state.FaultSpec{From: "gateway", To: "users", ErrorRate: 0.5}, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		_, _ = io.WriteString(c, "ping\n")
+		if _, err := r.ReadString('\n'); err != nil {
+			return // failed, as it should at some point
+		}
+		if i == 29 {
+			t.Fatal("30 requests on one connection all passed with error rate 0.5")
+		}
+	}
 }
 
 func TestFaultExpires(t *testing.T) {

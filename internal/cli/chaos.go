@@ -39,7 +39,7 @@ func newChaosCmd(root *rootOptions) *cobra.Command {
 	f := addCmd.Flags()
 	f.DurationVar(&add.latency, "latency", 0, "delay every answer on the edge by this much, e.g. 300ms")
 	f.DurationVar(&add.jitter, "jitter", 0, "with --latency: vary the delay by up to this much, e.g. 50ms")
-	f.Float64Var(&add.errorRate, "error-rate", 0, "share (0..1) of connections reset as they send, e.g. 0.5")
+	f.Float64Var(&add.errorRate, "error-rate", 0, "share (0..1) of requests whose connection is closed, e.g. 0.5")
 	f.BoolVar(&add.down, "down", false, "refuse new connections and cut the open ones")
 	f.StringVar(&add.bandwidth, "bandwidth", "", "limit both directions to this rate, e.g. 64KB (per second; KB or MB)")
 	f.DurationVar(&add.lasts, "for", 0, "remove the fault after this long, e.g. 30s (default: until chaos rm, chaos clear or down)")

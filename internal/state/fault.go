@@ -15,7 +15,8 @@ type FaultSpec struct {
 	// LatencyMS delays every chunk of the answers on the edge, ±JitterMS.
 	LatencyMS int64 `json:"latency_ms,omitempty"`
 	JitterMS  int64 `json:"jitter_ms,omitempty"`
-	// ErrorRate (0..1) is the share of connections reset when they send.
+	// ErrorRate (0..1) is the share of sends (requests) at which the
+	// connection is closed.
 	ErrorRate float64 `json:"error_rate,omitempty"`
 	// Down refuses new connections and cuts the open ones.
 	Down bool `json:"down,omitempty"`

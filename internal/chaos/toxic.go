@@ -1,0 +1,37 @@
+package chaos
+
+import (
+	"math/rand/v2"
+
+	"github.com/Shopify/toxiproxy/v2/toxics"
+)
+
+// errorToxic is the toxic of --error-rate: it closes the connection at a
+// chunk with probability Rate. toxiproxy's reset_peer with a toxicity
+// draws once per connection, so on the kept-alive connections of a
+// client's pool the share of failing requests would decay to nothing as
+// the pool keeps only the connections that drew no fault; drawing per
+// chunk (a request, on an HTTP connection) keeps it near Rate.
+type errorToxic struct {
+	Rate float64 `json:"rate"`
+}
+
+const errorToxicType = "msctl_error"
+
+func init() { toxics.Register(errorToxicType, new(errorToxic)) }
+
+// Pipe implements toxics.Toxic.
+func (t *errorToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil || rand.Float64() < t.Rate {
+				stub.Close()
+				return
+			}
+			stub.Output <- c
+		}
+	}
+}
