@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 
 	"github.com/Shopify/toxiproxy/v2/toxics"
+	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 )
 
 // errorToxic is the toxic of --error-rate: it closes the connection at a
@@ -18,7 +20,13 @@ type errorToxic struct {
 
 const errorToxicType = "msctl_error"
 
-func init() { toxics.Register(errorToxicType, new(errorToxic)) }
+func init() {
+	toxics.Register(errorToxicType, new(errorToxic))
+	// Some toxics (bandwidth) log through zerolog's global logger, at trace
+	// level on every interruption, to stderr: the agent's output. Nothing of
+	// ours logs through zerolog; silence its global logger.
+	zlog.Logger = zerolog.Nop()
+}
 
 // Pipe implements toxics.Toxic.
 func (t *errorToxic) Pipe(stub *toxics.ToxicStub) {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,9 @@ func TestChaosThroughTheBinary(t *testing.T) {
 		}
 		if ls := faults(t); len(ls) != 1 || ls[0].ID != f.ID || !ls[0].Down || ls[0].ExpiresAt == nil {
 			t.Fatalf("chaos ls --json = %+v, want the fault %+v", ls, f)
+		}
+		if ls := shop.Must(t, "chaos", "ls").Stdout; !regexp.MustCompile(`(?m)^` + f.ID + `\s+gateway->payments\s+down\s+\S+\s+\d+s$`).MatchString(ls) {
+			t.Errorf("chaos ls:\n%s", ls)
 		}
 		summaries(t, token, orderID, 15*time.Second, "the gateway's breaker for payments open", breakerIs("open"))
 		testenv.Until(t, 15*time.Second, "the fault expired", func() bool { return len(faults(t)) == 0 })
