@@ -28,6 +28,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/msctl/msctl/internal/chaos"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
@@ -80,6 +81,10 @@ type Agent struct {
 	// broker is the DLQ operations' connection, nil until the workspace is
 	// up. Atomic rather than under mu: Up holds mu while it sets it.
 	broker atomic.Pointer[bus.Bus]
+
+	// chaos holds the proxy of every edge and their faults (chaos.go); nil
+	// on kubernetes.
+	chaos *chaos.Set
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP
@@ -120,15 +125,27 @@ func Start(opts Options) (*Agent, error) {
 		apiLn.Close()
 		return fail(fmt.Errorf("agent OTLP listener: %w", err))
 	}
+	var orch atomic.Pointer[orchestrator.Orchestrator]
+	set, router, err := startChaos(opts.Runtime, opts.Manifest, dir, &orch)
+	if err != nil {
+		apiLn.Close()
+		otlpLn.Close()
+		return fail(fmt.Errorf("chaos proxies: %w", err))
+	}
+	a.chaos = set
 	a.orch, err = orchestrator.New(orchestrator.Options{
 		Manifest: opts.Manifest, Runtime: opts.Runtime, Log: opts.Log,
-		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace,
+		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace, Router: router,
 	})
 	if err != nil {
 		apiLn.Close()
 		otlpLn.Close()
+		if set != nil {
+			set.Close()
+		}
 		return fail(err)
 	}
+	orch.Store(a.orch)
 	otlpMux := http.NewServeMux()
 	otlpMux.Handle("/v1/traces", otlpHandler(a.traces))
 	a.otlp = &http.Server{Handler: otlpMux, ReadHeaderTimeout: 5 * time.Second}
@@ -250,6 +267,10 @@ func (a *Agent) Down(ctx context.Context, volumes bool) error {
 		stop()
 	}
 	a.collectWG.Wait()
+	if a.chaos != nil {
+		// Faults end with the workspace, and must not hold up its shutdown.
+		a.chaos.Clear()
+	}
 	err := a.orch.Down(ctx, orchestrator.DownOptions{Volumes: volumes})
 	a.closeServers()
 	_ = os.Remove(infoPath(a.stateDir))
@@ -264,6 +285,9 @@ func (a *Agent) closeServers() {
 	_ = a.otlp.Shutdown(ctx)
 	a.api.Close()
 	a.otlp.Close()
+	if a.chaos != nil {
+		a.chaos.Close()
+	}
 }
 
 // Snapshot copies everything a reader may know.
@@ -281,6 +305,9 @@ func (a *Agent) Snapshot() state.Snapshot {
 		s.GatewayURL = "http://127.0.0.1:" + strconv.Itoa(a.m.Gateway.Port)
 	}
 	a.col.snapshot(&s)
+	if a.chaos != nil {
+		s.Faults = a.chaos.Faults()
+	}
 	a.mu.Lock()
 	s.Phase, s.Error, s.PortInUse = a.phase, a.failure, a.portErr
 	a.mu.Unlock()
@@ -333,6 +360,7 @@ func (a *Agent) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
+	a.chaosRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := a.Restart(r.Context(), r.PathValue("name"))
 		switch {

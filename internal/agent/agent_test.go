@@ -22,7 +22,12 @@ import (
 // anything up: enough for the API, the lock and the OTLP receiver.
 func startIdle(t *testing.T) *Agent {
 	t.Helper()
-	dir := t.TempDir()
+	return startIdleIn(t, t.TempDir())
+}
+
+// startIdleIn is startIdle in a given workspace directory.
+func startIdleIn(t *testing.T, dir string) *Agent {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "services", "echo"), 0o755); err != nil {
 		t.Fatal(err)
 	}

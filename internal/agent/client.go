@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -57,9 +58,21 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 // request sends one API request and turns non-2xx answers into errors
 // carrying the agent's message.
 func (c *Client) request(ctx context.Context, method, path string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.info.Addr+path, nil)
+	return c.send(ctx, method, path, nil)
+}
+
+// send is request with a JSON body (nil: none).
+func (c *Client) send(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.info.Addr+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.info.Token)
 	resp, err := c.http.Do(req)

@@ -81,10 +81,7 @@ func (o *dlqOptions) runLs(ctx context.Context) error {
 		return err
 	}
 	if o.json {
-		if ms == nil {
-			ms = []state.DLQMessage{}
-		}
-		return writeJSON(o.root.stdout, ms)
+		return writeListJSON(o.root.stdout, ms)
 	}
 	if len(ms) == 0 {
 		fmt.Fprintln(o.root.stderr, "no parked messages"+onSubject(o.subject))

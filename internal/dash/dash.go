@@ -161,6 +161,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.setStatus(msg.service+" restarted", false)
 		}
 		return m, nil
+	case faultMsg:
+		m.faultDone(msg)
+		return m, nil
 	case logsOpenedMsg:
 		m.logsOpening = false
 		m.feed = msg.feed
@@ -271,6 +274,10 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.filtering = true
 	case key.Matches(msg, k.Restart):
 		return m.restart()
+	case m.active == panelBreakers && key.Matches(msg, k.Fault):
+		return m.breakEdge()
+	case m.active == panelBreakers && key.Matches(msg, k.ClearFaults):
+		return m.clearFaults()
 	case m.active == panelLogs && key.Matches(msg, k.Follow):
 		m.logs.ToggleFollow()
 	case m.active == panelLogs && key.Matches(msg, k.Level):

@@ -95,6 +95,27 @@ func TestDashEndToEnd(t *testing.T) {
 		e.waitWhileRequesting("gateway→payments closed again", 2*time.Minute, token, orderID, closed.MatchString)
 	})
 
+	t.Run("x takes the breaker's edge down, X clears it", func(t *testing.T) {
+		if orderID == "" {
+			t.Skip("needs the order placed above")
+		}
+		token := e.login()
+		e.keys("4", "/")
+		e.typeText("payments")
+		e.keys("Enter", "g", "x")
+		fault := regexp.MustCompile(`gateway->payments\s+down`)
+		open := regexp.MustCompile(`gateway\s+payments\s+open\b`)
+		e.waitWhileRequesting("the fault listed and gateway→payments open", 90*time.Second, token, orderID, func(s string) bool {
+			return fault.MatchString(s) && open.MatchString(s)
+		})
+		e.keys("X")
+		closed := regexp.MustCompile(`gateway\s+payments\s+closed\b`)
+		e.waitWhileRequesting("no fault and gateway→payments closed again", 2*time.Minute, token, orderID, func(s string) bool {
+			return !strings.Contains(s, "ACTIVE FAULTS") && closed.MatchString(s)
+		})
+		e.keys("Escape") // drop the filter
+	})
+
 	t.Run("r restarts a service", func(t *testing.T) {
 		before := e.pid("orders")
 		e.keys("1", "/")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -155,6 +156,8 @@ type fakeSource struct {
 	err       error
 	restarted []string
 	logs      []state.LogLine
+	faults    []state.FaultRequest // what AddFault was asked
+	clears    int
 }
 
 var _ Source = (*fakeSource)(nil)
@@ -201,4 +204,26 @@ func (f *fakeSource) Restart(_ context.Context, svc string) error {
 	}
 	f.restarted = append(f.restarted, svc)
 	return nil
+}
+
+func (f *fakeSource) AddFault(_ context.Context, req state.FaultRequest) (state.Fault, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return state.Fault{}, f.err
+	}
+	f.faults = append(f.faults, req)
+	return state.Fault{ID: strconv.Itoa(len(f.faults)), FaultSpec: req.FaultSpec}, nil
+}
+
+func (f *fakeSource) ClearFaults(context.Context) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return 0, f.err
+	}
+	f.clears++
+	n := len(f.faults)
+	f.faults = nil
+	return n, nil
 }

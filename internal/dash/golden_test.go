@@ -8,9 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
+
+	"github.com/msctl/msctl/internal/state"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -43,6 +46,17 @@ func TestViewGolden(t *testing.T) {
 			h.keys("down", "down", "down", "down", "down", "down")
 		}},
 		{"breakers", func(h *harness) { ready(h); h.keys("4", "down") }},
+		{"breakers_faults", func(h *harness) {
+			s := fixture()
+			exp := now.Add(12 * time.Second)
+			s.Faults = []state.Fault{
+				{ID: "1", FaultSpec: state.FaultSpec{From: "gateway", To: "payments", Down: true}, CreatedAt: now, ExpiresAt: &exp},
+				{ID: "2", FaultSpec: state.FaultSpec{From: "orders", To: "nats", LatencyMS: 300, JitterMS: 50}, CreatedAt: now},
+			}
+			h.snapshot(s)
+			h.logLines(fixtureLogs())
+			h.keys("4", "down")
+		}},
 		{"logs", func(h *harness) { ready(h); h.keys("5") }},
 		{"logs_service", func(h *harness) { ready(h); h.keys("1", "down", "down", "down", "down", "down", "down", "enter") }},
 		{"logs_errors", func(h *harness) { ready(h); h.keys("5", "l", "l") }},

@@ -23,6 +23,9 @@ type Source interface {
 	// the agent goes away or fn fails.
 	FollowLogs(ctx context.Context, since time.Duration, fn func(state.LogLine) error) error
 	Restart(ctx context.Context, service string) error
+	// AddFault and ClearFaults are msctl chaos add and clear.
+	AddFault(ctx context.Context, req state.FaultRequest) (state.Fault, error)
+	ClearFaults(ctx context.Context) (int, error)
 }
 
 // Dialer connects to the workspace's agent.
@@ -99,4 +102,20 @@ func (r *redial) Restart(ctx context.Context, service string) error {
 		return err
 	}
 	return s.Restart(ctx, service)
+}
+
+func (r *redial) AddFault(ctx context.Context, req state.FaultRequest) (state.Fault, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return state.Fault{}, err
+	}
+	return s.AddFault(ctx, req)
+}
+
+func (r *redial) ClearFaults(ctx context.Context) (int, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return s.ClearFaults(ctx)
 }

@@ -283,19 +283,7 @@ func TestRestart(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &fakeSource{snap: fixture()}
-			h := newHarnessWith(t, src, 80, 24)
-			h.snapshot(fixture())
-			if tt.disconnect {
-				h.send(snapshotMsg{at: now, err: errors.New("connection refused")})
-			}
-			src.err = tt.srcErr
-			var cmd tea.Cmd
-			for _, k := range tt.keys {
-				cmd = h.send(keyMsg(k))
-			}
-			for _, m := range run(t, cmd) {
-				h.send(m)
-			}
+			h := pressKeys(t, src, tt.disconnect, tt.srcErr, tt.keys)
 			if !slices.Equal(src.restarted, tt.wantRestarted) {
 				t.Errorf("restarted %v, want %v", src.restarted, tt.wantRestarted)
 			}
@@ -453,5 +441,56 @@ func TestRedial(t *testing.T) {
 	}
 	if dials != 3 {
 		t.Errorf("dialled %d times, want 3", dials)
+	}
+}
+
+// pressKeys shows the fixture from src, then, the agent gone if
+// disconnect, with src failing with srcErr, presses keys and delivers what
+// the last key's command answers.
+func pressKeys(t *testing.T, src *fakeSource, disconnect bool, srcErr error, keys []string) *harness {
+	t.Helper()
+	h := newHarnessWith(t, src, 80, 24)
+	h.snapshot(fixture())
+	if disconnect {
+		h.send(snapshotMsg{at: now, err: errors.New("connection refused")})
+	}
+	src.err = srcErr
+	var cmd tea.Cmd
+	for _, k := range keys {
+		cmd = h.send(keyMsg(k))
+	}
+	for _, m := range run(t, cmd) {
+		h.send(m)
+	}
+	return h
+}
+
+func TestChaosKeys(t *testing.T) {
+	tests := []struct {
+		name       string
+		keys       []string
+		disconnect bool
+		wantFaults []state.FaultRequest
+		wantClears int
+		wantStatus string
+	}{
+		{"x takes the selected breaker's edge down for 30s", []string{"4", "j", "x"}, false,
+			[]state.FaultRequest{{FaultSpec: state.FaultSpec{From: "gateway", To: "payments", Down: true}, ForMS: 30000}}, 0,
+			"fault 1: gateway->payments down for 30s"},
+		{"X clears the faults", []string{"4", "X"}, false, nil, 1, "cleared 0 faults"},
+		{"x only on the breakers panel", []string{"1", "x"}, false, nil, 0, ""},
+		{"refused while the agent is gone", []string{"4", "x"}, true, nil, 0, "cannot add a fault: the agent is unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{snap: fixture()}
+			h := pressKeys(t, src, tt.disconnect, nil, tt.keys)
+			if !slices.Equal(src.faults, tt.wantFaults) || src.clears != tt.wantClears {
+				t.Errorf("faults asked %+v, clears %d; want %+v, %d", src.faults, src.clears, tt.wantFaults, tt.wantClears)
+			}
+			if h.m.status != tt.wantStatus {
+				t.Errorf("status = %q, want %q", h.m.status, tt.wantStatus)
+			}
+		})
 	}
 }

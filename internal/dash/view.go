@@ -195,7 +195,9 @@ func (m *Model) statusLine() string {
 		hints = append(hints, fmt.Sprintf("filter %q (esc clears)", q))
 	}
 	switch m.active {
-	case panelServices, panelRegistry, panelBreakers:
+	case panelBreakers:
+		hints = append(hints, "enter: logs", "r: restart", "x: edge down 30s", "X: clear faults")
+	case panelServices, panelRegistry:
 		hints = append(hints, "enter: logs of the service", "r: restart it")
 	case panelTraces:
 		if m.waterfall != nil {
@@ -222,7 +224,7 @@ func (m *Model) helpLines() []string {
 		"  1 services   every component: state, health, instances, restarts, endpoint, uptime",
 		"  2 registry   live registry instances per service",
 		"  3 traces     recent traces; enter shows the waterfall, ! marks spans with errors",
-		"  4 breakers   circuit breakers per service and upstream; FAILS is consecutive/total",
+		"  4 breakers   circuit breakers per upstream, FAILS consecutive/total; chaos faults",
 		"  5 logs       merged logs; f follow, l minimum level, s one service at a time",
 		"  6 events     broker subjects and the flow of recent messages",
 		"",

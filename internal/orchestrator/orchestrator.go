@@ -42,6 +42,8 @@ type Options struct {
 	Probe func(ctx context.Context, endpoint, path string) error
 	// LogLines is how many output lines are kept per service.
 	LogLines int
+	// Router, when set, routes services' edges through proxies (edges.go).
+	Router Router
 }
 
 // Defaults for zero Options.

@@ -200,9 +200,15 @@ func upShop(t *testing.T) (*fakeRuntime, *Orchestrator) {
 
 func newOrch(t *testing.T, f *fakeRuntime) *Orchestrator {
 	t.Helper()
+	return newOrchWith(t, f, nil)
+}
+
+func newOrchWith(t *testing.T, f *fakeRuntime, r Router) *Orchestrator {
+	t.Helper()
 	o, err := New(Options{
 		Manifest: loadShop(t), Runtime: f, OTLPAddr: "127.0.0.1:4318", Probe: f.probe,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, ReadyTimeout: 5 * time.Second, Grace: time.Second,
+		Router: r,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -281,6 +281,9 @@ func (o *Orchestrator) env(ctx context.Context, c *component, svcEnv map[string]
 		}
 		env["DATABASE_URL"] = dsn
 	}
+	if err := o.route(c, env); err != nil {
+		return nil, err
+	}
 	for k, v := range svcEnv {
 		env[k] = v
 	}

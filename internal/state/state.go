@@ -58,6 +58,8 @@ type Snapshot struct {
 	PortInUse *PortConflict `json:"port_in_use,omitempty"`
 	// DLQDepth is how many messages consumers gave up on and parked.
 	DLQDepth uint64 `json:"dlq_depth"`
+	// Faults are the active `msctl chaos` faults, oldest first.
+	Faults []Fault `json:"faults,omitempty"`
 }
 
 // PortConflict is a port msctl needed and another process holds.

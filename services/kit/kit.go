@@ -34,6 +34,7 @@ type Service struct {
 	workers  []func(context.Context) error
 	resolver *registry.Resolver
 	picker   registry.Picker
+	proxies  map[string]string // UPSTREAM_PROXIES: service → proxy address
 }
 
 // AddCheck adds a readiness check: the instance is ready (and registered) only while every check
@@ -67,6 +68,9 @@ func (s *Service) Picker() registry.Picker {
 			s.picker = s.resolver
 		} else {
 			s.picker = registry.NewStatic(nil)
+		}
+		if len(s.proxies) > 0 {
+			s.picker = registry.NewProxied(s.picker, s.proxies)
 		}
 	}
 	return s.picker

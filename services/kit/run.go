@@ -52,6 +52,10 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 	if migrations != nil && cfg.DatabaseURL == "" {
 		return fmt.Errorf("%s needs a database: set DATABASE_URL", name)
 	}
+	proxies, err := registry.ParseProxies(cfg.UpstreamProxies)
+	if err != nil {
+		return err
+	}
 	if cfg.ServiceName == "" {
 		cfg.ServiceName = name
 	}
@@ -81,7 +85,7 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 	})
 
 	srv := httpx.New(httpx.Options{Service: cfg.ServiceName, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes})
-	s := &Service{Config: cfg, Log: log, Mux: srv.Mux, Server: srv}
+	s := &Service{Config: cfg, Log: log, Mux: srv.Mux, Server: srv, proxies: proxies}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 60*time.Second)
 	defer cancelStart()

@@ -28,8 +28,11 @@ type KeyMap struct {
 	Follow    key.Binding
 	Level     key.Binding
 	Service   key.Binding
-	Help      key.Binding
-	Quit      key.Binding
+	// Fault and ClearFaults are msctl chaos from the breakers panel.
+	Fault       key.Binding
+	ClearFaults key.Binding
+	Help        key.Binding
+	Quit        key.Binding
 }
 
 // Keys is the dashboard's key map.
@@ -44,21 +47,23 @@ var Keys = KeyMap{
 		key.NewBinding(key.WithKeys("5"), key.WithHelp("5", "logs")),
 		key.NewBinding(key.WithKeys("6"), key.WithHelp("6", "events")),
 	},
-	Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
-	Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
-	PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "page up")),
-	PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+d"), key.WithHelp("pgdn", "page down")),
-	Top:      key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "first")),
-	Bottom:   key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "last")),
-	Enter:    key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
-	Back:     key.NewBinding(key.WithKeys("esc", "backspace"), key.WithHelp("esc", "back")),
-	Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
-	Restart:  key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restart service")),
-	Follow:   key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "follow logs")),
-	Level:    key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log level")),
-	Service:  key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "log service")),
-	Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
-	Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+	Up:          key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+	Down:        key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+	PageUp:      key.NewBinding(key.WithKeys("pgup", "ctrl+u"), key.WithHelp("pgup", "page up")),
+	PageDown:    key.NewBinding(key.WithKeys("pgdown", "ctrl+d"), key.WithHelp("pgdn", "page down")),
+	Top:         key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g/home", "first")),
+	Bottom:      key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G/end", "last")),
+	Enter:       key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
+	Back:        key.NewBinding(key.WithKeys("esc", "backspace"), key.WithHelp("esc", "back")),
+	Filter:      key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+	Restart:     key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "restart service")),
+	Follow:      key.NewBinding(key.WithKeys("f"), key.WithHelp("f", "follow logs")),
+	Level:       key.NewBinding(key.WithKeys("l"), key.WithHelp("l", "log level")),
+	Service:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "log service")),
+	Fault:       key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "edge down 30s")),
+	ClearFaults: key.NewBinding(key.WithKeys("X"), key.WithHelp("X", "clear faults")),
+	Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
+	Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 }
 
 // ShortHelp is the footer line.
@@ -71,7 +76,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.NextPanel, k.PrevPanel, k.Panels[0], k.Panels[1], k.Panels[2], k.Panels[3], k.Panels[4], k.Panels[5]},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Back},
-		{k.Filter, k.Restart, k.Follow, k.Level, k.Service, k.Help, k.Quit},
+		{k.Filter, k.Restart, k.Follow, k.Level, k.Service, k.Fault, k.ClearFaults, k.Help, k.Quit},
 	}
 }
 

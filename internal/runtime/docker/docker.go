@@ -85,6 +85,7 @@ var (
 	_ runtime.Runtime      = (*Runtime)(nil)
 	_ runtime.Pruner       = (*Runtime)(nil)
 	_ runtime.OTLPListener = (*Runtime)(nil)
+	_ runtime.HostListener = (*Runtime)(nil)
 )
 
 // Options configure a Runtime: the workspace it runs, named explicitly so
@@ -244,6 +245,15 @@ func freePortOn(ip string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// HostListenIP is the host-gateway address: containers reach the agent's
+// listeners there as host.docker.internal; nothing else needs them.
+func (r *Runtime) HostListenIP(ctx context.Context) (string, error) { return r.hostGatewayIP(ctx) }
+
+// ServiceAddr is how containers reach a port of the host-gateway address.
+func (r *Runtime) ServiceAddr(port string) string {
+	return net.JoinHostPort("host.docker.internal", port)
 }
 
 // OTLPListenAddr is where the agent's OTLP/HTTP receiver should listen so

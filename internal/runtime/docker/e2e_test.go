@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
+	agentapi "github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/state"
@@ -165,5 +167,73 @@ func dumpLogs(t *testing.T, project string) {
 	})
 	if err != nil {
 		t.Logf("logs: %v", err)
+	}
+}
+
+// TestChaosOnDocker runs the shop in containers with the msctl binary and
+// puts latency on gateway->orders: the containers reach the agent's proxy
+// on the host (host.docker.internal), so reading an order through the
+// gateway takes at least the latency, and no longer once the fault is
+// removed. A new agent listens on the same proxy ports, so the containers,
+// whose environment names them, are adopted rather than recreated.
+func TestChaosOnDocker(t *testing.T) {
+	testenv.RequireDocker(t)
+	testenv.SkipShort(t, "system test")
+	project := uniqueProject(t)
+	shop := testenv.NewShop(t, testenv.Msctl(t), project)
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, project)
+		}
+	})
+	shop.Must(t, "up", "-d", "--runtime", "docker")
+	shop.DownAtCleanup(t)
+	c := &client{shop.Gateway(t)}
+	c.Client = &http.Client{Timeout: 15 * time.Second}
+	token := c.login("chaos@example.com")
+	id := c.PlaceOrder(token, testenv.Keyboard, testenv.GoodCard, 1, nil)
+	c.settle(token, id)
+
+	read := func() time.Duration {
+		start := time.Now()
+		if code := c.do("GET", "/api/v1/orders/"+id, token, nil, nil); code != http.StatusOK {
+			t.Fatalf("read the order: %d", code)
+		}
+		return time.Since(start)
+	}
+	if took := read(); took >= 500*time.Millisecond {
+		t.Fatalf("reading an order took %s before any fault", took)
+	}
+	var f state.Fault
+	if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->orders", "--latency", "600ms", "--json").Stdout), &f); err != nil {
+		t.Fatal(err)
+	}
+	if took := read(); took < 600*time.Millisecond {
+		t.Errorf("with 600ms latency on gateway->orders, reading an order took %s", took)
+	}
+	shop.Must(t, "chaos", "rm", f.ID)
+	if took := read(); took >= 500*time.Millisecond {
+		t.Errorf("after removing the fault, reading an order took %s", took)
+	}
+
+	before := ps(t, project)
+	ac, err := agentapi.Connect(shop.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := ac.Info().PID
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, 10*time.Second, "the killed agent's lock released", func() bool { return !agentapi.Alive(agentapi.StateDir(shop.Dir)) })
+	shop.Must(t, "up", "-d", "--runtime", "docker")
+	for name, comp := range ps(t, project) {
+		if comp.Container != before[name].Container {
+			t.Errorf("%s was recreated by the next agent (container %s, was %s): its proxy addresses changed", name, comp.Container, before[name].Container)
+		}
+	}
+	if took := read(); took >= 500*time.Millisecond {
+		t.Errorf("after the new agent, reading an order took %s", took)
 	}
 }

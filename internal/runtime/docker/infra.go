@@ -215,7 +215,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			r.log.Warn("the OTLP receiver listens on loopback, containers cannot reach it; listen on OTLPListenAddr", "addr", spec.OTLPHostAddr)
 		}
 		inf.Host.OTLP = "http://" + spec.OTLPHostAddr
-		inf.Services.OTLP = "http://host.docker.internal:" + port
+		inf.Services.OTLP = "http://" + r.ServiceAddr(port)
 	}
 	r.mu.Lock()
 	r.infra = &infraState{endpoints: inf, pgHost: inf.Host.Postgres, pgPassword: pgPassword, spec: spec, published: published}

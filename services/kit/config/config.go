@@ -30,6 +30,7 @@ type Base struct {
 	RegistryTTL     time.Duration `env:"REGISTRY_TTL" default:"5s" example:"5s"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"10s" example:"10s"`
 	MaxBodyBytes    int64         `env:"MAX_BODY_BYTES" default:"1048576" example:"1048576"`
+	UpstreamProxies []string      `env:"UPSTREAM_PROXIES" example:"inventory=127.0.0.1:41001"`
 }
 
 var durationType = reflect.TypeFor[time.Duration]()

@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/state"
+)
+
+func TestChaosAPI(t *testing.T) {
+	a := startIdle(t)
+	c, err := Connect(a.m.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+
+	_, err = c.AddFault(ctx, state.FaultRequest{FaultSpec: state.FaultSpec{From: "echo", To: "nowhere", Down: true}})
+	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, "edges: echo->etcd, echo->nats") {
+		t.Errorf("unknown edge: %v, want 400 naming the edges", err)
+	}
+
+	f, err := c.AddFault(ctx, state.FaultRequest{FaultSpec: state.FaultSpec{From: "echo", To: "nats", LatencyMS: 100}, ForMS: 60000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ID == "" || f.ExpiresAt == nil || f.ExpiresAt.Sub(f.CreatedAt) != time.Minute {
+		t.Errorf("added %+v, want an id and an expiry a minute on", f)
+	}
+	if fs, err := c.Faults(ctx); err != nil || len(fs) != 1 || fs[0].ID != f.ID {
+		t.Errorf("faults = %+v, %v", fs, err)
+	}
+	if s, err := c.Snapshot(ctx); err != nil || len(s.Faults) != 1 {
+		t.Errorf("snapshot faults = %+v, %v", s.Faults, err)
+	}
+	if err := c.RemoveFault(ctx, "99"); err == nil || !strings.Contains(err.Error(), "no active fault 99") {
+		t.Errorf("rm of an unknown id = %v", err)
+	}
+	if n, err := c.ClearFaults(ctx); err != nil || n != 1 {
+		t.Errorf("clear = %d, %v; want 1 removed", n, err)
+	}
+	if fs, _ := c.Faults(ctx); len(fs) != 0 {
+		t.Errorf("faults after clear: %+v", fs)
+	}
+}
+
+// A new agent listens where the previous one did, so that the services
+// (containers outlive agents) keep valid proxy addresses.
+func TestChaosPortsKeptAcrossAgents(t *testing.T) {
+	dir := t.TempDir()
+	a := startIdleIn(t, dir)
+	first, ok := a.chaos.Addr("echo", "nats")
+	if !ok {
+		t.Fatal("no proxy for echo->nats")
+	}
+	if err := a.Down(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	b := startIdleIn(t, dir)
+	if again, _ := b.chaos.Addr("echo", "nats"); again != first {
+		t.Errorf("echo->nats listens on %s, the previous agent on %s", again, first)
+	}
+}
+
+// kubernetesNamed is a runtime that only says it is kubernetes: startChaos
+// looks at nothing else.
+type kubernetesNamed struct{ runtime.Runtime }
+
+func (kubernetesNamed) Name() string { return "kubernetes" }
+
+func TestChaosOnKubernetesSaysItIsUnavailable(t *testing.T) {
+	a := startIdle(t)
+	set, router, err := startChaos(kubernetesNamed{}, a.m, t.TempDir(), nil)
+	if set != nil || router != nil || err != nil {
+		t.Fatalf("startChaos on kubernetes = %v, %v, %v; want no proxies", set, router, err)
+	}
+	mux := http.NewServeMux()
+	(&Agent{}).chaosRoutes(mux)
+	for _, r := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, "/api/chaos", nil),
+		httptest.NewRequest(http.MethodPost, "/api/chaos", strings.NewReader(`{"from":"echo","to":"nats","down":true}`)),
+	} {
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "local and docker runtimes") {
+			t.Errorf("%s %s on kubernetes: %d %s", r.Method, r.URL, w.Code, w.Body)
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package orchestrator
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestEdges(t *testing.T) {
+	var got []string
+	for _, e := range Edges(loadShop(t)) {
+		got = append(got, e.From+"->"+e.To)
+	}
+	want := []string{
+		// The public service reaches every routed service, not only its depends_on.
+		"gateway->nats", "gateway->etcd", "gateway->orders", "gateway->users",
+		"inventory->nats", "inventory->etcd", "inventory->postgres",
+		"orders->nats", "orders->etcd", "orders->inventory", "orders->users",
+		"users->nats", "users->etcd", "users->postgres",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("edges\n got %v\nwant %v", got, want)
+	}
+}
+
+// proxyRouter routes every edge but gateway->users through "proxy" ports.
+type proxyRouter struct{}
+
+func (proxyRouter) Route(from, to string) (string, bool) {
+	if from == "gateway" && to == "users" {
+		return "", false
+	}
+	return fmt.Sprintf("proxy-%s-%s:1", from, to), true
+}
+
+func TestRouterRewritesOnlyAddresses(t *testing.T) {
+	f := newFake()
+	o := newOrchWith(t, f, proxyRouter{})
+	if err := o.Up(t.Context(), UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		svc, key, want string
+	}{
+		{"users", "DATABASE_URL", "postgres://users@proxy-users-postgres:1/users"},
+		{"users", "NATS_URL", "nats://proxy-users-nats:1"},
+		{"users", "ETCD_ENDPOINTS", "http://proxy-users-etcd:1"},
+		{"users", "UPSTREAM_PROXIES", ""},
+		{"users", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"},
+		{"orders", "UPSTREAM_PROXIES", "inventory=proxy-orders-inventory:1,users=proxy-orders-users:1"},
+		{"gateway", "UPSTREAM_PROXIES", "orders=proxy-gateway-orders:1"},
+	}
+	for _, tt := range tests {
+		if got := f.current(tt.svc).spec.Env[tt.key]; got != tt.want {
+			t.Errorf("%s %s = %q, want %q", tt.svc, tt.key, got, tt.want)
+		}
+	}
+	if eps := o.ReadyEndpoints("orders"); len(eps) != 1 || eps[0] != f.current("orders").info.Endpoint {
+		t.Errorf("ready endpoints of orders = %v, want its one instance's %s", eps, f.current("orders").info.Endpoint)
+	}
+	if eps := o.ReadyEndpoints("nope"); eps != nil {
+		t.Errorf("ready endpoints of an unknown service = %v", eps)
+	}
+}
