@@ -30,10 +30,11 @@ type Service struct {
 	Mux    *http.ServeMux
 	Server *httpx.Server
 
-	mu       sync.Mutex
-	workers  []func(context.Context) error
-	resolver *registry.Resolver
-	picker   registry.Picker
+	mu        sync.Mutex
+	inboxOnce sync.Once // see pruneInbox
+	workers   []func(context.Context) error
+	resolver  *registry.Resolver
+	picker    registry.Picker
 }
 
 // AddCheck adds a readiness check: the instance is ready (and registered) only while every check
