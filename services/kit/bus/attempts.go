@@ -2,7 +2,6 @@ package bus
 
 import (
 	"sync"
-	"time"
 
 	"github.com/msctl/msctl/services/kit/fault"
 )
@@ -18,14 +17,13 @@ import (
 // again, so a message can get up to MaxAttempts handler runs per process.
 type consumerState struct {
 	outage *fault.Outage
-	probe  chan struct{} // held by the one slot that handles while paused
 
 	mu       sync.Mutex
 	attempts map[uint64]int // by stream sequence; forgotten once settled
 }
 
 func newConsumerState(outage *fault.Outage) *consumerState {
-	return &consumerState{outage: outage, probe: make(chan struct{}, 1), attempts: map[uint64]int{}}
+	return &consumerState{outage: outage, attempts: map[uint64]int{}}
 }
 
 // attempted returns how many handler runs of seq failed so far.
@@ -49,33 +47,3 @@ func (c *consumerState) forget(seq uint64) {
 	defer c.mu.Unlock()
 	delete(c.attempts, seq)
 }
-
-// enter lets a handler slot through: at once while no dependency is down;
-// during an outage one slot at a time (the probe), after the current
-// backoff, so that a dead database sees one try per backoff instead of
-// every buffered message failing in turn. probe says the caller holds the
-// probe and must call leave; ok is false when stopped closed first.
-func (c *consumerState) enter(stopped <-chan struct{}) (probe, ok bool) {
-	for {
-		paused, backoff := c.outage.Paused()
-		if !paused {
-			return false, true
-		}
-		select {
-		case c.probe <- struct{}{}:
-			select {
-			case <-time.After(backoff):
-				return true, true
-			case <-stopped:
-				<-c.probe
-				return false, false
-			}
-		case <-time.After(backoff): // the outage may be over: look again
-		case <-stopped:
-			return false, false
-		}
-	}
-}
-
-// leave releases the probe taken by enter.
-func (c *consumerState) leave() { <-c.probe }

@@ -232,21 +232,20 @@ func takeBatch(first jetstream.Msg, in <-chan jetstream.Msg, n int) []jetstream.
 	return batch
 }
 
-// admit hands batch to the handler once c lets the slot through (see
-// consumerState.enter), keeping the batch in progress while it waits so
+// admit hands batch to the handler once the consumer's outage lets the
+// slot through (see fault.Outage.Admit: one slot at a time while a
+// dependency is down), keeping the batch in progress while it waits so
 // that the server does not redeliver it meanwhile. It reports false when
 // the consumer stopped first: the batch is then redelivered after AckWait.
 func (b *Bus) admit(ctx context.Context, cfg ConsumerConfig, c *consumerState, batch []jetstream.Msg, h BatchHandler, stopped <-chan struct{}) bool {
 	stop := keepInProgress(batch, cfg.AckWait)
-	probe, ok := c.enter(stopped)
+	leave, ok := c.outage.Admit(stopped)
 	stop()
 	if !ok {
 		return false
 	}
+	defer leave()
 	b.handle(ctx, cfg, c, batch, h)
-	if probe {
-		c.leave()
-	}
 	return true
 }
 

@@ -19,8 +19,9 @@ const (
 // many failures come in between, and hands out a backoff that grows to
 // MaxBackoff. The zero value is not usable; see NewOutage.
 type Outage struct {
-	log  *slog.Logger
-	what string
+	log   *slog.Logger
+	what  string
+	probe chan struct{} // held by the one caller that tries while paused
 
 	mu      sync.Mutex
 	since   time.Time // zero while not paused
@@ -34,7 +35,7 @@ func NewOutage(log *slog.Logger, what string) *Outage {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Outage{log: log, what: what}
+	return &Outage{log: log, what: what, probe: make(chan struct{}, 1)}
 }
 
 // Fail records a transient failure and returns how long to wait before the
@@ -81,4 +82,33 @@ func (o *Outage) Err(grace time.Duration) error {
 		return nil
 	}
 	return fmt.Errorf("%s paused for %s: %w", o.what, time.Since(o.since).Round(time.Second), o.err)
+}
+
+// Admit lets a caller (one of the loop's workers) try its work: at once
+// while there is no outage; during one, one caller at a time (the probe),
+// after the current backoff, so that a dead dependency sees one try per
+// backoff instead of one per worker, and a worker that finds nothing to do
+// cannot end the outage while another one's work is failing. leave must
+// be called when the try is over; ok is false when done closed first.
+func (o *Outage) Admit(done <-chan struct{}) (leave func(), ok bool) {
+	for {
+		paused, backoff := o.Paused()
+		if !paused {
+			return func() {}, true
+		}
+		select {
+		case o.probe <- struct{}{}:
+			leave := func() { <-o.probe }
+			select {
+			case <-time.After(backoff):
+				return leave, true
+			case <-done:
+				leave()
+				return nil, false
+			}
+		case <-time.After(backoff): // the outage may be over: look again
+		case <-done:
+			return nil, false
+		}
+	}
 }

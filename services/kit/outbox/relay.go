@@ -136,19 +136,20 @@ func (r *Relay) relay(ctx context.Context) {
 	poll := time.NewTicker(r.Poll)
 	defer poll.Stop()
 	for {
+		leave, ok := r.paused().Admit(ctx.Done())
+		if !ok {
+			return
+		}
 		n, err := r.Flush(ctx)
+		leave()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			// Rows stay unsent (a failed round marks nothing) and go out
 			// with the same ids once the dependency is back, however long
-			// that takes.
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(r.paused().Fail(err)):
-			}
+			// that takes; Admit spaces the tries.
+			r.paused().Fail(err)
 			continue
 		}
 		r.paused().OK()
