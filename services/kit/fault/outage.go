@@ -61,7 +61,7 @@ func (o *Outage) OK() {
 	if o.since.IsZero() {
 		return
 	}
-	o.log.Warn(o.what+" resumed", "after", time.Since(o.since).Round(time.Millisecond), "last_err", o.err)
+	o.log.Warn(o.what+" resumed", "after", time.Since(o.since).Round(time.Millisecond).String(), "last_err", o.err)
 	o.since, o.err = time.Time{}, nil
 }
 
