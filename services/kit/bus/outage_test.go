@@ -199,15 +199,7 @@ func TestHungHandlerIsCutAndCounted(t *testing.T) {
 		})
 	publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o"})
 	testenv.Until(t, 10*time.Second, "parked", func() bool { return parked(t, b) == 1 })
-	s, err := b.JetStream().Stream(context.Background(), events.StreamDLQ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.GetMsg(context.Background(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := m.Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "HandlerTimeout") {
+	if r := bustest.StreamMsg(t, b, events.StreamDLQ, 1).Header.Get(bus.HeaderDLQReason); !strings.Contains(r, "HandlerTimeout") {
 		t.Errorf("reason %q does not name the handler deadline", r)
 	}
 	if c := calls.Load(); c != 2 {
@@ -225,15 +217,8 @@ func TestFullHistory(t *testing.T) {
 		t.Fatalf("a stream holding all its messages: %v", err)
 	}
 	// Limits that remove the oldest messages.
-	cfg, err := bus.StreamConfig(events.StreamOrderEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxMsgs = 3
-	if _, err := b.JetStream().UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	err = b.FullHistory(ctx, events.StreamOrderEvents)
+	bustest.LimitMsgs(t, b, events.StreamOrderEvents, 3)
+	err := b.FullHistory(ctx, events.StreamOrderEvents)
 	var lost *bus.HistoryLostError
 	if !errors.As(err, &lost) || lost.FirstSeq != 3 {
 		t.Fatalf("got %v, want history lost from sequence 3", err)

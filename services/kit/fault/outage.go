@@ -47,7 +47,7 @@ func (o *Outage) Fail(err error) time.Duration {
 	if o.since.IsZero() {
 		o.since = time.Now()
 		o.backoff = MinBackoff
-		o.log.Warn(o.what+" paused: dependency unavailable", "err", err)
+		o.log.Warn(o.what+" paused", "err", err)
 		return o.backoff
 	}
 	o.backoff = min(2*o.backoff, MaxBackoff)

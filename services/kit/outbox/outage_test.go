@@ -7,11 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/msctl/msctl/internal/infra/pgserver"
 	"github.com/msctl/msctl/internal/testenv"
-	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/bus/bustest"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/outbox"
@@ -24,15 +21,7 @@ import (
 func TestRelayRidesOutBrokerAndDatabaseOutages(t *testing.T) {
 	db := newDB(t)
 	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b, err := bus.New(nc, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Dial(t, ns.URL())
 	ctx := context.Background()
 	if err := b.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
@@ -62,6 +51,7 @@ func TestRelayRidesOutBrokerAndDatabaseOutages(t *testing.T) {
 	time.Sleep(2 * time.Second) // the relay now fails on the database
 	startCtx, startCancel := context.WithTimeout(ctx, time.Minute)
 	defer startCancel()
+	var err error
 	if pg, err = pgserver.Start(startCtx, pgCfg); err != nil {
 		t.Fatal(err)
 	}

@@ -13,10 +13,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 
 	"github.com/msctl/msctl/internal/testenv"
-	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/bus/bustest"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/pg"
@@ -93,24 +92,9 @@ func TestSweeperDoesNotCountTimeWhileDependenciesAreDown(t *testing.T) {
 func TestRebuildRefusesAStreamThatLostEvents(t *testing.T) {
 	db := newDB(t)
 	ns := testenv.NATS(t)
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b, err := bus.New(nc, quiet())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Dial(t, ns.URL())
 	ctx := context.Background()
-	cfg, err := bus.StreamConfig(events.StreamOrderEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxMsgs = 3
-	if _, err := b.JetStream().CreateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	bustest.LimitMsgs(t, b, events.StreamOrderEvents, 3)
 	a := app.New(db, postgres.New(db), app.SagaConfig{StepTimeout: time.Minute, MaxAttempts: 1}, quiet())
 	publish := func(id string) {
 		env, err := events.New(events.OrderCreated, events.OrderCreatedV1{OrderID: id, UserID: "u1", Items: []events.Item{{ProductID: "p", Quantity: 1}}})
@@ -134,7 +118,7 @@ func TestRebuildRefusesAStreamThatLostEvents(t *testing.T) {
 	for _, id := range []string{"o3", "o4", "o5"} {
 		publish(id)
 	}
-	_, err = a.RebuildReadModel(ctx, b)
+	_, err := a.RebuildReadModel(ctx, b)
 	var e *errs.Error
 	if !errors.As(err, &e) || e.Status != http.StatusConflict {
 		t.Fatalf("got %v, want a 409", err)
