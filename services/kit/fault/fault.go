@@ -64,7 +64,10 @@ var transientErrors = []error{
 // Transient reports whether err says that a dependency is unavailable, so
 // that the operation will succeed once it is back. An error wrapped by
 // Permanent is never transient, and neither is context.Canceled: the caller
-// gave up, nothing is known about the dependency.
+// gave up, nothing is known about the dependency. io.EOF counts as a connection
+// that went away: a handler that reads its own input must not return a
+// bare io.EOF for bad input (wrap it with Permanent), or its message would
+// be waited on forever.
 func Transient(err error) bool {
 	if err == nil || IsPermanent(err) {
 		return false
