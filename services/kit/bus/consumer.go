@@ -151,7 +151,10 @@ func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, h BatchHandl
 	}
 	c := newConsumerState(fault.NewOutage(b.log.With("consumer", cfg.Durable), "consumer "+cfg.Durable))
 	defer b.track(cfg.Durable, c.outage)()
+	// A consumer that cannot (re)subscribe is as stuck as one whose handler
+	// waits: both count for Healthy.
 	sub := fault.NewOutage(b.log.With("consumer", cfg.Durable), "subscription of consumer "+cfg.Durable)
+	defer b.track(cfg.Durable+" subscription", sub)()
 	for ctx.Err() == nil {
 		err := b.consumeOnce(ctx, cfg, c, sub, h)
 		if ctx.Err() != nil {
