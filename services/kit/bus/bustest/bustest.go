@@ -25,10 +25,18 @@ func New(t testing.TB, url string) *bus.Bus {
 	for s := range events.StreamSubjects {
 		_ = b.JetStream().DeleteStream(ctx, s)
 	}
-	if err := b.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
+	// Recreating a stream right after deleting it was refused once on a
+	// loaded machine ("error creating store for stream": the server could
+	// not set up the new file store yet); a few more tries get past that.
+	var err error
+	for try := 0; try < 20; try++ {
+		if err = b.EnsureStreams(ctx); err == nil {
+			return b
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	return b
+	t.Fatal(err)
+	return nil
 }
 
 // StreamMsgs returns how many messages stream holds.
