@@ -1,6 +1,7 @@
 // Package bus is the shop's JetStream plumbing: the streams, publishing with
 // a dedup id and trace headers, and durable consumers with explicit acks,
-// bounded redelivery and a dead-letter ("parked") stream for poison messages.
+// bounded attempts (an unavailable dependency is waited out, see
+// kit/fault) and a dead-letter ("parked") stream for poison messages.
 package bus
 
 import (
