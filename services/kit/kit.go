@@ -30,11 +30,12 @@ type Service struct {
 	Mux    *http.ServeMux
 	Server *httpx.Server
 
-	mu       sync.Mutex
-	workers  []func(context.Context) error
-	resolver *registry.Resolver
-	picker   registry.Picker
-	proxies  map[string]string // UPSTREAM_PROXIES: service → proxy address
+	mu        sync.Mutex
+	inboxOnce sync.Once // see pruneInbox
+	workers   []func(context.Context) error
+	resolver  *registry.Resolver
+	picker    registry.Picker
+	proxies   map[string]string // UPSTREAM_PROXIES: service → proxy address
 }
 
 // AddCheck adds a readiness check: the instance is ready (and registered) only while every check

@@ -18,6 +18,8 @@ import (
 	"github.com/msctl/msctl/internal/infra/embnats"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -116,6 +118,66 @@ func TestDeregisteredWhileNATSIsDown(t *testing.T) {
 	testenv.Until(t, 10*time.Second, "registered once ready", func() bool { return lookup() != nil })
 	nats.Shutdown()
 	testenv.Until(t, 5*time.Second, "deregistered without NATS", func() bool { return lookup() == nil })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("RunContext: %v", err)
+	}
+}
+
+// A consumer waiting out an unavailable dependency (here a real "no
+// responders" from NATS on every try) makes the instance unready, so it
+// leaves the registry; it comes back by itself once the handler succeeds.
+func TestUnreadyWhileAConsumerWaitsOutADependency(t *testing.T) {
+	lookup, _ := serviceEnv(t)
+	var broken atomic.Bool
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	buses := make(chan *bus.Bus, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- kit.RunContext(ctx, "things", migrations, func(ctx context.Context, s *kit.Service) error {
+			b, err := s.Bus(ctx)
+			if err != nil {
+				return err
+			}
+			s.Consume(b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "things", Subjects: []string{"payments.cmd.>"}},
+				func(context.Context, bus.Message) error {
+					if broken.Load() {
+						_, err := s.NATS.Request("nobody.listens", nil, time.Second)
+						return err
+					}
+					return nil
+				})
+			buses <- b
+			return nil
+		})
+	}()
+	b := <-buses
+	var in *registry.Instance
+	testenv.Until(t, 10*time.Second, "registered once ready", func() bool { in = lookup(); return in != nil })
+
+	broken.Store(true)
+	env, err := events.New(events.PaymentsCharge, events.ChargePayment{OrderID: "o1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(env)
+	if err := b.Publish(ctx, env, raw); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, 10*time.Second, "deregistered while the consumer is stalled", func() bool { return lookup() == nil })
+	resp, err := http.Get("http://" + in.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || !strings.Contains(string(body), "consumer things paused") {
+		t.Fatalf("readyz %d %s does not name the stalled consumer", resp.StatusCode, body)
+	}
+
+	broken.Store(false)
+	testenv.Until(t, 15*time.Second, "registered again once it resumed", func() bool { return lookup() != nil })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("RunContext: %v", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/inbox"
 	"github.com/msctl/msctl/services/kit/outbox"
 )
 
@@ -34,6 +35,9 @@ func (s *Service) Bus(ctx context.Context) (*bus.Bus, error) {
 	for {
 		err = b.EnsureStreams(ctx)
 		if err == nil {
+			// Unready while a consumer waits out its dependency, ready again
+			// once it resumes (see bus.Bus.Healthy).
+			s.AddCheck("consumers", b.Healthy)
 			return b, nil
 		}
 		select {
@@ -48,6 +52,7 @@ func (s *Service) Bus(ctx context.Context) (*bus.Bus, error) {
 // as a background worker.
 func (s *Service) RelayOutbox(b *bus.Bus) {
 	r := &outbox.Relay{DB: s.DB, Bus: b, Log: s.Log}
+	s.AddCheck("outbox", r.Healthy)
 	if os.Getenv(EnvCrashAfterPublish) == "1" {
 		r.AfterPublish = func() {
 			s.Log.Warn("crashing after publish, before mark", "env", EnvCrashAfterPublish)
@@ -57,13 +62,31 @@ func (s *Service) RelayOutbox(b *bus.Bus) {
 	s.Go(r.Run)
 }
 
+// inboxPruneInterval is how often a consuming service prunes its inbox.
+const inboxPruneInterval = 10 * time.Minute
+
+// pruneInbox starts, once, the pruning of the inbox of a service that
+// consumes into its database, so that the table does not grow forever.
+func (s *Service) pruneInbox() {
+	if s.DB == nil {
+		return
+	}
+	s.inboxOnce.Do(func() {
+		s.Go(func(ctx context.Context) error {
+			return inbox.RunPruner(ctx, s.DB, inbox.DefaultRetain, inboxPruneInterval, s.Log)
+		})
+	})
+}
+
 // Consume runs a durable consumer as a background worker.
 func (s *Service) Consume(b *bus.Bus, cfg bus.ConsumerConfig, h bus.Handler) {
+	s.pruneInbox()
 	s.Go(func(ctx context.Context) error { return b.Consume(ctx, cfg, h) })
 }
 
 // ConsumeBatch runs a durable consumer whose handler takes batches as a
 // background worker.
 func (s *Service) ConsumeBatch(b *bus.Bus, cfg bus.ConsumerConfig, h bus.BatchHandler) {
+	s.pruneInbox()
 	s.Go(func(ctx context.Context) error { return b.ConsumeBatch(ctx, cfg, h) })
 }

@@ -35,7 +35,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if cfg.StepTimeout <= 0 || cfg.MaxAttempts < 1 {
 		return fmt.Errorf("ORDERS_SAGA_STEP_TIMEOUT must be positive and ORDERS_SAGA_MAX_ATTEMPTS at least 1 (for example 10s and 3)")
 	}
-	a := app.New(s.DB, postgres.New(s.DB), app.SagaConfig{StepTimeout: cfg.StepTimeout, MaxAttempts: cfg.MaxAttempts}, s.Log)
+	a := app.New(s.DB, postgres.New(s.DB), app.SagaConfig{StepTimeout: cfg.StepTimeout, MaxAttempts: cfg.MaxAttempts, Healthy: s.Server.Ready}, s.Log)
 	b, err := s.Bus(ctx)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 // Package bus is the shop's JetStream plumbing: the streams, publishing with
 // a dedup id and trace headers, and durable consumers with explicit acks,
-// bounded redelivery and a dead-letter ("parked") stream for poison messages.
+// bounded attempts (an unavailable dependency is waited out, see
+// kit/fault) and a dead-letter ("parked") stream for poison messages.
 package bus
 
 import (
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -21,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/fault"
 )
 
 // DedupWindow is how long a stream remembers a Nats-Msg-Id. A relay that
@@ -44,6 +47,9 @@ type Bus struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
+
+	mu        sync.Mutex
+	consumers map[string]*fault.Outage // by durable name, while consuming
 }
 
 // New builds a Bus on an established connection.
@@ -55,7 +61,7 @@ func New(nc *nats.Conn, log *slog.Logger) (*Bus, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bus{nc: nc, js: js, log: log}, nil
+	return &Bus{nc: nc, js: js, log: log, consumers: map[string]*fault.Outage{}}, nil
 }
 
 // JetStream exposes the underlying context for callers that need more.
@@ -164,12 +170,39 @@ func endSpan(span trace.Span, err error) {
 	span.End()
 }
 
-// errPermanent marks a handler error that retrying cannot fix.
-var errPermanent = errors.New("permanent failure")
-
 // Permanent wraps err so the consumer parks the message at once instead of
-// retrying it.
-func Permanent(err error) error { return fmt.Errorf("%w: %w", errPermanent, err) }
+// retrying it (see fault.Permanent).
+func Permanent(err error) error { return fault.Permanent(err) }
 
 // IsPermanent reports whether err was wrapped by Permanent.
-func IsPermanent(err error) bool { return errors.Is(err, errPermanent) }
+func IsPermanent(err error) bool { return fault.IsPermanent(err) }
+
+// stallGrace is how long a consumer may wait out a dependency before
+// Healthy reports it: a single serialization failure is no outage.
+const stallGrace = 2 * time.Second
+
+// Healthy is nil unless a consumer of this bus has been paused by an
+// unavailable dependency for longer than stallGrace. kit adds it to the
+// readiness checks, so an instance whose consumers are stuck is unready
+// (and leaves the registry) until they resume by themselves.
+func (b *Bus) Healthy(context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(b.consumers)) {
+		errs = append(errs, b.consumers[name].Err(stallGrace))
+	}
+	return errors.Join(errs...)
+}
+
+// track registers the outage tracker of a running consumer for Healthy.
+func (b *Bus) track(durable string, o *fault.Outage) (untrack func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.consumers[durable] = o
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		delete(b.consumers, durable)
+	}
+}

@@ -166,14 +166,7 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 				tt.handler(&calls))
 			testenv.Until(t, 10*time.Second, "parked message", func() bool { return bustest.StreamMsgs(t, b, events.StreamDLQ) == 1 })
 
-			s, err := b.JetStream().Stream(context.Background(), events.StreamDLQ)
-			if err != nil {
-				t.Fatal(err)
-			}
-			parked, err := s.GetMsg(context.Background(), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			parked := bustest.StreamMsg(t, b, events.StreamDLQ, 1)
 			if parked.Subject != "dlq."+events.PaymentsCharge {
 				t.Errorf("parked on %s", parked.Subject)
 			}

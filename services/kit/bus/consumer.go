@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/fault"
 )
 
 // Headers a parked message carries besides its original ones.
@@ -25,11 +27,6 @@ const (
 	HeaderDLQConsumer   = "Dlq-Consumer"
 	HeaderDLQDeliveries = "Dlq-Deliveries"
 )
-
-// parkRetries is how many deliveries beyond MaxAttempts the server still
-// makes, so that a park that failed (broker blip) gets another chance
-// instead of the message silently reaching the server's MaxDeliver.
-const parkRetries = 3
 
 // Message is one decoded delivery.
 type Message struct {
@@ -53,9 +50,12 @@ func (m Message) Context(parent context.Context) context.Context {
 	return trace.ContextWithSpan(parent, trace.SpanFromContext(m.ctx))
 }
 
-// Handler processes one message. nil acks it; an error naks it for a
-// delayed redelivery until MaxAttempts, after which it is parked; an error
-// wrapped by Permanent parks it at once.
+// Handler processes one message. nil acks it. An error wrapped by
+// Permanent parks it at once. A transient error (fault.Transient: a
+// dependency is unavailable) naks it without using an attempt and pauses
+// the consumer until a handler succeeds again, however long that takes.
+// Any other error, and a run cut at HandlerTimeout, uses one of the
+// message's MaxAttempts; the last one parks it.
 type Handler func(ctx context.Context, m Message) error
 
 // BatchHandler processes the messages that arrived together, so that their
@@ -65,11 +65,17 @@ type BatchHandler func(ctx context.Context, ms []Message) []error
 
 // ConsumerConfig describes one durable consumer.
 type ConsumerConfig struct {
-	Stream      string
-	Durable     string
-	Subjects    []string      // filter subjects within Stream
-	MaxAttempts int           // handler calls per message before parking; default 5
+	Stream   string
+	Durable  string
+	Subjects []string // filter subjects within Stream
+	// MaxAttempts is how many handler runs may fail (other than
+	// transiently) before the message is parked; default 5.
+	MaxAttempts int
 	AckWait     time.Duration // default 5s; a running handler keeps extending it
+	// HandlerTimeout bounds one handler call; default 30s. Its context
+	// ends then, the message stops being kept in progress and the run
+	// counts as a failed attempt.
+	HandlerTimeout time.Duration
 	// Concurrency is how many handler calls run at once; default 16.
 	Concurrency int
 	// Batch is the most messages one BatchHandler call receives (it gets
@@ -88,6 +94,9 @@ func (c *ConsumerConfig) defaults() {
 	if c.AckWait <= 0 {
 		c.AckWait = 5 * time.Second
 	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 30 * time.Second
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 16
 	}
@@ -102,10 +111,12 @@ func (c ConsumerConfig) buffered() int { return 2 * c.Concurrency * c.Batch }
 
 func (c ConsumerConfig) jetstream() jetstream.ConsumerConfig {
 	cc := jetstream.ConsumerConfig{
-		Durable:       c.Durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxAttempts + parkRetries,
+		Durable:   c.Durable,
+		AckPolicy: jetstream.AckExplicitPolicy,
+		AckWait:   c.AckWait,
+		// Unlimited: the consumer counts attempts itself (consumerState)
+		// and parks, so the server never drops a message on its own.
+		MaxDeliver:    -1,
 		MaxAckPending: max(c.Concurrency*64, 2*c.buffered()),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
@@ -138,28 +149,32 @@ func (b *Bus) ConsumeBatch(ctx context.Context, cfg ConsumerConfig, h BatchHandl
 	if cfg.Stream == "" || cfg.Durable == "" || len(cfg.Subjects) == 0 {
 		return fmt.Errorf("consume: stream, durable and subjects are required")
 	}
-	backoff := 100 * time.Millisecond
+	c := newConsumerState(fault.NewOutage(b.log.With("consumer", cfg.Durable), "consumer "+cfg.Durable))
+	defer b.track(cfg.Durable, c.outage)()
+	// A consumer that cannot (re)subscribe is as stuck as one whose handler
+	// waits: both count for Healthy.
+	sub := fault.NewOutage(b.log.With("consumer", cfg.Durable), "subscription of consumer "+cfg.Durable)
+	defer b.track(cfg.Durable+" subscription", sub)()
 	for ctx.Err() == nil {
-		err := b.consumeOnce(ctx, cfg, h)
+		err := b.consumeOnce(ctx, cfg, c, sub, h)
 		if ctx.Err() != nil {
 			return nil
 		}
-		b.log.Warn("consumer stopped, retrying", "consumer", cfg.Durable, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-time.After(sub.Fail(err)):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 	return nil
 }
 
-func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, h BatchHandler) error {
+func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, c *consumerState, sub *fault.Outage, h BatchHandler) error {
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, cfg.jetstream())
 	if err != nil {
 		return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}
+	sub.OK()
 	// In-flight handlers finish (their context is not the caller's) so a
 	// transaction is never cut halfway; acks then reach the broker.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -174,7 +189,10 @@ func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, h BatchHandle
 				case <-stopped:
 					return
 				case msg := <-in:
-					b.handle(hctx, cfg, takeBatch(msg, in, cfg.Batch), h)
+					batch := takeBatch(msg, in, cfg.Batch)
+					if !b.admit(hctx, cfg, c, batch, h, stopped) {
+						return
+					}
 				}
 			}
 		})
@@ -217,6 +235,23 @@ func takeBatch(first jetstream.Msg, in <-chan jetstream.Msg, n int) []jetstream.
 	return batch
 }
 
+// admit hands batch to the handler once the consumer's outage lets the
+// slot through (see fault.Outage.Admit: one slot at a time while a
+// dependency is down), keeping the batch in progress while it waits so
+// that the server does not redeliver it meanwhile. It reports false when
+// the consumer stopped first: the batch is then redelivered after AckWait.
+func (b *Bus) admit(ctx context.Context, cfg ConsumerConfig, c *consumerState, batch []jetstream.Msg, h BatchHandler, stopped <-chan struct{}) bool {
+	stop := keepInProgress(batch, cfg.AckWait)
+	leave, ok := c.outage.Admit(stopped)
+	stop()
+	if !ok {
+		return false
+	}
+	defer leave()
+	b.handle(ctx, cfg, c, batch, h)
+	return true
+}
+
 // delivery is one message of a batch on its way through the handler.
 type delivery struct {
 	msg  jetstream.Msg
@@ -225,38 +260,78 @@ type delivery struct {
 	span trace.Span
 }
 
-func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, batch []jetstream.Msg, h BatchHandler) {
+func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, batch []jetstream.Msg, h BatchHandler) {
 	ds := make([]delivery, 0, len(batch))
 	ms := make([]Message, 0, len(batch))
+	msgs := make([]jetstream.Msg, 0, len(batch))
 	for _, msg := range batch {
-		d, m, ok := b.prepare(ctx, cfg, msg)
+		d, m, ok := b.prepare(ctx, cfg, c, msg)
 		if ok {
-			ds, ms = append(ds, d), append(ms, m)
+			ds, ms, msgs = append(ds, d), append(ms, m), append(msgs, msg)
 		}
 	}
 	if len(ms) == 0 {
 		return
 	}
-	stop := keepInProgress(ds, cfg.AckWait)
-	errs := h(ctx, ms)
-	stop()
-	if len(errs) != len(ms) {
-		err := fmt.Errorf("handler of %s answered %d results for %d messages", cfg.Durable, len(errs), len(ms))
-		b.log.Error("bad batch handler", "consumer", cfg.Durable, "err", err)
-		errs = make([]error, len(ms))
-		for i := range errs {
-			errs[i] = err
-		}
+	errs, finished := b.call(ctx, cfg, msgs, ms, h)
+	var backoff time.Duration
+	if i := slices.IndexFunc(errs, fault.Transient); i >= 0 {
+		backoff = c.outage.Fail(errs[i])
+	} else {
+		c.outage.OK() // the handler got answers from its dependencies
 	}
 	for i, d := range ds {
-		b.settle(d, cfg, errs[i])
+		b.settle(d, cfg, c, errs[i], backoff)
 		endSpan(d.span, errs[i])
 	}
+	// A handler that ignores its context keeps its slot until it returns,
+	// so that no more handlers run than Concurrency allows.
+	<-finished
+}
+
+// call runs h on ms within cfg.HandlerTimeout, keeping the messages in
+// progress meanwhile. At the deadline every message gets a timeout error
+// (a failed attempt, whatever the handler answers later); finished is
+// closed when h has returned.
+func (b *Bus) call(ctx context.Context, cfg ConsumerConfig, msgs []jetstream.Msg, ms []Message, h BatchHandler) (errs []error, finished <-chan struct{}) {
+	hctx, cancel := context.WithTimeout(ctx, cfg.HandlerTimeout)
+	stop := keepInProgress(msgs, cfg.AckWait)
+	defer stop()
+	result := make(chan []error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer cancel()
+		result <- h(hctx, ms)
+	}()
+	timer := time.NewTimer(cfg.HandlerTimeout)
+	defer timer.Stop()
+	timedOut := false
+	select {
+	case errs = <-result:
+		if !errors.Is(hctx.Err(), context.DeadlineExceeded) && len(errs) == len(ms) {
+			return errs, done
+		}
+	case <-timer.C:
+		timedOut = true
+	}
+	err := fmt.Errorf("handler of %s answered %d results for %d messages", cfg.Durable, len(errs), len(ms))
+	if timedOut || errors.Is(hctx.Err(), context.DeadlineExceeded) {
+		// The handler's own context ended it, not a dependency: its
+		// DeadlineExceeded must not read as a transient failure.
+		err = fmt.Errorf("handler did not finish within %s (HandlerTimeout)", cfg.HandlerTimeout)
+	}
+	b.log.Error("handler failed", "consumer", cfg.Durable, "err", err)
+	errs = make([]error, len(ms))
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs, done
 }
 
 // prepare starts the message's consumer span and decodes it; a message that
 // used up its attempts or does not decode is parked and not handed on.
-func (b *Bus) prepare(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg) (delivery, Message, bool) {
+func (b *Bus) prepare(ctx context.Context, cfg ConsumerConfig, c *consumerState, msg jetstream.Msg) (delivery, Message, bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		b.log.Error("message without metadata", "consumer", cfg.Durable, "subject", msg.Subject(), "err", err)
@@ -273,35 +348,48 @@ func (b *Bus) prepare(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg
 			attribute.Int64("messaging.nats.delivery", int64(meta.NumDelivered)),
 		))
 	d := delivery{msg: msg, meta: meta, ctx: ctx, span: span}
-	if meta.NumDelivered > uint64(cfg.MaxAttempts) {
-		err := fmt.Errorf("gave up after %d attempts", cfg.MaxAttempts)
-		b.park(ctx, cfg, msg, meta, err)
+	// Only a park that failed (the broker blinked) brings a message with
+	// its attempts used up back here.
+	if n := c.attempted(meta.Sequence.Stream); n >= cfg.MaxAttempts {
+		err := fmt.Errorf("gave up after %d attempts", n)
+		b.park(ctx, cfg, c, msg, meta, err)
 		endSpan(span, err)
 		return delivery{}, Message{}, false
 	}
 	env, payload, err := events.Parse(msg.Data())
 	if err != nil {
-		b.park(ctx, cfg, msg, meta, err)
+		b.park(ctx, cfg, c, msg, meta, err)
 		endSpan(span, err)
 		return delivery{}, Message{}, false
 	}
 	return d, Message{Envelope: env, Payload: payload, Subject: msg.Subject(), Header: msg.Headers(), Delivery: meta.NumDelivered, ctx: ctx}, true
 }
 
-// settle acks, naks or parks a handled message according to its handler's error.
-func (b *Bus) settle(d delivery, cfg ConsumerConfig, herr error) {
+// settle acks, naks or parks a handled message according to its handler's
+// error; backoff is the consumer's pause when a handler failed transiently.
+func (b *Bus) settle(d delivery, cfg ConsumerConfig, c *consumerState, herr error, backoff time.Duration) {
 	msg, meta := d.msg, d.meta
 	switch {
 	case herr == nil:
+		c.forget(meta.Sequence.Stream)
 		if err := msg.Ack(); err != nil {
 			// The work is committed; a redelivery is absorbed by the inbox.
 			b.log.Warn("ack failed", "consumer", cfg.Durable, "subject", msg.Subject(), "err", err)
 		}
-	case IsPermanent(herr) || meta.NumDelivered >= uint64(cfg.MaxAttempts):
-		b.park(d.ctx, cfg, msg, meta, herr)
+	case IsPermanent(herr):
+		b.park(d.ctx, cfg, c, msg, meta, herr)
+	case fault.Transient(herr):
+		// Not an attempt: the message waits with the consumer (logged once
+		// by the outage, not per message).
+		_ = msg.NakWithDelay(backoff)
 	default:
-		delay := min(100*time.Millisecond<<(meta.NumDelivered-1), 5*time.Second)
-		b.log.Warn("handler failed, will retry", "consumer", cfg.Durable, "subject", msg.Subject(), "delivery", meta.NumDelivered, "in", delay, "err", herr)
+		n := c.fail(meta.Sequence.Stream)
+		if n >= cfg.MaxAttempts {
+			b.park(d.ctx, cfg, c, msg, meta, herr)
+			return
+		}
+		delay := min(100*time.Millisecond<<(n-1), 5*time.Second)
+		b.log.Warn("handler failed, will retry", "consumer", cfg.Durable, "subject", msg.Subject(), "attempt", n, "in", delay, "err", herr)
 		_ = msg.NakWithDelay(delay)
 	}
 }
@@ -309,7 +397,7 @@ func (b *Bus) settle(d delivery, cfg ConsumerConfig, herr error) {
 // park republishes msg to dlq.<subject> with its headers plus the reason,
 // then acks it. If the republish fails the message is nak'ed and parked on
 // a later delivery, never dropped.
-func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error) {
+func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, c *consumerState, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error) {
 	out := nats.NewMsg(events.DLQPrefix + msg.Subject())
 	out.Data = msg.Data()
 	for k, vs := range msg.Headers() {
@@ -331,6 +419,7 @@ func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, m
 		_ = msg.NakWithDelay(time.Second)
 		return
 	}
+	c.forget(meta.Sequence.Stream)
 	b.log.Error("message parked", "consumer", cfg.Durable, "subject", msg.Subject(), "dlq", out.Subject, "reason", reason.Error())
 	if err := msg.Ack(); err != nil {
 		b.log.Warn("ack after park failed", "consumer", cfg.Durable, "err", err)
@@ -339,7 +428,7 @@ func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, msg jetstream.Msg, m
 
 // keepInProgress tells the server the messages are being worked on every
 // half AckWait, so a slow handler is not raced by a redelivery.
-func keepInProgress(ds []delivery, ackWait time.Duration) (stop func()) {
+func keepInProgress(msgs []jetstream.Msg, ackWait time.Duration) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(ackWait / 2)
@@ -349,8 +438,8 @@ func keepInProgress(ds []delivery, ackWait time.Duration) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				for _, d := range ds {
-					_ = d.msg.InProgress()
+				for _, m := range msgs {
+					_ = m.InProgress()
 				}
 			}
 		}

@@ -77,8 +77,10 @@ func (g *group) run(k string, q *groupQueue) {
 			ms[i] = c.m
 			ms[i].ctx = c.ctx // the caller's context holds the message's consumer span
 		}
-		// Every caller's context comes from the consumer, which does not
-		// cancel a running handler; the first one stands for the batch.
+		// The first caller's context stands for the batch, without its
+		// end: a caller cut at its HandlerTimeout must not abort the
+		// messages of the others, which the consumer settles at their own
+		// deadlines.
 		errs := g.h(context.WithoutCancel(batch[0].ctx), ms)
 		for i, c := range batch {
 			if len(errs) != n {

@@ -68,3 +68,37 @@ func replayBatch(ctx context.Context, cons jetstream.Consumer, pending uint64, f
 	}
 	return n, nil
 }
+
+// HistoryLostError says a stream no longer holds every message ever
+// stored in it, so a replay would not see them all.
+type HistoryLostError struct {
+	Stream   string
+	FirstSeq uint64 // the oldest sequence still held
+	Deleted  int    // messages removed from the middle
+}
+
+func (e *HistoryLostError) Error() string {
+	if e.FirstSeq > 1 {
+		return fmt.Sprintf("stream %s starts at sequence %d: the first %d messages were removed (by its limits or a purge)",
+			e.Stream, e.FirstSeq, e.FirstSeq-1)
+	}
+	return fmt.Sprintf("stream %s has %d deleted messages", e.Stream, e.Deleted)
+}
+
+// FullHistory is nil when stream still holds every message stored in it
+// since it was created, and a *HistoryLostError when its limits, a purge
+// or deletions removed some: a replay would then miss them.
+func (b *Bus) FullHistory(ctx context.Context, stream string) error {
+	s, err := b.js.Stream(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", stream, err)
+	}
+	if st := info.State; st.FirstSeq > 1 || st.NumDeleted > 0 {
+		return &HistoryLostError{Stream: stream, FirstSeq: st.FirstSeq, Deleted: st.NumDeleted}
+	}
+	return nil
+}

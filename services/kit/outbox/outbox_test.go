@@ -27,6 +27,7 @@ import (
 var (
 	natsURL string
 	pg      *pgserver.Server
+	pgCfg   pgserver.Config
 	skipWhy string
 )
 
@@ -69,12 +70,16 @@ func run(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pg, err = pgserver.Start(ctx, pgserver.Config{DataDir: filepath.Join(dir, "pg")})
+	pgCfg = pgserver.Config{DataDir: filepath.Join(dir, "pg")}
+	pg, err = pgserver.Start(ctx, pgCfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer pg.Stop(context.Background())
+	// A test that restarts the server keeps its port, so DSNs stay valid,
+	// and the server stopped at the end is the one running by then.
+	pgCfg.Port = pg.Port()
+	defer func() { _ = pg.Stop(context.Background()) }()
 	return m.Run()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/fault"
 )
 
 // Publisher is what the relay needs from the bus.
@@ -46,7 +47,25 @@ type Relay struct {
 	// AfterPublish, when set, runs after a batch was published and before
 	// it is marked sent. Tests use it to crash the relay at the worst moment.
 	AfterPublish func()
+
+	outageOnce sync.Once
+	outage     *fault.Outage
 }
+
+// paused tracks the relay's rounds failing: one warning when they start
+// failing, one when they succeed again, a capped backoff in between.
+func (r *Relay) paused() *fault.Outage {
+	r.outageOnce.Do(func() { r.outage = fault.NewOutage(r.Log, "outbox relay") })
+	return r.outage
+}
+
+// healthGrace is how long rounds may fail before Healthy reports it.
+const healthGrace = 2 * time.Second
+
+// Healthy is nil unless the relay's rounds have been failing for longer
+// than healthGrace (the database or the broker is down): committed
+// messages are then waiting, unsent, for it to come back.
+func (r *Relay) Healthy(context.Context) error { return r.paused().Err(healthGrace) }
 
 func (r *Relay) defaults() {
 	if r.Batch <= 0 {
@@ -64,6 +83,7 @@ func (r *Relay) defaults() {
 	if r.Log == nil {
 		r.Log = slog.Default()
 	}
+	r.paused()
 }
 
 // drainTimeout bounds the last rounds of a relay that is stopping.
@@ -115,26 +135,27 @@ func (r *Relay) drain(ctx context.Context) {
 func (r *Relay) relay(ctx context.Context) {
 	poll := time.NewTicker(r.Poll)
 	defer poll.Stop()
-	backoff := 50 * time.Millisecond
 	for {
+		leave, ok := r.paused().Admit(ctx.Done())
+		if !ok {
+			return
+		}
 		n, err := r.Flush(ctx)
+		leave()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			r.Log.Warn("outbox relay round failed", "err", err, "retry_in", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
+			// Rows stay unsent (a failed round marks nothing) and go out
+			// with the same ids once the dependency is back, however long
+			// that takes; Admit spaces the tries.
+			r.paused().Fail(err)
 			continue
-		case n == r.Batch:
-			backoff = 50 * time.Millisecond
+		}
+		r.paused().OK()
+		if n == r.Batch {
 			continue // more rows are waiting
 		}
-		backoff = 50 * time.Millisecond
 		select {
 		case <-ctx.Done():
 			return

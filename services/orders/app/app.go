@@ -52,6 +52,10 @@ type SagaConfig struct {
 	StepTimeout time.Duration
 	// MaxAttempts is how often a forward step's command is sent before giving up.
 	MaxAttempts int
+	// Healthy reports whether orders' own dependencies (its database, the
+	// broker, its consumers and outbox relay) are up; the sweeper does not
+	// count step time while it fails. nil counts all time.
+	Healthy func(context.Context) error
 }
 
 // App implements the use cases.

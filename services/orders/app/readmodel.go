@@ -2,11 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/msctl/msctl/services/kit/bus"
+	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/orders/domain"
 )
@@ -73,6 +75,8 @@ func (a *App) Orders(ctx context.Context, userID string) ([]domain.View, error) 
 
 // Replayer reads a stream from its start.
 type Replayer interface {
+	// FullHistory is nil while stream holds every message ever stored in it.
+	FullHistory(ctx context.Context, stream string) error
 	Replay(ctx context.Context, stream string, subjects []string, fn func(bus.Message) error) (int, error)
 }
 
@@ -80,8 +84,18 @@ var _ Replayer = (*bus.Bus)(nil)
 
 // RebuildReadModel throws the read model away and rebuilds it by replaying
 // the order events, in one transaction: readers see the old model until the
-// new one is complete. It returns the number of events replayed.
+// new one is complete. It returns the number of events replayed. It
+// refuses, with an errs.Conflict naming why, when the stream lost events
+// (its limits removed the oldest, or it was purged): the rebuilt model
+// would silently lack those orders, while the current one still has them.
 func (a *App) RebuildReadModel(ctx context.Context, r Replayer) (int, error) {
+	if err := r.FullHistory(ctx, events.StreamOrderEvents); err != nil {
+		var lost *bus.HistoryLostError
+		if errors.As(err, &lost) {
+			return 0, errs.Conflict("history_lost", "refusing to rebuild the read model: "+lost.Error()+"; rebuild would lose orders").Wrap(err)
+		}
+		return 0, fmt.Errorf("rebuild read model: %w", err)
+	}
 	n := 0
 	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
 		if err := a.repo.ClearViews(ctx, tx); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/fault"
 	"github.com/msctl/msctl/services/kit/outbox"
 	"github.com/msctl/msctl/services/orders/domain"
 )
@@ -239,19 +240,46 @@ func (a *App) Sweep(ctx context.Context) (int, error) {
 	return n, err
 }
 
-// RunSweeper sweeps every quarter StepTimeout until ctx ends.
+// RunSweeper sweeps every quarter StepTimeout until ctx ends. A step's
+// timeout counts only time during which orders' own dependencies were up
+// (SagaConfig.Healthy): while its database or the broker is down, replies
+// can neither arrive nor be handled and re-sent commands cannot leave, so
+// the sweeper does nothing; once they are back it lets a full StepTimeout
+// pass before sweeping again, so that the replies the outage held up are
+// handled before a step is re-sent or given up.
 func (a *App) RunSweeper(ctx context.Context) error {
 	t := time.NewTicker(max(a.saga.StepTimeout/4, 100*time.Millisecond))
 	defer t.Stop()
+	down := fault.NewOutage(a.log, "saga sweeper")
+	upSince := time.Now() // a start is the end of an outage too
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
+		if err := a.healthy(ctx); err != nil {
+			down.Fail(err)
+			upSince = time.Time{}
+			continue
+		}
+		if upSince.IsZero() {
+			upSince = time.Now()
+		}
+		if time.Since(upSince) < a.saga.StepTimeout {
+			continue
+		}
 		for {
 			n, err := a.Sweep(ctx)
-			if err != nil && ctx.Err() == nil {
+			switch {
+			case err == nil:
+				down.OK()
+			case ctx.Err() != nil:
+				return nil
+			case fault.Transient(err):
+				down.Fail(err)
+				upSince = time.Time{}
+			default:
 				a.log.Warn("saga sweep failed", "err", err)
 			}
 			if err != nil || n < sweepBatch {
@@ -259,4 +287,12 @@ func (a *App) RunSweeper(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// healthy is SagaConfig.Healthy, nil when none was given.
+func (a *App) healthy(ctx context.Context) error {
+	if a.saga.Healthy == nil {
+		return nil
+	}
+	return a.saga.Healthy(ctx)
 }
