@@ -92,7 +92,7 @@ func (a *Agent) DLQMessage(ctx context.Context, id uint64) (state.DLQMessage, er
 func dlqMessage(p bus.Parked) state.DLQMessage {
 	return state.DLQMessage{
 		ID: p.Seq, Subject: p.Subject, Reason: p.Reason, Stream: p.Stream, StreamSeq: p.StreamSeq,
-		Consumer: p.Consumer, Attempts: p.Deliveries, ParkedAt: p.ParkedAt,
+		Consumer: p.Consumer, Attempts: p.Attempts, ParkedAt: p.ParkedAt,
 	}
 }
 

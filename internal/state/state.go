@@ -206,7 +206,7 @@ type DLQMessage struct {
 	Stream    string              `json:"stream"`     // the stream it was consumed from
 	StreamSeq uint64              `json:"stream_seq"` // its sequence there
 	Consumer  string              `json:"consumer"`   // the durable that parked it
-	Attempts  int                 `json:"attempts"`   // deliveries to that consumer
+	Attempts  int                 `json:"attempts"`   // handler runs that failed
 	ParkedAt  time.Time           `json:"parked_at"`
 	Headers   map[string][]string `json:"headers,omitempty"` // only when one message is asked for
 	// Payload is the message's body as sent (a poison message's may not be

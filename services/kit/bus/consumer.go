@@ -26,6 +26,7 @@ const (
 	HeaderDLQSequence   = "Dlq-Stream-Seq"
 	HeaderDLQConsumer   = "Dlq-Consumer"
 	HeaderDLQDeliveries = "Dlq-Deliveries"
+	HeaderDLQAttempts   = "Dlq-Attempts"
 )
 
 // Message is one decoded delivery.
@@ -377,6 +378,7 @@ func (b *Bus) settle(d delivery, cfg ConsumerConfig, c *consumerState, herr erro
 			b.log.Warn("ack failed", "consumer", cfg.Durable, "subject", msg.Subject(), "err", err)
 		}
 	case IsPermanent(herr):
+		c.fail(meta.Sequence.Stream)
 		b.park(d.ctx, cfg, c, msg, meta, herr)
 	case fault.Transient(herr):
 		// Not an attempt: the message waits with the consumer (logged once
@@ -410,6 +412,9 @@ func (b *Bus) park(ctx context.Context, cfg ConsumerConfig, c *consumerState, ms
 	out.Header.Set(HeaderDLQSequence, strconv.FormatUint(meta.Sequence.Stream, 10))
 	out.Header.Set(HeaderDLQConsumer, cfg.Durable)
 	out.Header.Set(HeaderDLQDeliveries, strconv.FormatUint(meta.NumDelivered, 10))
+	// Attempts are the handler runs that failed (0 for a payload that did
+	// not decode); deliveries also count waits through an outage.
+	out.Header.Set(HeaderDLQAttempts, strconv.Itoa(c.attempted(meta.Sequence.Stream)))
 	// One parked copy per consumer and stream message, however often parking is retried.
 	out.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("dlq:%s:%s:%d", cfg.Durable, meta.Stream, meta.Sequence.Stream))
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -23,6 +23,7 @@ type Parked struct {
 	StreamSeq  uint64 // its sequence there
 	Consumer   string // the durable that gave up on it
 	Deliveries int    // how often that consumer had received it
+	Attempts   int    // how often its handler ran and failed (see settle)
 	ParkedAt   time.Time
 	Header     nats.Header // every header, the Dlq-* ones included
 	Data       []byte      // nil when listed: List reads headers only
@@ -105,10 +106,14 @@ func (b *Bus) ParkedMessage(ctx context.Context, seq uint64) (Parked, error) {
 func parked(seq uint64, subject string, at time.Time, h nats.Header, data []byte) Parked {
 	streamSeq, _ := strconv.ParseUint(h.Get(HeaderDLQSequence), 10, 64)
 	deliveries, _ := strconv.Atoi(h.Get(HeaderDLQDeliveries))
+	attempts, err := strconv.Atoi(h.Get(HeaderDLQAttempts))
+	if err != nil { // parked before attempts were counted apart
+		attempts = deliveries
+	}
 	return Parked{
 		Seq: seq, Subject: strings.TrimPrefix(subject, events.DLQPrefix), ParkedAt: at,
 		Reason: h.Get(HeaderDLQReason), Stream: h.Get(HeaderDLQStream), StreamSeq: streamSeq,
-		Consumer: h.Get(HeaderDLQConsumer), Deliveries: deliveries, Header: h, Data: data,
+		Consumer: h.Get(HeaderDLQConsumer), Deliveries: deliveries, Attempts: attempts, Header: h, Data: data,
 	}
 }
 

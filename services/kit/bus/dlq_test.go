@@ -61,7 +61,7 @@ func TestParkedMessagesAreListedReplayedOnceAndDropped(t *testing.T) {
 	for i, want := range []string{events.PaymentsCharge, events.PaymentsRefund} {
 		p := all[i]
 		if p.Subject != want || p.Consumer != "fixme" || p.Stream != events.StreamPaymentsCommands || p.StreamSeq != uint64(i+1) ||
-			p.Deliveries != 2 || !strings.Contains(p.Reason, "db down") || p.ParkedAt.IsZero() || p.Data != nil {
+			p.Deliveries != 2 || p.Attempts != 2 || !strings.Contains(p.Reason, "db down") || p.ParkedAt.IsZero() || p.Data != nil {
 			t.Errorf("parked[%d] = %+v, want %s by fixme after 2 deliveries, headers only", i, p, want)
 		}
 	}

@@ -227,3 +227,33 @@ func TestFullHistory(t *testing.T) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }
+
+// A message that waited through transient failures and then failed for
+// good is parked with its handler's failed runs as attempts, apart from
+// the deliveries the outage cost.
+func TestParkedAttemptsLeaveOutTransientDeliveries(t *testing.T) {
+	b := bustest.New(t, natsURL)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var calls atomic.Int32
+	consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "blips-then-bug", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 2},
+		func(context.Context, bus.Message) error {
+			if calls.Add(1) <= 3 {
+				_, err := nc.Request("nobody.listens", nil, time.Second)
+				return err
+			}
+			return errors.New("a bug")
+		})
+	publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o"})
+	testenv.Until(t, 20*time.Second, "parked", func() bool { return parked(t, b) == 1 })
+	all, err := b.ParkedMessages(context.Background(), "")
+	if err != nil || len(all) != 1 {
+		t.Fatalf("parked messages %+v, %v", all, err)
+	}
+	if p := all[0]; p.Attempts != 2 || p.Deliveries != 5 {
+		t.Errorf("parked after %d attempts in %d deliveries, want 2 in 5", p.Attempts, p.Deliveries)
+	}
+}
