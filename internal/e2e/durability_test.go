@@ -1,0 +1,314 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/internal/testenv/durability"
+)
+
+// fault is one thing that goes wrong while orders flow: inject causes it
+// and returns once the shop should have recovered from it.
+type fault struct {
+	name   string
+	inject func(t *testing.T)
+}
+
+// faults are the durability suite's faults, in the order they run: issue
+// 14's list, each service killed in turn.
+func faults() []fault {
+	fs := []fault{
+		{"postgres-down", postgresDown},
+		{"nats-restart", func(t *testing.T) { restartInfra(t, "nats") }},
+	}
+	for _, svc := range []string{"gateway", "users", "inventory", "payments", "orders", "notifications"} {
+		fs = append(fs, fault{"kill-" + svc, func(t *testing.T) { killService(t, svc) }})
+	}
+	return append(fs, fault{"orders-nats-partition", partitionOrdersNATS})
+}
+
+// TestDurability places a few dozen orders through the gateway while one
+// fault happens, for each fault in turn, then checks what became of every
+// order against the databases and the API (durability.Check).
+func TestDurability(t *testing.T) {
+	testenv.SkipShort(t, "brings the shop up")
+	ensureUp(t)
+	topUpStock(t)
+	for _, f := range faults() {
+		t.Run(f.name, func(t *testing.T) {
+			recoverShop(t)
+			runFaults(t, durability.Load{Clients: 4, Orders: 48, Rate: 6, Within: 2 * time.Minute},
+				durability.Check{Final: 90 * time.Second, Settle: 30 * time.Second}, f)
+		})
+	}
+}
+
+// TestSoak is `make soak`: MSCTL_SOAK_ORDERS orders (10 000 there) by 32
+// clients while every fault of the suite happens once, spread over the
+// run; it prints the figures whether or not an invariant broke.
+func TestSoak(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("MSCTL_SOAK_ORDERS"))
+	if n <= 0 {
+		t.Skip("the soak runs with MSCTL_SOAK_ORDERS set (make soak)")
+	}
+	ensureUp(t)
+	topUpStock(t)
+	recoverShop(t)
+	r := runFaults(t, durability.Load{Clients: 32, Orders: n, Within: 40 * time.Minute},
+		durability.Check{Final: 5 * time.Minute, Settle: time.Minute}, faults()...)
+	fmt.Printf("soak: %d orders, faults %d\n%s\n", n, len(faults()), figures(r))
+}
+
+// figures prints a report as the soak's table.
+func figures(r durability.Report) string {
+	return fmt.Sprintf(`orders accepted     %d (refused %d, retried %d)
+confirmed           %d
+cancelled           %d
+not final           %d
+lost                %d
+double charges      %d
+double refunds      %d
+wrong payments      %d
+stock drift         %v
+dangling/unreserved %d/%d
+not in owner list   %d
+not notified        %d
+duration            %s
+p99 accept→final    %s`, r.Accepted, r.Refused, r.Retries, r.Confirmed, r.Cancelled, r.Pending, r.Lost,
+		r.DoubleCharges, r.DoubleRefunds, r.WrongPayments, r.StockDrift, r.Dangling, r.Unreserved,
+		r.NotListed, r.NotNotified, r.LoadTime.Round(time.Millisecond), r.P99.Round(time.Millisecond))
+}
+
+// runFaults runs load and injects the faults in turn, each once a further
+// share of the orders has been accepted, then checks every order.
+func runFaults(t *testing.T, load durability.Load, check durability.Check, fs ...fault) durability.Report {
+	t.Helper()
+	load.Gateway = gateway(t).Base
+	load.Product = testenv.Cable
+	// One in five declined: cancellations, releases and their notices too.
+	load.Cards = []string{testenv.GoodCard, testenv.GoodCard, testenv.DeclinedCard, testenv.GoodCard, testenv.GoodCard}
+	load.Prefix = fmt.Sprintf("dur-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
+	check.Gateway, check.DSN = load.Gateway, databases(t)
+	before, err := durability.Stock(t.Context(), check.DSN, load.Product)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := load.Start(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(run.Stop)
+	for i, f := range fs {
+		at := (i + 1) * load.Orders / (len(fs) + 3)
+		for run.Accepted() < at {
+			select {
+			case <-run.Done():
+				t.Fatalf("the load ended after %d accepted orders, before fault %s (due at %d)", run.Accepted(), f.name, at)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		begin := time.Now()
+		f.inject(t)
+		t.Logf("%s at %d accepted orders, recovered in %s", f.name, at, time.Since(begin).Round(time.Millisecond))
+	}
+	res, err := run.Wait()
+	if err != nil {
+		t.Errorf("load: %v", err)
+	}
+	report, err := check.Run(t.Context(), before, res)
+	t.Logf("%s: %s", t.Name(), report)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, p := range report.Problems {
+		t.Error(p)
+	}
+	return report
+}
+
+// topUpStock gives the load's product stock enough for every order of the
+// suite (and the soak): running out would cancel orders for a reason that
+// is no fault's.
+func topUpStock(t *testing.T) {
+	t.Helper()
+	dsn, err := databases(t)(t.Context(), "inventory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(t.Context()))
+	if _, err := conn.Exec(t.Context(), `UPDATE products SET stock = greatest(stock, 1000000) WHERE id = $1`, testenv.Cable); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// databases finds a service's database the way the local runtime made it:
+// the password in .msctl/secrets.json, the server where ps shows it.
+func databases(t *testing.T) durability.DSN {
+	return func(ctx context.Context, service string) (string, error) {
+		raw, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "secrets.json"))
+		if err != nil {
+			return "", err
+		}
+		var secrets map[string]string
+		if err := json.Unmarshal(raw, &secrets); err != nil {
+			return "", fmt.Errorf("secrets.json: %w", err)
+		}
+		pg := component(shop.PS(t), "postgres").Endpoint
+		if secrets[service] == "" || pg == "" {
+			return "", fmt.Errorf("no password for %s or no postgres endpoint (%q) in ps", service, pg)
+		}
+		return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", service, secrets[service], strings.TrimPrefix(pg, "postgres://"), service), nil
+	}
+}
+
+// recoverShop makes sure every component is healthy before a fault, so
+// that one fault the shop did not recover from is not blamed on the next:
+// it waits a little, then brings the workspace down and up (data kept).
+func recoverShop(t *testing.T) {
+	t.Helper()
+	if healthyWithin(t, 30*time.Second) {
+		return
+	}
+	t.Logf("the shop is not healthy after the previous fault: down and up (data kept)")
+	shop.Must(t, "down")
+	ensureUp(t)
+}
+
+func healthyWithin(t *testing.T, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		r := shop.Run(t, "ps", "--json")
+		var comps []state.Component
+		ok := r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &comps) == nil && len(comps) > 0
+		for _, c := range comps {
+			ok = ok && c.State == state.StateHealthy
+		}
+		if ok || time.Now().After(deadline) {
+			return ok
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// postgresPID is the postmaster's pid: ps shows it once infra is
+// supervised; before that only .msctl/pids.json records it.
+func postgresPID(t *testing.T) int {
+	t.Helper()
+	if pid := component(shop.PS(t), "postgres").PID; pid != 0 {
+		return pid
+	}
+	raw, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "pids.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []struct {
+		PID  int    `json:"pid"`
+		What string `json:"what"`
+	}
+	if err := json.Unmarshal(raw, &recs); err != nil {
+		t.Fatalf("pids.json: %v", err)
+	}
+	for _, r := range recs {
+		if r.What == "postgres" {
+			return r.PID
+		}
+	}
+	t.Fatalf("no postgres in ps --json nor in pids.json: %s", raw)
+	return 0
+}
+
+// postgresDown freezes Postgres (every process of its group) for 6 s, so
+// that connections hang rather than fail, then kills it: the agent must
+// start it again (issue 14 point 3, infra supervision).
+func postgresDown(t *testing.T) {
+	pid := postgresPID(t)
+	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("freeze postgres: %v", err)
+	}
+	time.Sleep(6 * time.Second)
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill postgres: %v", err)
+	}
+	if infraBack(t, "postgres", pid, 20*time.Second) {
+		return
+	}
+	// Until the agent restarts a crashed Postgres by itself.
+	t.Log("postgres not restarted by the agent within 20s: msctl restart postgres")
+	restartInfra(t, "postgres")
+}
+
+// infraBack waits until component is healthy again under another pid.
+func infraBack(t *testing.T, component string, oldPID int, within time.Duration) bool {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		r := shop.Run(t, "ps", "--json")
+		var comps []state.Component
+		if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &comps) == nil {
+			for _, c := range comps {
+				if c.Name == component && c.State == state.StateHealthy && c.PID != 0 && c.PID != oldPID {
+					return true
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return false
+}
+
+// restartInfra is `msctl restart <component>` of an infra component
+// (issue 14 point 3), then waits for the shop to be healthy again.
+func restartInfra(t *testing.T, component string) {
+	if r := shop.Run(t, "restart", component); r.Code != 0 {
+		t.Fatalf("msctl restart %s: exit %d: %s%s(restarting infra components is issue 14 point 3; the suite needs it)", component, r.Code, r.Stdout, r.Stderr)
+	}
+	if !healthyWithin(t, time.Minute) {
+		t.Fatalf("not every component healthy within 1m of restarting %s: %+v", component, shop.PS(t))
+	}
+}
+
+// killService kills a service's instance with SIGKILL and waits until the
+// orchestrator has replaced it and the shop is healthy.
+func killService(t *testing.T, svc string) {
+	before := component(shop.PS(t), svc)
+	if before.PID == 0 {
+		t.Fatalf("%s has no pid: %+v", svc, before)
+	}
+	if err := syscall.Kill(before.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Until(t, time.Minute, svc+" replaced and healthy", func() bool {
+		c := component(shop.PS(t), svc)
+		return c.Restarts > before.Restarts && c.PID != before.PID && c.State == state.StateHealthy
+	})
+	if !healthyWithin(t, time.Minute) {
+		t.Fatalf("not every component healthy within 1m of killing %s: %+v", svc, shop.PS(t))
+	}
+}
+
+// partitionOrdersNATS cuts orders off the broker for 5 s with msctl chaos
+// (issue 14 point 5) and waits out the fault.
+func partitionOrdersNATS(t *testing.T) {
+	if r := shop.Run(t, "chaos", "add", "orders->nats", "--down", "--for", "5s"); r.Code != 0 {
+		t.Fatalf("msctl chaos add orders->nats --down --for 5s: exit %d: %s%s(msctl chaos is issue 14 point 5; the suite needs it)", r.Code, r.Stdout, r.Stderr)
+	}
+	time.Sleep(5 * time.Second)
+	if !healthyWithin(t, time.Minute) {
+		t.Fatalf("not every component healthy within 1m of the partition: %+v", shop.PS(t))
+	}
+}
