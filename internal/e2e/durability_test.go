@@ -190,46 +190,54 @@ func recoverShop(t *testing.T) {
 	ensureUp(t)
 }
 
+// healthyWithin waits up to d for every component to be healthy.
 func healthyWithin(t *testing.T, d time.Duration) bool {
+	return psUntil(t, d, func(comps []state.Component) bool {
+		ok := len(comps) > 0
+		for _, c := range comps {
+			ok = ok && c.State == state.StateHealthy
+		}
+		return ok
+	})
+}
+
+// psUntil polls `msctl ps --json` until cond holds or d has passed; unlike
+// shop.PS, a ps that fails (the agent busy with a broken component) is
+// one more poll, not the end of the test.
+func psUntil(t *testing.T, d time.Duration, cond func([]state.Component) bool) bool {
 	deadline := time.Now().Add(d)
 	for {
 		r := shop.Run(t, "ps", "--json")
 		var comps []state.Component
-		ok := r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &comps) == nil && len(comps) > 0
-		for _, c := range comps {
-			ok = ok && c.State == state.StateHealthy
+		if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &comps) == nil && cond(comps) {
+			return true
 		}
-		if ok || time.Now().After(deadline) {
-			return ok
+		if time.Now().After(deadline) {
+			return false
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 }
 
-// postgresPID is the postmaster's pid: ps shows it once infra is
-// supervised; before that only .msctl/pids.json records it.
-func postgresPID(t *testing.T) int {
-	t.Helper()
-	if pid := component(shop.PS(t), "postgres").PID; pid != 0 {
+// postgresPID is the postmaster's pid, 0 when none is known: ps shows it
+// once infra is supervised; before that only .msctl/pids.json records it.
+func postgresPID(comps []state.Component) int {
+	if pid := component(comps, "postgres").PID; pid != 0 {
 		return pid
 	}
 	raw, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "pids.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var recs []struct {
 		PID  int    `json:"pid"`
 		What string `json:"what"`
 	}
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		t.Fatalf("pids.json: %v", err)
+	if err != nil || json.Unmarshal(raw, &recs) != nil {
+		return 0
 	}
 	for _, r := range recs {
 		if r.What == "postgres" {
 			return r.PID
 		}
 	}
-	t.Fatalf("no postgres in ps --json nor in pids.json: %s", raw)
 	return 0
 }
 
@@ -237,7 +245,10 @@ func postgresPID(t *testing.T) int {
 // that connections hang rather than fail, then kills it: the agent must
 // start it again (issue 14 point 3, infra supervision).
 func postgresDown(t *testing.T) {
-	pid := postgresPID(t)
+	pid := postgresPID(shop.PS(t))
+	if pid == 0 {
+		t.Fatal("no postgres pid in ps --json nor in .msctl/pids.json")
+	}
 	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
 		t.Fatalf("freeze postgres: %v", err)
 	}
@@ -245,30 +256,16 @@ func postgresDown(t *testing.T) {
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill postgres: %v", err)
 	}
-	if infraBack(t, "postgres", pid, 20*time.Second) {
+	back := psUntil(t, 20*time.Second, func(comps []state.Component) bool {
+		now := postgresPID(comps)
+		return component(comps, "postgres").State == state.StateHealthy && now != 0 && now != pid
+	})
+	if back {
 		return
 	}
 	// Until the agent restarts a crashed Postgres by itself.
 	t.Log("postgres not restarted by the agent within 20s: msctl restart postgres")
 	restartInfra(t, "postgres")
-}
-
-// infraBack waits until component is healthy again under another pid.
-func infraBack(t *testing.T, component string, oldPID int, within time.Duration) bool {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		r := shop.Run(t, "ps", "--json")
-		var comps []state.Component
-		if r.Code == 0 && json.Unmarshal([]byte(r.Stdout), &comps) == nil {
-			for _, c := range comps {
-				if c.Name == component && c.State == state.StateHealthy && c.PID != 0 && c.PID != oldPID {
-					return true
-				}
-			}
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
-	return false
 }
 
 // restartInfra is `msctl restart <component>` of an infra component
