@@ -49,7 +49,7 @@ func TestDurability(t *testing.T) {
 	for _, f := range faults() {
 		t.Run(f.name, func(t *testing.T) {
 			recoverShop(t)
-			runFaults(t, durability.Load{Clients: 4, Orders: 48, Rate: 6, Within: 2 * time.Minute},
+			runFaults(t, durability.Load{Clients: 8, Orders: 64, Rate: 16, Within: 2 * time.Minute},
 				durability.Check{Final: 90 * time.Second, Settle: 30 * time.Second}, f)
 		})
 	}
@@ -241,21 +241,20 @@ func postgresPID(comps []state.Component) int {
 	return 0
 }
 
-// postgresDown freezes Postgres (every process of its group) for 6 s, so
-// that connections hang rather than fail, then kills it: the agent must
-// start it again (issue 14 point 3, infra supervision).
+// postgresDown freezes Postgres (the postmaster and every backend) for
+// 6 s, so that connections hang rather than fail, then kills it all: the
+// agent must start it again (issue 14 point 3, infra supervision).
 func postgresDown(t *testing.T) {
 	pid := postgresPID(shop.PS(t))
 	if pid == 0 {
 		t.Fatal("no postgres pid in ps --json nor in .msctl/pids.json")
 	}
-	if err := syscall.Kill(-pid, syscall.SIGSTOP); err != nil {
-		t.Fatalf("freeze postgres: %v", err)
-	}
+	// Backends put themselves in sessions of their own: a signal to the
+	// postmaster's group reaches none of them.
+	procs := append([]int{pid}, children(pid)...)
+	signal(t, procs, syscall.SIGSTOP)
 	time.Sleep(6 * time.Second)
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill postgres: %v", err)
-	}
+	signal(t, procs, syscall.SIGKILL)
 	back := psUntil(t, 20*time.Second, func(comps []state.Component) bool {
 		now := postgresPID(comps)
 		return component(comps, "postgres").State == state.StateHealthy && now != 0 && now != pid
@@ -266,6 +265,39 @@ func postgresDown(t *testing.T) {
 	// Until the agent restarts a crashed Postgres by itself.
 	t.Log("postgres not restarted by the agent within 20s: msctl restart postgres")
 	restartInfra(t, "postgres")
+}
+
+// children lists the processes whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// "pid (comm) state ppid …": comm may hold anything but ')'.
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
+
+// signal sends to every process of pids.
+func signal(t *testing.T, pids []int, sig syscall.Signal) {
+	t.Helper()
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil {
+			t.Fatalf("%s to pid %d: %v", sig, pid, err)
+		}
+	}
 }
 
 // restartInfra is `msctl restart <component>` of an infra component
