@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/internal/testenv/durability"
@@ -135,6 +136,11 @@ func runFaults(t *testing.T, load durability.Load, check durability.Check, fs ..
 	for _, p := range report.Problems {
 		t.Error(p)
 	}
+	if !report.OK() {
+		// Where lost messages usually are: parked by a consumer.
+		r := shop.Run(t, "dlq", "ls")
+		t.Logf("msctl dlq ls (exit %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 	return report
 }
 
@@ -201,6 +207,15 @@ func healthyWithin(t *testing.T, d time.Duration) bool {
 	})
 }
 
+// mustRecover fails the test unless every component is healthy within a
+// minute after what happened.
+func mustRecover(t *testing.T, after string) {
+	t.Helper()
+	if !healthyWithin(t, time.Minute) {
+		t.Fatalf("not every component healthy within 1m after %s: %+v", after, shop.PS(t))
+	}
+}
+
 // psUntil polls `msctl ps --json` until cond holds or d has passed; unlike
 // shop.PS, a ps that fails (the agent busy with a broken component) is
 // one more poll, not the end of the test.
@@ -219,25 +234,20 @@ func psUntil(t *testing.T, d time.Duration, cond func([]state.Component) bool) b
 	}
 }
 
-// postgresPID is the postmaster's pid, 0 when none is known: ps shows it
-// once infra is supervised; before that only .msctl/pids.json records it.
-func postgresPID(comps []state.Component) int {
-	if pid := component(comps, "postgres").PID; pid != 0 {
-		return pid
+// postmasterPID is the pid of the workspace's Postgres as the local
+// runtime recorded it.
+func postmasterPID(t *testing.T) int {
+	t.Helper()
+	procs, err := local.Orphans(filepath.Join(shop.Dir, ".msctl"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(shop.Dir, ".msctl", "pids.json"))
-	var recs []struct {
-		PID  int    `json:"pid"`
-		What string `json:"what"`
-	}
-	if err != nil || json.Unmarshal(raw, &recs) != nil {
-		return 0
-	}
-	for _, r := range recs {
-		if r.What == "postgres" {
-			return r.PID
+	for _, p := range procs {
+		if p.Name == "postgres" {
+			return p.PID
 		}
 	}
+	t.Fatalf("no live postgres recorded: %+v", procs)
 	return 0
 }
 
@@ -245,10 +255,8 @@ func postgresPID(comps []state.Component) int {
 // 6 s, so that connections hang rather than fail, then kills it all: the
 // agent must start it again (issue 14 point 3, infra supervision).
 func postgresDown(t *testing.T) {
-	pid := postgresPID(shop.PS(t))
-	if pid == 0 {
-		t.Fatal("no postgres pid in ps --json nor in .msctl/pids.json")
-	}
+	before := component(shop.PS(t), "postgres")
+	pid := postmasterPID(t)
 	// Backends put themselves in sessions of their own: a signal to the
 	// postmaster's group reaches none of them.
 	procs := append([]int{pid}, children(pid)...)
@@ -256,10 +264,11 @@ func postgresDown(t *testing.T) {
 	time.Sleep(6 * time.Second)
 	signal(t, procs, syscall.SIGKILL)
 	back := psUntil(t, 20*time.Second, func(comps []state.Component) bool {
-		now := postgresPID(comps)
-		return component(comps, "postgres").State == state.StateHealthy && now != 0 && now != pid
+		pg := component(comps, "postgres")
+		return pg.Restarts > before.Restarts && pg.State == state.StateHealthy
 	})
 	if back {
+		mustRecover(t, "postgres was restarted")
 		return
 	}
 	// Until the agent restarts a crashed Postgres by itself.
@@ -306,9 +315,7 @@ func restartInfra(t *testing.T, component string) {
 	if r := shop.Run(t, "restart", component); r.Code != 0 {
 		t.Fatalf("msctl restart %s: exit %d: %s%s(restarting infra components is issue 14 point 3; the suite needs it)", component, r.Code, r.Stdout, r.Stderr)
 	}
-	if !healthyWithin(t, time.Minute) {
-		t.Fatalf("not every component healthy within 1m of restarting %s: %+v", component, shop.PS(t))
-	}
+	mustRecover(t, "msctl restart "+component)
 }
 
 // killService kills a service's instance with SIGKILL and waits until the
@@ -325,9 +332,7 @@ func killService(t *testing.T, svc string) {
 		c := component(shop.PS(t), svc)
 		return c.Restarts > before.Restarts && c.PID != before.PID && c.State == state.StateHealthy
 	})
-	if !healthyWithin(t, time.Minute) {
-		t.Fatalf("not every component healthy within 1m of killing %s: %+v", svc, shop.PS(t))
-	}
+	mustRecover(t, svc+" was killed")
 }
 
 // partitionOrdersNATS cuts orders off the broker for 5 s with msctl chaos
@@ -337,7 +342,5 @@ func partitionOrdersNATS(t *testing.T) {
 		t.Fatalf("msctl chaos add orders->nats --down --for 5s: exit %d: %s%s(msctl chaos is issue 14 point 5; the suite needs it)", r.Code, r.Stdout, r.Stderr)
 	}
 	time.Sleep(5 * time.Second)
-	if !healthyWithin(t, time.Minute) {
-		t.Fatalf("not every component healthy within 1m of the partition: %+v", shop.PS(t))
-	}
+	mustRecover(t, "the partition")
 }
