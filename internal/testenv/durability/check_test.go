@@ -96,43 +96,44 @@ func (s *shop) exec(t *testing.T, db, sql string, args ...any) {
 func TestCheckBites(t *testing.T) {
 	testenv.SkipShort(t, "needs Postgres")
 	for _, tc := range []struct {
-		name  string
-		spoil func(t *testing.T, s *shop)
-		count func(r Report) int
-		want  string
+		name string
+		// sql spoils service db's database, with arg as $1; spoil, when
+		// set, spoils what is not in a database.
+		db, sql, arg string
+		spoil        func(s *shop)
+		count        func(r Report) int
+		want         string
 	}{
-		{"nothing broken", func(*testing.T, *shop) {}, func(r Report) int { return len(r.Problems) }, ""},
-		{"lost", func(_ *testing.T, s *shop) {
+		{name: "nothing broken", count: func(r Report) int { return len(r.Problems) }},
+		{name: "lost", spoil: func(s *shop) {
 			s.res.Accepted = append(s.res.Accepted, Accepted{ID: "o-lost", User: user, At: time.Now()})
 		},
-			func(r Report) int { return r.Lost }, "accepted but not stored (e.g. order o-lost)"},
-		{"pending", func(t *testing.T, s *shop) {
-			s.exec(t, "orders", `UPDATE orders SET status = 'PENDING' WHERE id = $1`, cancelled)
-		}, func(r Report) int { return r.Pending }, "not final within 0s (e.g. order o-cancelled)"},
-		{"cancelled still charged", func(t *testing.T, s *shop) {
-			s.exec(t, "payments", `UPDATE payments SET status = 'CHARGED' WHERE order_id = $1`, cancelled)
-		}, func(r Report) int { return r.WrongPayments }, "cancelled but the charge stands (e.g. order o-cancelled)"},
-		{"confirmed without a charge", func(t *testing.T, s *shop) {
-			s.exec(t, "payments", `DELETE FROM payments WHERE order_id = $1`, confirmed)
-		}, func(r Report) int { return r.WrongPayments }, "confirmed without a charge (e.g. order o-confirmed)"},
-		{"refund of a confirmed order", func(t *testing.T, s *shop) {
-			s.exec(t, "payments", `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE order_id = $1`, confirmed)
-		}, func(r Report) int { return r.WrongPayments }, "refunded but CONFIRMED (e.g. order o-confirmed)"},
-		{"stock not taken", func(t *testing.T, s *shop) {
-			s.exec(t, "inventory", `UPDATE products SET stock = stock + 1 WHERE id = $1`, product)
-		}, func(r Report) int { return r.StockDrift[product] }, "stock 500, want initial 500 − confirmed 1 = 499"},
-		{"dangling reservation", func(t *testing.T, s *shop) {
-			s.exec(t, "inventory", `UPDATE reservations SET status = 'reserved' WHERE order_id = $1`, cancelled)
-		}, func(r Report) int { return r.Dangling }, "cancelled but its stock still reserved (e.g. order o-cancelled)"},
-		{"not notified", func(t *testing.T, s *shop) {
-			s.exec(t, "notifications", `DELETE FROM notifications WHERE order_id = $1`, confirmed)
-		}, func(r Report) int { return r.NotNotified }, "CONFIRMED with notifications [] (e.g. order o-confirmed)"},
-		{"not in the owner's list", func(_ *testing.T, s *shop) { delete(s.listed, cancelled) },
-			func(r Report) int { return r.NotListed }, `CANCELLED but listed as "" (e.g. order o-cancelled)`},
+			count: func(r Report) int { return r.Lost }, want: "accepted but not stored (e.g. order o-lost)"},
+		{"pending", "orders", `UPDATE orders SET status = 'PENDING' WHERE id = $1`, cancelled, nil,
+			func(r Report) int { return r.Pending }, "not final within 0s (e.g. order o-cancelled)"},
+		{"cancelled still charged", "payments", `UPDATE payments SET status = 'CHARGED' WHERE order_id = $1`, cancelled, nil,
+			func(r Report) int { return r.WrongPayments }, "cancelled but the charge stands (e.g. order o-cancelled)"},
+		{"confirmed without a charge", "payments", `DELETE FROM payments WHERE order_id = $1`, confirmed, nil,
+			func(r Report) int { return r.WrongPayments }, "confirmed without a charge (e.g. order o-confirmed)"},
+		{"refund of a confirmed order", "payments", `UPDATE payments SET status = 'REFUNDED', refunded_at = now() WHERE order_id = $1`, confirmed, nil,
+			func(r Report) int { return r.WrongPayments }, "refunded but CONFIRMED (e.g. order o-confirmed)"},
+		{"stock not taken", "inventory", `UPDATE products SET stock = stock + 1 WHERE id = $1`, product, nil,
+			func(r Report) int { return r.StockDrift[product] }, "stock 500, want initial 500 − confirmed 1 = 499"},
+		{"dangling reservation", "inventory", `UPDATE reservations SET status = 'reserved' WHERE order_id = $1`, cancelled, nil,
+			func(r Report) int { return r.Dangling }, "cancelled but its stock still reserved (e.g. order o-cancelled)"},
+		{"not notified", "notifications", `DELETE FROM notifications WHERE order_id = $1`, confirmed, nil,
+			func(r Report) int { return r.NotNotified }, "CONFIRMED with notifications [] (e.g. order o-confirmed)"},
+		{name: "not in the owner's list", spoil: func(s *shop) { delete(s.listed, cancelled) },
+			count: func(r Report) int { return r.NotListed }, want: `CANCELLED but listed as "" (e.g. order o-cancelled)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newShop(t)
-			tc.spoil(t, s)
+			if tc.sql != "" {
+				s.exec(t, tc.db, tc.sql, tc.arg)
+			}
+			if tc.spoil != nil {
+				tc.spoil(s)
+			}
 			r, err := s.check.Run(t.Context(), map[string]int{product: 500}, s.res)
 			if err != nil {
 				t.Fatal(err)
