@@ -12,32 +12,23 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/internal/testenv/durability"
 )
 
-// fault is one thing that goes wrong while orders flow: inject causes it
-// and returns once the shop should have recovered from it.
-type fault struct {
-	name   string
-	inject func(t *testing.T)
-}
-
 // faults are the durability suite's faults, in the order they run: issue
 // 14's list, each service killed in turn.
-func faults() []fault {
-	fs := []fault{
-		{"postgres-down", postgresDown},
-		{"nats-restart", func(t *testing.T) { restartInfra(t, "nats") }},
+func faults() []durability.Fault {
+	fs := []durability.Fault{
+		{Name: "postgres-down", Inject: postgresDown},
+		{Name: "nats-restart", Inject: func(t *testing.T) { restartInfra(t, "nats") }},
 	}
 	for _, svc := range []string{"gateway", "users", "inventory", "payments", "orders", "notifications"} {
-		fs = append(fs, fault{"kill-" + svc, func(t *testing.T) { killService(t, svc) }})
+		fs = append(fs, durability.Fault{Name: "kill-" + svc, Inject: func(t *testing.T) { killService(t, svc) }})
 	}
-	return append(fs, fault{"orders-nats-partition", partitionOrdersNATS})
+	return append(fs, durability.Fault{Name: "orders-nats-partition", Inject: partitionOrdersNATS})
 }
 
 // TestDurability places a few dozen orders through the gateway while one
@@ -46,11 +37,10 @@ func faults() []fault {
 func TestDurability(t *testing.T) {
 	testenv.SkipShort(t, "brings the shop up")
 	ensureUp(t)
-	topUpStock(t)
 	for _, f := range faults() {
-		t.Run(f.name, func(t *testing.T) {
+		t.Run(f.Name, func(t *testing.T) {
 			recoverShop(t)
-			runFaults(t, durability.Load{Clients: 8, Orders: 64, Rate: 16, Within: 2 * time.Minute},
+			drive(t, durability.Load{Clients: 8, Orders: 64, Rate: 16, Within: 2 * time.Minute},
 				durability.Check{Final: 90 * time.Second, Settle: 30 * time.Second}, f)
 		})
 	}
@@ -65,9 +55,8 @@ func TestSoak(t *testing.T) {
 		t.Skip("the soak runs with MSCTL_SOAK_ORDERS set (make soak)")
 	}
 	ensureUp(t)
-	topUpStock(t)
 	recoverShop(t)
-	r := runFaults(t, durability.Load{Clients: 32, Orders: n, Within: 40 * time.Minute},
+	r := drive(t, durability.Load{Clients: 32, Orders: n, Within: 40 * time.Minute},
 		durability.Check{Final: 5 * time.Minute, Settle: time.Minute}, faults()...)
 	fmt.Printf("soak: %d orders, faults %d\n%s\n", n, len(faults()), figures(r))
 }
@@ -92,75 +81,16 @@ p99 accept→final    %s`, r.Accepted, r.Refused, r.Retries, r.Confirmed, r.Canc
 		r.NotListed, r.NotNotified, r.LoadTime.Round(time.Millisecond), r.P99.Round(time.Millisecond))
 }
 
-// runFaults runs load and injects the faults in turn, each once a further
-// share of the orders has been accepted, then checks every order.
-func runFaults(t *testing.T, load durability.Load, check durability.Check, fs ...fault) durability.Report {
+// drive is durability.Drive on this package's shop; when an invariant
+// broke it also shows the DLQ, where lost messages usually are.
+func drive(t *testing.T, load durability.Load, check durability.Check, fs ...durability.Fault) durability.Report {
 	t.Helper()
-	load.Gateway = gateway(t).Base
-	load.Product = testenv.Cable
-	// One in five declined: cancellations, releases and their notices too.
-	load.Cards = []string{testenv.GoodCard, testenv.GoodCard, testenv.DeclinedCard, testenv.GoodCard, testenv.GoodCard}
-	load.Prefix = fmt.Sprintf("dur-%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
-	check.Gateway, check.DSN = load.Gateway, databases(t)
-	before, err := durability.Stock(t.Context(), check.DSN, load.Product)
-	if err != nil {
-		t.Fatal(err)
+	r := durability.Drive(t, gateway(t).Base, databases(t), load, check, fs...)
+	if !r.OK() {
+		dlq := shop.Run(t, "dlq", "ls")
+		t.Logf("msctl dlq ls (exit %d):\n%s%s", dlq.Code, dlq.Stdout, dlq.Stderr)
 	}
-	run, err := load.Start(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(run.Stop)
-	for i, f := range fs {
-		at := (i + 1) * load.Orders / (len(fs) + 3)
-		for run.Accepted() < at {
-			select {
-			case <-run.Done():
-				t.Fatalf("the load ended after %d accepted orders, before fault %s (due at %d)", run.Accepted(), f.name, at)
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-		begin := time.Now()
-		f.inject(t)
-		t.Logf("%s at %d accepted orders, recovered in %s", f.name, at, time.Since(begin).Round(time.Millisecond))
-	}
-	res, err := run.Wait()
-	if err != nil {
-		t.Errorf("load: %v", err)
-	}
-	report, err := check.Run(t.Context(), before, res)
-	t.Logf("%s: %s", t.Name(), report)
-	if err != nil {
-		t.Fatalf("check: %v", err)
-	}
-	for _, p := range report.Problems {
-		t.Error(p)
-	}
-	if !report.OK() {
-		// Where lost messages usually are: parked by a consumer.
-		r := shop.Run(t, "dlq", "ls")
-		t.Logf("msctl dlq ls (exit %d):\n%s%s", r.Code, r.Stdout, r.Stderr)
-	}
-	return report
-}
-
-// topUpStock gives the load's product stock enough for every order of the
-// suite (and the soak): running out would cancel orders for a reason that
-// is no fault's.
-func topUpStock(t *testing.T) {
-	t.Helper()
-	dsn, err := databases(t)(t.Context(), "inventory")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.WithoutCancel(t.Context()))
-	if _, err := conn.Exec(t.Context(), `UPDATE products SET stock = greatest(stock, 1000000) WHERE id = $1`, testenv.Cable); err != nil {
-		t.Fatal(err)
-	}
+	return r
 }
 
 // databases finds a service's database the way the local runtime made it:
