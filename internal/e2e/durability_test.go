@@ -18,9 +18,9 @@ import (
 	"github.com/msctl/msctl/internal/testenv/durability"
 )
 
-// faults are the durability suite's faults, in the order they run: issue
+// durabilityFaults are the durability suite's faults, in the order they run: issue
 // 14's list, each service killed in turn.
-func faults() []durability.Fault {
+func durabilityFaults() []durability.Fault {
 	fs := []durability.Fault{
 		{Name: "postgres-down", Inject: postgresDown},
 		{Name: "nats-restart", Inject: func(t *testing.T) { restartInfra(t, "nats") }},
@@ -37,7 +37,7 @@ func faults() []durability.Fault {
 func TestDurability(t *testing.T) {
 	testenv.SkipShort(t, "brings the shop up")
 	ensureUp(t)
-	for _, f := range faults() {
+	for _, f := range durabilityFaults() {
 		t.Run(f.Name, func(t *testing.T) {
 			recoverShop(t)
 			drive(t, durability.Load{Clients: 8, Orders: 64, Rate: 16, Within: 2 * time.Minute},
@@ -57,8 +57,8 @@ func TestSoak(t *testing.T) {
 	ensureUp(t)
 	recoverShop(t)
 	r := drive(t, durability.Load{Clients: 32, Orders: n, Within: 40 * time.Minute},
-		durability.Check{Final: 5 * time.Minute, Settle: time.Minute}, faults()...)
-	fmt.Printf("soak: %d orders, faults %d\n%s\n", n, len(faults()), figures(r))
+		durability.Check{Final: 5 * time.Minute, Settle: time.Minute}, durabilityFaults()...)
+	fmt.Printf("soak: %d orders, faults %d\n%s\n", n, len(durabilityFaults()), figures(r))
 }
 
 // figures prints a report as the soak's table.
