@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/internal/testenv/durability"
@@ -164,29 +163,12 @@ func psUntil(t *testing.T, d time.Duration, cond func([]state.Component) bool) b
 	}
 }
 
-// postmasterPID is the pid of the workspace's Postgres as the local
-// runtime recorded it.
-func postmasterPID(t *testing.T) int {
-	t.Helper()
-	procs, err := local.Orphans(filepath.Join(shop.Dir, ".msctl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range procs {
-		if p.Name == "postgres" {
-			return p.PID
-		}
-	}
-	t.Fatalf("no live postgres recorded: %+v", procs)
-	return 0
-}
-
 // postgresDown freezes Postgres (the postmaster and every backend) for
 // 6 s, so that connections hang rather than fail, then kills it all: the
 // agent must start it again (issue 14 point 3, infra supervision).
 func postgresDown(t *testing.T) {
 	before := component(shop.PS(t), "postgres")
-	pid := postmasterPID(t)
+	pid := postgresPID(t)
 	// Backends put themselves in sessions of their own: a signal to the
 	// postmaster's group reaches none of them.
 	procs := append([]int{pid}, children(pid)...)
@@ -271,6 +253,6 @@ func partitionOrdersNATS(t *testing.T) {
 	if r := shop.Run(t, "chaos", "add", "orders->nats", "--down", "--for", "5s"); r.Code != 0 {
 		t.Fatalf("msctl chaos add orders->nats --down --for 5s: exit %d: %s%s(msctl chaos is issue 14 point 5; the suite needs it)", r.Code, r.Stdout, r.Stderr)
 	}
-	time.Sleep(5 * time.Second)
+	testenv.Until(t, 20*time.Second, "the partition expired", func() bool { return len(faults(t)) == 0 })
 	mustRecover(t, "the partition")
 }
