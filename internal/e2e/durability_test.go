@@ -17,8 +17,8 @@ import (
 	"github.com/msctl/msctl/internal/testenv/durability"
 )
 
-// durabilityFaults are the durability suite's faults, in the order they run: issue
-// 14's list, each service killed in turn.
+// durabilityFaults are the durability suite's faults in the order they
+// run: issue 14's list, each service killed in turn.
 func durabilityFaults() []durability.Fault {
 	fs := []durability.Fault{
 		{Name: "postgres-down", Inject: postgresDown},
@@ -47,7 +47,8 @@ func TestDurability(t *testing.T) {
 
 // TestSoak is `make soak`: MSCTL_SOAK_ORDERS orders (10 000 there) by 32
 // clients while every fault of the suite happens once, spread over the
-// run; it prints the figures whether or not an invariant broke.
+// run; it prints the figures whether or not an invariant broke (a fault
+// that cannot be caused, or a check that cannot look, ends it without).
 func TestSoak(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("MSCTL_SOAK_ORDERS"))
 	if n <= 0 {
