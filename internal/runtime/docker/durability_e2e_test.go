@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,21 +18,14 @@ import (
 // is killed (SIGKILL); the agent replaces it, and every order ends final,
 // paid once, with its stock, listing and notification right.
 func TestDurabilityKilledContainer(t *testing.T) {
-	testenv.RequireDocker(t)
-	testenv.SkipShort(t, "system test")
-	project := uniqueProject(t)
-	shop := testenv.NewShop(t, "", project)
-	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, project)
-		}
-	})
+	shop, project := dockerShop(t)
 	agent(t, filepath.Join(shop.Dir, manifest.FileName))
 
 	kill := durability.Fault{Name: "kill-payments-container", Inject: func(t *testing.T) {
 		old := ps(t, project)["payments"]
-		testenv.Exec(t, time.Minute, "", "docker", "kill", old.Container).Must(t)
+		if err := engine(t).ContainerKill(t.Context(), old.Container, "KILL"); err != nil {
+			t.Fatal(err)
+		}
 		testenv.Until(t, 2*time.Minute, "payments replaced and healthy", func() bool {
 			c := ps(t, project)["payments"]
 			return c.Container != old.Container && c.State == state.StateHealthy
@@ -44,17 +36,37 @@ func TestDurabilityKilledContainer(t *testing.T) {
 		durability.Check{Final: 90 * time.Second, Settle: 30 * time.Second}, kill)
 }
 
+// dockerShop is a copy of the shop for a test on Docker, under a project
+// of its own that is removed, with everything Docker holds of it, when the
+// test ends; a failed test shows the containers' last output first.
+func dockerShop(t *testing.T) (testenv.Shop, string) {
+	t.Helper()
+	testenv.RequireDocker(t)
+	testenv.SkipShort(t, "system test")
+	project := uniqueProject(t)
+	shop := testenv.NewShop(t, "", project)
+	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, project)
+		}
+	})
+	return shop, project
+}
+
 // superuserDSN reaches each service's database as the superuser, whose
 // password the runtime keeps as a label of the Postgres volume, on the
 // port Docker published.
 func superuserDSN(t *testing.T, project string) durability.DSN {
 	return func(ctx context.Context, service string) (string, error) {
-		pw := testenv.Exec(t, time.Minute, "", "docker", "volume", "inspect", "--format", `{{index .Labels "dev.msctl.pg-password"}}`,
-			"msctl-"+project+"-postgres-data").Must(t).Stdout
-		ep := ps(t, project)["postgres"].Endpoint
-		if strings.TrimSpace(pw) == "" || ep == "" {
-			return "", fmt.Errorf("no superuser password label (%q) or no published postgres port (%q)", pw, ep)
+		vol, err := engine(t).VolumeInspect(ctx, "msctl-"+project+"-postgres-data")
+		if err != nil {
+			return "", err
 		}
-		return fmt.Sprintf("postgres://postgres:%s@%s/%s?sslmode=disable", strings.TrimSpace(pw), ep, service), nil
+		pw, ep := vol.Labels["dev.msctl.pg-password"], ps(t, project)["postgres"].Endpoint
+		if pw == "" || ep == "" {
+			return "", fmt.Errorf("no superuser password label on %s or no published postgres port (%q)", vol.Name, ep)
+		}
+		return fmt.Sprintf("postgres://postgres:%s@%s/%s?sslmode=disable", pw, ep, service), nil
 	}
 }
