@@ -113,6 +113,11 @@ type Report struct {
 	Orders, Confirmed, Cancelled int
 	Pending                      int // not final when the check gave up
 	Lost                         int // accepted (202) but not stored
+	// DoubleCharges and DoubleRefunds count orders with more than one
+	// payment row (payments keys its table by order, so these stay 0
+	// unless that key goes); what a repeated charge or refund would
+	// really leave behind, a payment contradicting the order, is in
+	// WrongPayments.
 	DoubleCharges, DoubleRefunds int
 	// WrongPayments: a confirmed order without its charge, a cancelled one
 	// still charged, a refund of an order that was not cancelled, an

@@ -23,8 +23,9 @@ import (
 // Load is a bounded stream of orders: Clients shoppers place Orders orders
 // between them, at most Rate per second in all (0: as fast as they can),
 // and stop after Within whatever is left. Each order is one unit of
-// Product; every DeclineEvery-th uses a declined card, so both ends of the
-// saga are exercised.
+// Product, paid with the next of Cards. A client retries an order that
+// got no answer, 429 or 5xx under the same Idempotency-Key, as a real
+// client would, so that a fault shows as retries, not as refused orders.
 type Load struct {
 	Gateway string // the gateway's base URL, e.g. http://127.0.0.1:8080
 	Clients int
@@ -44,7 +45,7 @@ type Load struct {
 // User is a shopper the load signed up.
 type User struct{ ID, Token string }
 
-// Accepted is an order the gateway accepted (202).
+// Accepted is an order the gateway accepted (202 or 201).
 type Accepted struct {
 	ID, User string
 	At       time.Time
