@@ -3,7 +3,7 @@
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/msctl/msctl/internal/cli.version=$(VERSION)
 
-.PHONY: build test lint bench images pact
+.PHONY: build test lint bench images pact soak
 
 ## build: compile msctl into bin/msctl, stamped with the git version
 build:
@@ -25,6 +25,10 @@ lint:
 ## bench: every other benchmark with -benchmem, then the DESIGN.md §5 targets measured side by side, as one table
 bench:
 	go run ./bench/report -others
+
+## soak: 10 000 orders through the local shop while every durability fault happens once; prints the figures
+soak:
+	MSCTL_SOAK_ORDERS=$${MSCTL_SOAK_ORDERS:-10000} go test -count=1 -v -timeout 90m -run '^TestSoak$$' ./internal/e2e/
 
 ## images: build the offline stand-in infra images (postgres, nats, etcd)
 images:

@@ -57,17 +57,8 @@ func (c *client) stock() int {
 // Ctrl-C leaves nothing, the next up still has the order, and down with
 // volumes removes the data.
 func TestShopEndToEnd(t *testing.T) {
-	testenv.RequireDocker(t)
-	testenv.SkipShort(t, "system test")
-	project := uniqueProject(t)
-	shop := testenv.NewShop(t, "", project)
+	shop, project := dockerShop(t)
 	path := filepath.Join(shop.Dir, manifest.FileName)
-	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, project)
-		}
-	})
 	c := &client{shop.Gateway(t)}
 	c.Client = &http.Client{Timeout: 15 * time.Second}
 
