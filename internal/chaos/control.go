@@ -44,7 +44,8 @@ func (l local) Remove(_ context.Context, id string) error { return l.s.Remove(id
 func (l local) Clear(context.Context) (int, error)        { return l.s.Clear(), nil }
 func (l local) Close()                                    { l.s.Close() }
 
-// The control API of a proxy running on its own (Serve):
+// The control API of a proxy running on its own (ListenEdges, `msctl agent
+// chaos-proxy`):
 //
 //	GET    /faults          the active faults, oldest first
 //	POST   /faults          a state.FaultRequest → the fault (201)

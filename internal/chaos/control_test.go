@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,38 +13,32 @@ import (
 	"github.com/msctl/msctl/internal/state"
 )
 
-// serve runs Serve with edges on free loopback ports and returns the
-// controller of its control API and each edge's address.
+// serve runs the proxies of edges on free ports, and their control API,
+// as `msctl agent chaos-proxy` does, and returns the controller of that API
+// and each edge's address.
 func serve(t *testing.T, edges ...ProxyEdge) (Controller, []string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ports := freePorts(t, len(edges)+1)
-	control := "127.0.0.1:" + strconv.Itoa(ports[0])
+	ports := freePorts(t, len(edges))
 	addrs := make([]string, len(edges))
 	for i := range edges {
-		edges[i].Port = ports[i+1]
+		edges[i].Port = ports[i]
 		addrs[i] = "127.0.0.1:" + strconv.Itoa(edges[i].Port)
 	}
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, control, edges) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	c := Remote(func(context.Context) (string, error) { return control, nil })
-	until(t, 5*time.Second, "the control API answers", func() bool {
-		_, err := c.Faults(t.Context())
-		return err == nil
-	})
-	return c, addrs
+	set, err := ListenEdges(edges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	srv := httptest.NewServer(Handler(Local(set)))
+	t.Cleanup(srv.Close)
+	control := strings.TrimPrefix(srv.URL, "http://")
+	return Remote(func(context.Context) (string, error) { return control, nil }), addrs
 }
 
 // The proxy on its own, driven over its control API as the agent drives it:
 // faults apply, errors come back as Local's, and --for expires a fault
 // with nobody calling.
-func TestServeAppliesFaultsFromItsControlAPI(t *testing.T) {
+func TestProxyAppliesFaultsFromItsControlAPI(t *testing.T) {
 	c, addrs := serve(t, ProxyEdge{From: "a", To: "b", Upstream: echo(t, "b")})
 	ctx := t.Context()
 	if got, took := mustRoundTrip(t, addrs[0]); got != "b:ping" || took > 200*time.Millisecond {
@@ -97,7 +92,7 @@ func TestServeAppliesFaultsFromItsControlAPI(t *testing.T) {
 
 // Each connection dials the upstream by name, so a name that resolves
 // elsewhere later is followed.
-func TestServeResolvesUpstreamPerConnection(t *testing.T) {
+func TestProxyResolvesUpstreamPerConnection(t *testing.T) {
 	_, addrs := serve(t, ProxyEdge{From: "a", To: "b", Upstream: "localhost:" + port(t, echo(t, "b"))})
 	if got, _ := mustRoundTrip(t, addrs[0]); got != "b:ping" {
 		t.Errorf("through localhost: %q", got)

@@ -30,7 +30,12 @@ func newChaosProxyCmd() *cobra.Command {
 				}
 				parsed[i] = e
 			}
-			return chaos.Serve(cmd.Context(), control, parsed)
+			set, err := chaos.ListenEdges(parsed)
+			if err != nil {
+				return err
+			}
+			defer set.Close()
+			return serveHTTP(cmd.Context(), control, chaos.Handler(chaos.Local(set)))
 		},
 	}
 	cmd.Flags().StringVar(&control, "control", control, "address of the control API")

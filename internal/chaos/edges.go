@@ -2,17 +2,14 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // ProxyEdge is one listener of a proxy running inside the workspace
-// (Serve): services dial Port for the edge From->To, and each connection
+// (ListenEdges): services dial Port for the edge From->To, and each connection
 // goes to Upstream, a host:port resolved per connection (a network alias,
 // a cluster Service), so a replaced container or pod is followed.
 type ProxyEdge struct {
@@ -51,27 +48,18 @@ const (
 	FirstEdgePort = 10000
 )
 
-// Serve runs the proxies of edges, listening on all interfaces, and their
-// control API on control until ctx ends. Faults live here, not in the
-// agent: they outlive it, and --for expires them without it.
-func Serve(ctx context.Context, control string, edges []ProxyEdge) error {
+// ListenEdges opens the proxies of edges on all interfaces, each
+// connection dialled to the edge's upstream; serve Handler(Local(set)) as
+// their control API. Faults then live in this process, not in the agent:
+// they outlive it, and --for expires them without it.
+func ListenEdges(edges []ProxyEdge) (*Set, error) {
 	set := NewSet()
-	defer set.Close()
 	for _, e := range edges {
 		up := e.Upstream
 		if _, err := set.Listen(e.From, e.To, ":"+strconv.Itoa(e.Port), func(context.Context) (string, error) { return up, nil }); err != nil {
-			return err
+			set.Close()
+			return nil, err
 		}
 	}
-	srv := &http.Server{Addr: control, Handler: Handler(Local(set)), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return set, nil
 }
