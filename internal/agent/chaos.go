@@ -46,10 +46,15 @@ func startChaos(ctx context.Context, rt runtime.Runtime, m *manifest.Manifest, o
 	edges := orchestrator.Edges(m)
 	router := chaosRouter{}
 	if host, ok := rt.(runtime.ChaosHost); ok {
+		names := make([]string, len(edges))
+		for i, e := range edges {
+			names[i] = chaos.Edge(e.From, e.To)
+		}
+		ports := chaos.EdgePorts(names)
 		ces := make([]runtime.ChaosEdge, len(edges))
 		for i, e := range edges {
-			ces[i] = runtime.ChaosEdge{From: e.From, To: e.To, Port: chaos.FirstEdgePort + i}
-			router[chaos.Edge(e.From, e.To)] = host.ChaosAddr(ces[i].Port)
+			ces[i] = runtime.ChaosEdge{From: e.From, To: e.To, Port: ports[names[i]]}
+			router[names[i]] = host.ChaosAddr(ces[i].Port)
 		}
 		control, err := host.StartChaos(ctx, ces)
 		if err != nil {

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http/httptest"
 	"strconv"
@@ -143,5 +144,40 @@ func until(t *testing.T, d time.Duration, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("%s: not within %s", what, d)
 		}
+	}
+}
+
+// Ports stay put: an edge keeps its port whatever other edges come or go
+// (but for a collision), and none is shared.
+func TestEdgePortsStable(t *testing.T) {
+	all := []string{"gateway->orders", "gateway->users", "orders->nats", "orders->postgres", "users->etcd"}
+	ports := EdgePorts(all)
+	seen := map[int]string{}
+	for _, e := range all {
+		p := ports[e]
+		if p < FirstEdgePort || p >= FirstEdgePort+edgePortSpan || seen[p] != "" {
+			t.Errorf("%s has port %d (taken by %q)", e, p, seen[p])
+		}
+		seen[p] = e
+	}
+	fewer := EdgePorts([]string{"gateway->orders", "orders->nats", "users->etcd"})
+	for e, p := range fewer {
+		if p != ports[e] {
+			t.Errorf("without two other edges %s moved from %d to %d", e, ports[e], p)
+		}
+	}
+	// Two edges whose hashes collide: the later one takes the next port.
+	first := map[int]string{}
+	for i := 0; ; i++ {
+		e := fmt.Sprintf("s%d->nats", i)
+		p := EdgePorts([]string{e})[e]
+		if a, ok := first[p]; ok {
+			got := EdgePorts([]string{a, e})
+			if got[a] != p || got[e] != p+1 {
+				t.Errorf("colliding %s and %s got %d and %d, want %d and %d", a, e, got[a], got[e], p, p+1)
+			}
+			break
+		}
+		first[p] = e
 	}
 }

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"strconv"
 	"strings"
@@ -40,13 +41,35 @@ func ParseProxyEdge(s string) (ProxyEdge, error) {
 	return ProxyEdge{From: from, To: to, Port: port, Upstream: parts[2]}, nil
 }
 
-// Ports inside the workspace's proxy: the control API, and the edges' from
-// FirstEdgePort on, in the order of the workspace's edge list, so that the
-// addresses services are given stay the same from one agent to the next.
+// Ports inside the workspace's proxy: the control API's, and the edges'
+// in [FirstEdgePort, FirstEdgePort+edgePortSpan) (EdgePorts).
 const (
 	ControlPort   = 7070
 	FirstEdgePort = 10000
+	edgePortSpan  = 20000
 )
+
+// EdgePorts gives each edge (from->to) its port on the proxy: one drawn
+// from a hash of its name, or on a collision the next free one, edges
+// taken in the order given. The addresses services are given then stay
+// the same from one agent to the next, and adding or removing an edge
+// moves no other edge (but one that collided), so services whose edges
+// did not change keep their configuration.
+func EdgePorts(edges []string) map[string]int {
+	ports := make(map[string]int, len(edges))
+	taken := map[int]bool{}
+	for _, e := range edges {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(e))
+		off := int(h.Sum32() % edgePortSpan)
+		for taken[FirstEdgePort+off] {
+			off = (off + 1) % edgePortSpan
+		}
+		taken[FirstEdgePort+off] = true
+		ports[e] = FirstEdgePort + off
+	}
+	return ports
+}
 
 // ListenEdges opens the proxies of edges on all interfaces, each
 // connection dialled to the edge's upstream; serve Handler(Local(set)) as
