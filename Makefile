@@ -5,9 +5,9 @@ LDFLAGS := -X github.com/msctl/msctl/internal/cli.version=$(VERSION)
 
 .PHONY: build test lint bench images pact soak
 
-## build: compile msctl into bin/msctl, stamped with the git version
+## build: compile msctl into bin/msctl, static (runtimes run it in scratch images), stamped with the git version
 build:
-	go build -ldflags "$(LDFLAGS)" -o bin/msctl ./cmd/msctl
+	CGO_ENABLED=0 go build -ldflags "$(LDFLAGS)" -o bin/msctl ./cmd/msctl
 
 ## test: every package, then the Pact contract tests (need libpact_ffi: `make pact`)
 test:

@@ -82,9 +82,10 @@ type Agent struct {
 	// up. Atomic rather than under mu: Up holds mu while it sets it.
 	broker atomic.Pointer[bus.Bus]
 
-	// chaos holds the proxy of every edge and their faults (chaos.go); nil
-	// on kubernetes.
-	chaos *chaos.Set
+	// chaos drives the proxy of every edge and their faults (chaos.go);
+	// nil when the runtime cannot run them, chaosErr saying why.
+	chaos    chaos.Controller
+	chaosErr error
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP
@@ -126,13 +127,19 @@ func Start(opts Options) (*Agent, error) {
 		return fail(fmt.Errorf("agent OTLP listener: %w", err))
 	}
 	var orch atomic.Pointer[orchestrator.Orchestrator]
-	set, router, err := startChaos(opts.Runtime, opts.Manifest, dir, &orch)
+	var router orchestrator.Router
+	cctx, cancel := context.WithTimeout(context.Background(), chaosStartTimeout)
+	a.chaos, router, err = startChaos(cctx, opts.Runtime, opts.Manifest, &orch)
+	cancel()
+	if errors.Is(err, runtime.ErrChaosUnavailable) {
+		opts.Log.Warn("no chaos proxies: services dial directly", "reason", err)
+		a.chaosErr, err = err, nil
+	}
 	if err != nil {
 		apiLn.Close()
 		otlpLn.Close()
 		return fail(fmt.Errorf("chaos proxies: %w", err))
 	}
-	a.chaos = set
 	a.orch, err = orchestrator.New(orchestrator.Options{
 		Manifest: opts.Manifest, Runtime: opts.Runtime, Log: opts.Log,
 		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace, Router: router,
@@ -140,8 +147,8 @@ func Start(opts Options) (*Agent, error) {
 	if err != nil {
 		apiLn.Close()
 		otlpLn.Close()
-		if set != nil {
-			set.Close()
+		if a.chaos != nil {
+			a.chaos.Close()
 		}
 		return fail(err)
 	}
@@ -268,8 +275,11 @@ func (a *Agent) Down(ctx context.Context, volumes bool) error {
 	}
 	a.collectWG.Wait()
 	if a.chaos != nil {
-		// Faults end with the workspace, and must not hold up its shutdown.
-		a.chaos.Clear()
+		// Faults end with the workspace, and must not hold up its shutdown
+		// (a proxy in the workspace goes with it anyway).
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, _ = a.chaos.Clear(cctx)
+		cancel()
 	}
 	err := a.orch.Down(ctx, orchestrator.DownOptions{Volumes: volumes})
 	a.closeServers()
@@ -306,7 +316,10 @@ func (a *Agent) Snapshot() state.Snapshot {
 	}
 	a.col.snapshot(&s)
 	if a.chaos != nil {
-		s.Faults = a.chaos.Faults()
+		// A proxy that does not answer shows no faults; chaos ls says why.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s.Faults, _ = a.chaos.Faults(ctx)
+		cancel()
 	}
 	a.mu.Lock()
 	s.Phase, s.Error, s.PortInUse = a.phase, a.failure, a.portErr

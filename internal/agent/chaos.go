@@ -5,12 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -22,71 +18,63 @@ import (
 	"github.com/msctl/msctl/internal/state"
 )
 
-// ErrChaosUnavailable is what the chaos API answers on a runtime whose
-// services the agent's proxies cannot sit in front of.
-var ErrChaosUnavailable = errors.New("msctl chaos works on the local and docker runtimes; on kubernetes the pods cannot reach the agent's proxies (not built yet)")
+// errNoChaosHost is why a runtime that is neither local nor a
+// runtime.ChaosHost has no chaos.
+var errNoChaosHost = fmt.Errorf("%w: this runtime runs no chaos proxy", runtime.ErrChaosUnavailable)
 
-// chaosPortsFile keeps each edge's proxy port across agents: docker
-// containers outlive the agent and carry the proxy addresses in their
-// environment, so a new agent listening where the old one did lets them be
-// adopted unchanged.
-const chaosPortsFile = "chaos-ports.json"
+// chaosStartTimeout bounds starting a proxy in the workspace: the first
+// one builds its image.
+const chaosStartTimeout = 2 * time.Minute
 
-// chaosRouter is the orchestrator.Router of the agent's proxies.
-type chaosRouter struct {
-	set         *chaos.Set
-	serviceAddr func(port string) string
-}
+// chaosRouter is the orchestrator.Router of the proxies: the address a
+// service dials for an edge.
+type chaosRouter map[string]string // by edge "from->to"
 
 func (r chaosRouter) Route(from, to string) (string, bool) {
-	addr, ok := r.set.Addr(from, to)
-	if !ok {
-		return "", false
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	return r.serviceAddr(port), true
+	addr, ok := r[chaos.Edge(from, to)]
+	return addr, ok
 }
 
-// startChaos opens a proxy for every edge of the workspace (local and
-// docker; nil on kubernetes) whose upstream is asked of orch per
-// connection. orch is read through a pointer: the orchestrator is made
-// after the proxies, which it needs as its Router.
-func startChaos(rt runtime.Runtime, m *manifest.Manifest, stateDir string, orch *atomic.Pointer[orchestrator.Orchestrator]) (*chaos.Set, orchestrator.Router, error) {
-	if rt.Name() == "kubernetes" {
-		return nil, nil, nil
-	}
-	host, serviceAddr := "127.0.0.1", func(port string) string { return net.JoinHostPort("127.0.0.1", port) }
-	if hl, ok := rt.(runtime.HostListener); ok {
-		ip, err := hl.HostListenIP(context.Background())
+// startChaos puts a proxy on every edge of the workspace. A runtime.ChaosHost
+// runs them inside the workspace, faults and all, and the agent drives them
+// through their control API. Otherwise (local) they listen on loopback in
+// the agent, each connection asking orch for its upstream. orch is read
+// through a pointer: the orchestrator is made after the proxies, which it
+// needs as its Router. A runtime that cannot run them returns an error
+// wrapping runtime.ErrChaosUnavailable: the workspace runs without.
+func startChaos(ctx context.Context, rt runtime.Runtime, m *manifest.Manifest, orch *atomic.Pointer[orchestrator.Orchestrator]) (chaos.Controller, orchestrator.Router, error) {
+	edges := orchestrator.Edges(m)
+	router := chaosRouter{}
+	if host, ok := rt.(runtime.ChaosHost); ok {
+		names := make([]string, len(edges))
+		for i, e := range edges {
+			names[i] = chaos.Edge(e.From, e.To)
+		}
+		ports := chaos.EdgePorts(names)
+		ces := make([]runtime.ChaosEdge, len(edges))
+		for i, e := range edges {
+			ces[i] = runtime.ChaosEdge{From: e.From, To: e.To, Port: ports[names[i]]}
+			router[names[i]] = host.ChaosAddr(ces[i].Port)
+		}
+		control, err := host.StartChaos(ctx, ces)
 		if err != nil {
 			return nil, nil, err
 		}
-		host, serviceAddr = ip, hl.ServiceAddr
+		return chaos.Remote(func(context.Context) (string, error) { return control, nil }), router, nil
 	}
-	ports := map[string]int{}
-	if b, err := os.ReadFile(filepath.Join(stateDir, chaosPortsFile)); err == nil {
-		_ = json.Unmarshal(b, &ports) // a damaged file only costs new ports
+	if rt.Name() != "local" {
+		return nil, nil, errNoChaosHost
 	}
 	set := chaos.NewSet()
-	for _, e := range orchestrator.Edges(m) {
-		up := upstreamOf(e.To, orch)
-		addr, err := set.Listen(e.From, e.To, net.JoinHostPort(host, strconv.Itoa(ports[chaos.Edge(e.From, e.To)])), up)
-		if err != nil && ports[chaos.Edge(e.From, e.To)] != 0 {
-			addr, err = set.Listen(e.From, e.To, net.JoinHostPort(host, "0"), up)
-		}
+	for _, e := range edges {
+		addr, err := set.Listen(e.From, e.To, "127.0.0.1:0", upstreamOf(e.To, orch))
 		if err != nil {
 			set.Close()
 			return nil, nil, err
 		}
-		_, port, _ := net.SplitHostPort(addr)
-		ports[chaos.Edge(e.From, e.To)], _ = strconv.Atoi(port)
+		router[chaos.Edge(e.From, e.To)] = addr
 	}
-	b, _ := json.Marshal(ports)
-	if err := os.WriteFile(filepath.Join(stateDir, chaosPortsFile), b, 0o644); err != nil {
-		set.Close()
-		return nil, nil, err
-	}
-	return set, chaosRouter{set: set, serviceAddr: serviceAddr}, nil
+	return chaos.Local(set), router, nil
 }
 
 // upstreamOf answers, per connection, the host endpoint of an edge's
@@ -128,15 +116,32 @@ func upstreamOf(to string, orch *atomic.Pointer[orchestrator.Orchestrator]) chao
 func (a *Agent) chaosRoutes(mux *http.ServeMux) {
 	unavailable := func(w http.ResponseWriter) bool {
 		if a.chaos == nil {
-			writeError(w, http.StatusConflict, "chaos_unavailable", ErrChaosUnavailable.Error())
+			writeError(w, http.StatusConflict, "chaos_unavailable", a.chaosErr.Error())
 		}
 		return a.chaos == nil
+	}
+	// failed answers a controller's error: the fault's or the id's fault,
+	// else the proxy's (unreachable, say), which the message names.
+	failed := func(w http.ResponseWriter, err error, id string) {
+		switch bad, ok := errors.AsType[*chaos.BadFaultError](err); {
+		case ok:
+			writeError(w, http.StatusBadRequest, "bad_fault", bad.Error())
+		case errors.Is(err, chaos.ErrNotFound):
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no active fault %s (see msctl chaos ls)", id))
+		default:
+			writeError(w, http.StatusBadGateway, "chaos_failed", err.Error())
+		}
 	}
 	mux.HandleFunc("GET /api/chaos", func(w http.ResponseWriter, r *http.Request) {
 		if unavailable(w) {
 			return
 		}
-		writeJSON(w, http.StatusOK, a.chaos.Faults())
+		fs, err := a.chaos.Faults(r.Context())
+		if err != nil {
+			failed(w, err, "")
+			return
+		}
+		writeJSON(w, http.StatusOK, fs)
 	})
 	mux.HandleFunc("POST /api/chaos", func(w http.ResponseWriter, r *http.Request) {
 		if unavailable(w) {
@@ -149,13 +154,9 @@ func (a *Agent) chaosRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusBadRequest, "bad_fault", "bad fault body: "+err.Error())
 			return
 		}
-		f, err := a.chaos.Add(req.FaultSpec, time.Duration(req.ForMS)*time.Millisecond)
-		if bad, ok := errors.AsType[*chaos.BadFaultError](err); ok {
-			writeError(w, http.StatusBadRequest, "bad_fault", bad.Error())
-			return
-		}
+		f, err := a.chaos.Add(r.Context(), req.FaultSpec, time.Duration(req.ForMS)*time.Millisecond)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "chaos_failed", err.Error())
+			failed(w, err, "")
 			return
 		}
 		writeJSON(w, http.StatusCreated, f)
@@ -164,8 +165,8 @@ func (a *Agent) chaosRoutes(mux *http.ServeMux) {
 		if unavailable(w) {
 			return
 		}
-		if err := a.chaos.Remove(r.PathValue("id")); err != nil {
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no active fault %s (see msctl chaos ls)", r.PathValue("id")))
+		if err := a.chaos.Remove(r.Context(), r.PathValue("id")); err != nil {
+			failed(w, err, r.PathValue("id"))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -174,7 +175,12 @@ func (a *Agent) chaosRoutes(mux *http.ServeMux) {
 		if unavailable(w) {
 			return
 		}
-		writeJSON(w, http.StatusOK, chaosCleared{Removed: a.chaos.Clear()})
+		n, err := a.chaos.Clear(r.Context())
+		if err != nil {
+			failed(w, err, "")
+			return
+		}
+		writeJSON(w, http.StatusOK, chaosCleared{Removed: n})
 	})
 }
 

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -50,46 +49,28 @@ func TestChaosAPI(t *testing.T) {
 	}
 }
 
-// A new agent listens where the previous one did, so that the services
-// (containers outlive agents) keep valid proxy addresses.
-func TestChaosPortsKeptAcrossAgents(t *testing.T) {
-	dir := t.TempDir()
-	a := startIdleIn(t, dir)
-	first, ok := a.chaos.Addr("echo", "nats")
-	if !ok {
-		t.Fatal("no proxy for echo->nats")
-	}
-	if err := a.Down(context.Background(), false); err != nil {
-		t.Fatal(err)
-	}
-	b := startIdleIn(t, dir)
-	if again, _ := b.chaos.Addr("echo", "nats"); again != first {
-		t.Errorf("echo->nats listens on %s, the previous agent on %s", again, first)
-	}
-}
+// otherRuntime is a runtime that is neither local nor a runtime.ChaosHost:
+// startChaos looks at nothing else.
+type otherRuntime struct{ runtime.Runtime }
 
-// kubernetesNamed is a runtime that only says it is kubernetes: startChaos
-// looks at nothing else.
-type kubernetesNamed struct{ runtime.Runtime }
+func (otherRuntime) Name() string { return "other" }
 
-func (kubernetesNamed) Name() string { return "kubernetes" }
-
-func TestChaosOnKubernetesSaysItIsUnavailable(t *testing.T) {
+func TestChaosWithoutProxiesSaysWhy(t *testing.T) {
 	a := startIdle(t)
-	set, router, err := startChaos(kubernetesNamed{}, a.m, t.TempDir(), nil)
-	if set != nil || router != nil || err != nil {
-		t.Fatalf("startChaos on kubernetes = %v, %v, %v; want no proxies", set, router, err)
+	ctl, router, err := startChaos(t.Context(), otherRuntime{}, a.m, nil)
+	if ctl != nil || router != nil || !errors.Is(err, runtime.ErrChaosUnavailable) {
+		t.Fatalf("startChaos on a runtime without proxies = %v, %v, %v; want ErrChaosUnavailable", ctl, router, err)
 	}
 	mux := http.NewServeMux()
-	(&Agent{}).chaosRoutes(mux)
+	(&Agent{chaosErr: err}).chaosRoutes(mux)
 	for _, r := range []*http.Request{
 		httptest.NewRequest(http.MethodGet, "/api/chaos", nil),
 		httptest.NewRequest(http.MethodPost, "/api/chaos", strings.NewReader(`{"from":"echo","to":"nats","down":true}`)),
 	} {
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, r)
-		if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "local and docker runtimes") {
-			t.Errorf("%s %s on kubernetes: %d %s", r.Method, r.URL, w.Code, w.Body)
+		if w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "runs no chaos proxy") {
+			t.Errorf("%s %s without proxies: %d %s", r.Method, r.URL, w.Code, w.Body)
 		}
 	}
 }

@@ -26,7 +26,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	cmd.Hidden = true
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
-	cmd.AddCommand(newCollectCmd())
+	cmd.AddCommand(newCollectCmd(), newChaosProxyCmd())
 	return cmd
 }
 

@@ -58,7 +58,7 @@ func newChaosCmd(root *rootOptions) *cobra.Command {
 	clearCmd := command("clear", "Remove every fault", cobra.NoArgs,
 		func(ctx context.Context, _ []string) error { return clear.runClear(ctx) })
 
-	return group("chaos", "Inject faults on the edges between services and infra while the workspace runs (local and docker)", addCmd, lsCmd, rmCmd, clearCmd)
+	return group("chaos", "Inject faults on the edges between services and infra while the workspace runs", addCmd, lsCmd, rmCmd, clearCmd)
 }
 
 // connect loads the manifest and reaches the workspace's agent, which owns

@@ -32,7 +32,13 @@ func newCollectCmd() *cobra.Command {
 }
 
 func collect(ctx context.Context, addr string) error {
-	srv := &http.Server{Addr: addr, Handler: kubernetes.NewCollector(), ReadHeaderTimeout: 5 * time.Second}
+	return serveHTTP(ctx, addr, kubernetes.NewCollector())
+}
+
+// serveHTTP serves h on addr until ctx ends (SIGTERM: the pod or container
+// stops), then shuts down gracefully.
+func serveHTTP(ctx context.Context, addr string, h http.Handler) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

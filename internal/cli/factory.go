@@ -267,7 +267,7 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 	case local.Name:
 		return local.New(local.Options{StateDir: agent.StateDir(m.Dir()), Log: log, InfraLogs: infraLogs})
 	case docker.Name:
-		return docker.New(docker.Options{Project: m.Project, Dir: m.Dir(), Log: log})
+		return docker.New(docker.Options{Project: m.Project, Dir: m.Dir(), Log: log, ChaosBinary: kubernetes.StaticSelf()})
 	case kubernetes.Name:
 		// The runtime fills in the database passwords it keeps in the
 		// cluster, so the translation draws none.
@@ -277,7 +277,7 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 		}
 		return kubernetes.New(kubernetes.Options{
 			Spec: spec, Dir: m.Dir(), Context: m.Kubernetes.Context, Registry: m.Kubernetes.Registry,
-			Log: log, CollectorBinary: kubernetes.SelfCollector(),
+			Log: log, CollectorBinary: kubernetes.StaticSelf(),
 		})
 	default:
 		return nil, fmt.Errorf("unknown runtime %q", name)

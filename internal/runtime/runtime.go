@@ -89,15 +89,6 @@ type OTLPListener interface {
 	OTLPListenAddr(ctx context.Context) (string, error)
 }
 
-// HostListener is implemented by runtimes whose services cannot reach the
-// host's loopback (containers): the agent's listeners that services dial
-// (the OTLP receiver, the chaos proxies) listen on HostListenIP, and a
-// service reaches such a listener's port at ServiceAddr(port).
-type HostListener interface {
-	HostListenIP(ctx context.Context) (string, error)
-	ServiceAddr(port string) string
-}
-
 // InfraSpec says how to start the infra.
 type InfraSpec struct {
 	// Postgres, Broker and Registry are fixed host ports; 0 picks free ones.

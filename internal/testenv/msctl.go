@@ -21,10 +21,13 @@ func RepoRoot() string {
 }
 
 // BuildMsctl compiles cmd/msctl into dst. End-to-end tests need the real
-// binary: `up -d` starts its agent by re-executing it.
+// binary: `up -d` starts its agent by re-executing it. It is static
+// (CGO_ENABLED=0), as `make build` makes it: the docker runtime runs it in
+// the chaos proxy's FROM-scratch container.
 func BuildMsctl(dst string) error {
 	cmd := exec.Command("go", "build", "-o", dst, "./cmd/msctl")
 	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build msctl: %w\n%s", err, out)
 	}

@@ -49,6 +49,10 @@ type Spec struct {
 	// entrypoint runs them).
 	CollectorArgs []string
 
+	// Chaos, when set, adds the chaos proxy (chaos.go); the kubernetes
+	// runtime sets it, msctl export never does.
+	Chaos *Chaos
+
 	// ShutdownTimeout is SHUTDOWN_TIMEOUT of a service that does not set
 	// its own; DefaultShutdownTimeout when zero.
 	ShutdownTimeout time.Duration
@@ -145,6 +149,7 @@ func Objects(spec Spec) ([]Object, error) {
 	objs = append(objs, g.nats()...)
 	objs = append(objs, g.etcd()...)
 	objs = append(objs, g.collector()...)
+	objs = append(objs, g.chaos()...)
 	for _, s := range g.services() {
 		objs = append(objs, g.service(s)...)
 	}
@@ -197,7 +202,7 @@ func (s Spec) validate() error {
 
 // reserved are the names of infra objects a service's own objects would
 // collide with.
-var reserved = []string{postgresName, natsName, etcdName, natsName + peersSuffix, etcdName + peersSuffix, CollectorName}
+var reserved = []string{postgresName, natsName, etcdName, natsName + peersSuffix, etcdName + peersSuffix, CollectorName, ChaosName}
 
 type generator struct{ spec Spec }
 

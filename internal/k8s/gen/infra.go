@@ -275,27 +275,34 @@ func (g *generator) collector() []Object {
 	if g.spec.CollectorImage == "" {
 		return nil
 	}
+	return []Object{
+		g.msctlDeployment(CollectorName, g.spec.CollectorImage, g.spec.CollectorArgs, port("otlp-http", CollectorPort)),
+		g.clientService(CollectorName, servicePort("otlp-http", CollectorPort)),
+	}
+}
+
+// msctlDeployment is one pod of the msctl image running args (the
+// collector, the chaos proxy), ready once its first port accepts
+// connections. Every port its Service has is declared: Services target
+// ports by name.
+func (g *generator) msctlDeployment(name, image string, args []string, ports ...corev1.ContainerPort) Object {
 	c := corev1.Container{
-		Name:            CollectorName,
-		Image:           g.spec.CollectorImage,
+		Name:            name,
+		Image:           image,
 		ImagePullPolicy: corev1.PullIfNotPresent,
-		Args:            g.spec.CollectorArgs,
-		Ports:           []corev1.ContainerPort{port("otlp-http", CollectorPort)},
-		ReadinessProbe:  tcpProbe(CollectorPort, 2, 3),
-		LivenessProbe:   tcpProbe(CollectorPort, 10, 3),
+		Args:            args,
+		Ports:           ports,
+		ReadinessProbe:  tcpProbe(ports[0].ContainerPort, 2, 3),
+		LivenessProbe:   tcpProbe(ports[0].ContainerPort, 10, 3),
 		Resources:       resources("50m", "64Mi", "500m", "256Mi"),
 		VolumeMounts:    []corev1.VolumeMount{tmpMount},
 		SecurityContext: hardened(nonRootUID),
 	}
 	pod := podSpec(nonRootUID, c)
 	pod.Volumes = []corev1.Volume{tmpVolume}
-	sel := g.selector(CollectorName, ComponentInfra)
-	return []Object{
-		&appsv1.Deployment{TypeMeta: typeDeployment, ObjectMeta: g.meta(CollectorName, ComponentInfra), Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](1),
-			Selector: &metav1.LabelSelector{MatchLabels: sel},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: g.labels(CollectorName, ComponentInfra)}, Spec: pod},
-		}},
-		g.clientService(CollectorName, servicePort("otlp-http", CollectorPort)),
-	}
+	return &appsv1.Deployment{TypeMeta: typeDeployment, ObjectMeta: g.meta(name, ComponentInfra), Spec: appsv1.DeploymentSpec{
+		Replicas: ptr.To[int32](1),
+		Selector: &metav1.LabelSelector{MatchLabels: g.selector(name, ComponentInfra)},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: g.labels(name, ComponentInfra)}, Spec: pod},
+	}}
 }

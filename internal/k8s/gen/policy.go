@@ -42,7 +42,7 @@ func (g *generator) policies() []Object {
 	}
 	if len(dbNames) > 0 {
 		objs = append(objs, g.policy(postgresName, ComponentInfra, g.podsOf(postgresName),
-			[]networkingv1.NetworkPolicyIngressRule{g.from(dbNames, PostgresPort)}, nil))
+			append([]networkingv1.NetworkPolicyIngressRule{g.from(dbNames, PostgresPort)}, g.fromChaos(postgresName, PostgresPort)...), nil))
 	}
 	for _, c := range []struct {
 		name         string
@@ -53,6 +53,7 @@ func (g *generator) policies() []Object {
 		if len(names) > 0 {
 			ingress = append(ingress, g.from(names, c.client))
 		}
+		ingress = append(ingress, g.fromChaos(c.name, c.client)...)
 		objs = append(objs, g.policy(c.name, ComponentInfra, g.podsOf(c.name), ingress,
 			[]networkingv1.NetworkPolicyEgressRule{{To: peers, Ports: []networkingv1.NetworkPolicyPort{tcp(c.peer)}}}))
 	}
@@ -62,6 +63,9 @@ func (g *generator) policies() []Object {
 		objs = append(objs, g.policy(CollectorName, ComponentInfra, g.podsOf(CollectorName),
 			[]networkingv1.NetworkPolicyIngressRule{{Ports: []networkingv1.NetworkPolicyPort{tcp(CollectorPort)}}}, nil))
 	}
+	if g.spec.Chaos != nil {
+		objs = append(objs, g.chaosPolicy())
+	}
 	for _, s := range services {
 		objs = append(objs, g.servicePolicy(s, dependents[s.Name]))
 	}
@@ -70,8 +74,10 @@ func (g *generator) policies() []Object {
 
 // servicePolicy admits a service's dependents (anyone, for the public
 // gateway) and lets it reach its own dependencies, the broker, the
-// registry, the collector, and Postgres only when it has a database. Its
-// selector covers the service's database Job too, which shares its name.
+// registry, the collector, and Postgres only when it has a database; with
+// a chaos proxy it also reaches the proxy's ports of its edges, and admits
+// the proxy. Its selector covers the service's database Job too, which
+// shares its name.
 func (g *generator) servicePolicy(s ServiceSpec, dependents []string) Object {
 	var ingress []networkingv1.NetworkPolicyIngressRule
 	switch {
@@ -79,6 +85,9 @@ func (g *generator) servicePolicy(s ServiceSpec, dependents []string) Object {
 		ingress = append(ingress, networkingv1.NetworkPolicyIngressRule{Ports: []networkingv1.NetworkPolicyPort{tcp(ServicePort)}})
 	case len(dependents) > 0:
 		ingress = append(ingress, g.from(dependents, ServicePort))
+	}
+	if !s.Public {
+		ingress = append(ingress, g.fromChaos(s.Name, ServicePort)...)
 	}
 	egress := []networkingv1.NetworkPolicyEgressRule{
 		g.to(g.podsOf(natsName), NATSPort),
@@ -93,6 +102,7 @@ func (g *generator) servicePolicy(s ServiceSpec, dependents []string) Object {
 	if len(s.Depends) > 0 {
 		egress = append(egress, g.to(g.named(s.Depends), ServicePort))
 	}
+	egress = append(egress, g.toChaos(s.Name)...)
 	return g.policy(s.Name, ComponentService, g.named([]string{s.Name}), ingress, egress)
 }
 

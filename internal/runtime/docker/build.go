@@ -102,17 +102,24 @@ func (r *Runtime) buildOne(ctx context.Context, s runtime.BuildSpec) (tag string
 	if err != nil {
 		return "", false, err
 	}
+	return r.binaryImage(ctx, s.Name, data)
+}
+
+// binaryImage makes the image of one static binary for a component (a
+// service, the chaos proxy) unless an image with its hash exists, and
+// removes the component's older images.
+func (r *Runtime) binaryImage(ctx context.Context, component string, data []byte) (tag string, cached bool, err error) {
 	sum := sha256.Sum256(append([]byte(serviceDockerfile), data...))
-	tag = ImageRepo(r.project, s.Name) + ":" + hex.EncodeToString(sum[:])[:16]
+	tag = ImageRepo(r.project, component) + ":" + hex.EncodeToString(sum[:])[:16]
 	if _, err := r.cli.ImageInspect(ctx, tag); err == nil {
 		return tag, true, nil
 	} else if !isNotFound(err) {
 		return "", false, fmt.Errorf("inspect image %s: %w", tag, err)
 	}
-	if err := r.imageBuild(ctx, tag, s.Name, data); err != nil {
+	if err := r.imageBuild(ctx, tag, component, data); err != nil {
 		return "", false, err
 	}
-	r.pruneImages(ctx, s.Name, tag)
+	r.pruneImages(ctx, component, tag)
 	return tag, false, nil
 }
 

@@ -77,8 +77,8 @@ func forced(ctx context.Context) (context.Context, context.CancelFunc) {
 // Prune removes what a new `up` cannot reuse and keeps the rest for
 // adoption: containers that are not running, containers of services the
 // manifest no longer declares, and the oldest running containers of a
-// service beyond its replica count. The rest stays, so that Start and
-// StartInfra adopt the unchanged ones.
+// service beyond its replica count. The rest stays, so that Start,
+// StartInfra and StartChaos adopt the unchanged ones.
 func (r *Runtime) Prune(ctx context.Context, replicas map[string]int) error {
 	cs, err := r.list(ctx, nil)
 	if err != nil {
@@ -91,7 +91,7 @@ func (r *Runtime) Prune(ctx context.Context, replicas map[string]int) error {
 	var errs []error
 	for _, c := range cs {
 		name := c.Labels[LabelComponent]
-		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name)
+		known := c.Labels[LabelKind] == state.KindInfra && slices.Contains(infra, name) || c.Labels[LabelKind] == kindChaos
 		if want, ok := replicas[name]; ok && c.Labels[LabelKind] == state.KindService && c.State == "running" {
 			running[name]++
 			known = running[name] <= want

@@ -61,6 +61,7 @@ type Runtime struct {
 	project string
 	dir     string
 	log     *slog.Logger
+	chaos   string // Options.ChaosBinary
 
 	// ctx outlives every call: instance watchers and log followers run on it
 	// until Close.
@@ -85,7 +86,7 @@ var (
 	_ runtime.Runtime      = (*Runtime)(nil)
 	_ runtime.Pruner       = (*Runtime)(nil)
 	_ runtime.OTLPListener = (*Runtime)(nil)
-	_ runtime.HostListener = (*Runtime)(nil)
+	_ runtime.ChaosHost    = (*Runtime)(nil)
 )
 
 // Options configure a Runtime: the workspace it runs, named explicitly so
@@ -99,6 +100,9 @@ type Options struct {
 	Log *slog.Logger
 	// Client is the Engine API client; nil connects with NewClient.
 	Client *client.Client
+	// ChaosBinary is a static linux msctl executable, run in the chaos
+	// proxy's container; empty leaves the workspace without chaos.
+	ChaosBinary string
 }
 
 // NewClient connects to the engine DOCKER_HOST names (default: the local
@@ -131,6 +135,7 @@ func New(opts Options) (*Runtime, error) {
 		cli:     cli,
 		project: opts.Project,
 		dir:     opts.Dir,
+		chaos:   opts.ChaosBinary,
 		log:     opts.Log.With("runtime", "docker"),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -245,15 +250,6 @@ func freePortOn(ip string) (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// HostListenIP is the host-gateway address: containers reach the agent's
-// listeners there as host.docker.internal; nothing else needs them.
-func (r *Runtime) HostListenIP(ctx context.Context) (string, error) { return r.hostGatewayIP(ctx) }
-
-// ServiceAddr is how containers reach a port of the host-gateway address.
-func (r *Runtime) ServiceAddr(port string) string {
-	return net.JoinHostPort("host.docker.internal", port)
 }
 
 // OTLPListenAddr is where the agent's OTLP/HTTP receiver should listen so

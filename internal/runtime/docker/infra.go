@@ -89,6 +89,9 @@ type infraDef struct {
 	// files are written into the container before it starts, by absolute
 	// path: configuration the image takes no flag for.
 	files map[string]string
+	// kind labels the container: state.KindInfra unless set (the chaos
+	// proxy's is kindChaos).
+	kind string
 	// pinned are host ports to publish on where ports says any free one:
 	// those a replaced container had, so addresses handed out stay valid.
 	// They are no part of the configuration hash: a free port was asked for.
@@ -215,7 +218,7 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 			r.log.Warn("the OTLP receiver listens on loopback, containers cannot reach it; listen on OTLPListenAddr", "addr", spec.OTLPHostAddr)
 		}
 		inf.Host.OTLP = "http://" + spec.OTLPHostAddr
-		inf.Services.OTLP = "http://" + r.ServiceAddr(port)
+		inf.Services.OTLP = "http://host.docker.internal:" + port
 	}
 	r.mu.Lock()
 	r.infra = &infraState{endpoints: inf, pgHost: inf.Host.Postgres, pgPassword: pgPassword, spec: spec, published: published}
@@ -315,12 +318,12 @@ func (r *Runtime) ensureInfra(ctx context.Context, d infraDef, networkName strin
 		ExposedPorts: exposed,
 		Healthcheck:  d.health,
 		Labels: r.labels(map[string]string{
-			LabelComponent: d.name, LabelKind: state.KindInfra, LabelConfigHash: hash,
+			LabelComponent: d.name, LabelKind: cmp.Or(d.kind, state.KindInfra), LabelConfigHash: hash,
 		}),
 	}
-	host := &container.HostConfig{
-		PortBindings: bindings,
-		Mounts:       []mount.Mount{{Type: mount.TypeVolume, Source: d.volume, Target: d.target}},
+	host := &container.HostConfig{PortBindings: bindings}
+	if d.volume != "" {
+		host.Mounts = []mount.Mount{{Type: mount.TypeVolume, Source: d.volume, Target: d.target}}
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		networkName: {Aliases: []string{d.name}},

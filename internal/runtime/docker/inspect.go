@@ -36,6 +36,9 @@ func ListContainers(ctx context.Context, project string) ([]state.Component, err
 	byName := map[string]*state.Component{}
 	var order []string
 	for _, c := range cs {
+		if c.Labels[LabelKind] == kindChaos {
+			continue // msctl's own, not the workspace's
+		}
 		name := c.Labels[LabelComponent]
 		comp := byName[name]
 		if comp == nil {

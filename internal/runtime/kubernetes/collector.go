@@ -105,6 +105,24 @@ func (c *Collector) receive(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// readyPodOf answers, per connection of a port-forward, a ready pod of
+// the infra component name (a Deployment's pods change names).
+func (r *Runtime) readyPodOf(name string) func(ctx context.Context) (string, error) {
+	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project), gen.LabelName: name}.String()
+	return func(ctx context.Context) (string, error) {
+		pods, err := r.cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return "", err
+		}
+		for i := range pods.Items {
+			if podReady(&pods.Items[i]) {
+				return pods.Items[i].Name, nil
+			}
+		}
+		return "", fmt.Errorf("no ready %s pod", name)
+	}
+}
+
 // relayEvery is how often the runtime fetches the collector's exports.
 const relayEvery = time.Second
 
@@ -151,19 +169,7 @@ func (r *Runtime) startRelay(to string) (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel := labels.Set{gen.LabelPartOf: gen.PartOf(r.base.Project), gen.LabelName: gen.CollectorName}.String()
-	f := r.forward(l, gen.CollectorPort, func(ctx context.Context) (string, error) {
-		pods, err := r.cs.CoreV1().Pods(r.ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return "", err
-		}
-		for i := range pods.Items {
-			if podReady(&pods.Items[i]) {
-				return pods.Items[i].Name, nil
-			}
-		}
-		return "", fmt.Errorf("no ready %s pod", gen.CollectorName)
-	})
+	f := r.forward(l, gen.CollectorPort, r.readyPodOf(gen.CollectorName))
 	client := &http.Client{Timeout: 10 * time.Second}
 	fetch := func(ctx context.Context, after int64) (Exports, error) {
 		var out Exports

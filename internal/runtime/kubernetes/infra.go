@@ -56,6 +56,9 @@ func (r *Runtime) StartInfra(ctx context.Context, spec runtime.InfraSpec) (runti
 		r.collector = img
 		r.mu.Unlock()
 	}
+	if err := r.loadChaosImage(ctx); err != nil {
+		return runtime.Infra{}, err
+	}
 	s, err := r.spec()
 	if err != nil {
 		return runtime.Infra{}, err

@@ -83,8 +83,9 @@ type Options struct {
 	// [/path]) when there is no node containerd to import them into.
 	Registry string
 	// CollectorBinary is a static msctl executable run as the in-cluster
-	// OTLP collector (`msctl agent collect`) that services export to; empty
-	// runs none, and services then export nowhere.
+	// OTLP collector (`msctl agent collect`) that services export to, and as
+	// the chaos proxy (`msctl agent chaos-proxy`); empty runs neither:
+	// services then export nowhere and dial directly.
 	CollectorBinary string
 }
 
@@ -110,6 +111,7 @@ type Runtime struct {
 
 	mu        sync.Mutex
 	collector string            // the collector's image, once loaded
+	chaos     chaosState        // chaos.go
 	built     map[string]string // service → image
 	dbs       map[string]string // service → database password
 	adminPW   string
@@ -119,7 +121,10 @@ type Runtime struct {
 	checked   bool
 }
 
-var _ runtime.Runtime = (*Runtime)(nil)
+var (
+	_ runtime.Runtime   = (*Runtime)(nil)
+	_ runtime.ChaosHost = (*Runtime)(nil)
+)
 
 // New connects to the cluster the kubeconfig names. It fails at once when
 // there is no kubeconfig; reachability and permissions are checked on first

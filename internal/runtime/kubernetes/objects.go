@@ -48,6 +48,7 @@ func (r *Runtime) spec() (gen.Spec, error) {
 	s := r.base
 	s.Namespace = r.ns
 	s.CollectorImage, s.CollectorArgs = r.collector, collectorArgs
+	s.Chaos = r.chaosSpecLocked()
 	s.PostgresPassword = r.adminPW
 	s.Services = slices.Clone(r.base.Services)
 	listed := map[string]bool{}

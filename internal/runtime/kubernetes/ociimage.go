@@ -31,10 +31,10 @@ func Static(path string) bool {
 	return true
 }
 
-// SelfCollector is the running msctl when it can serve as the collector
-// image (a static binary), else empty: a cgo build needs a libc that a
-// FROM-scratch image lacks.
-func SelfCollector() string {
+// StaticSelf is the running msctl when it can run in a FROM-scratch image
+// (a static binary), as the collector and the chaos proxy do, else empty:
+// a cgo build needs a libc that such an image lacks.
+func StaticSelf() string {
 	exe, err := os.Executable()
 	if err != nil || !Static(exe) {
 		return ""

@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -25,7 +26,8 @@ import (
 // kubernetes` and uses it through the gateway's port-forward: the saga
 // confirms and compensates, a killed service pod is replaced (the registry
 // follows), the order's trace reaches the agent through the in-cluster
-// collector, and `down --volumes` leaves no namespace.
+// collector, chaos latency on an edge slows the gateway through the
+// in-cluster proxy, and `down --volumes` leaves no namespace.
 func TestShopOnKubernetes(t *testing.T) {
 	_, cs := useCluster(t)
 	b := make([]byte, 4)
@@ -147,6 +149,36 @@ func TestShopOnKubernetes(t *testing.T) {
 	})
 
 	t.Run("DLQThroughThePortForward", func(t *testing.T) { agenttest.ParkAndDrop(t, shop.Dir) })
+
+	// The chaos proxy runs in the cluster (msctl-chaos): a fault added
+	// through the agent slows the edge it names, and no longer once removed.
+	t.Run("ChaosLatencyOnAnEdge", func(t *testing.T) {
+		read := func() time.Duration {
+			t.Helper()
+			start := time.Now()
+			if code := api.Do("GET", "/api/v1/orders/"+ok, token, nil, nil); code != http.StatusOK {
+				t.Fatalf("GET order: %d", code)
+			}
+			return time.Since(start)
+		}
+		if took := read(); took >= 500*time.Millisecond {
+			t.Fatalf("reading an order took %s before any fault", took)
+		}
+		var f state.Fault
+		if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->orders", "--latency", "500ms", "--json").Stdout), &f); err != nil {
+			t.Fatal(err)
+		}
+		if took := read(); took < 500*time.Millisecond {
+			t.Errorf("with 500ms latency on gateway->orders, reading an order took %s", took)
+		}
+		if out := shop.Must(t, "chaos", "ls").Stdout; !strings.Contains(out, f.ID) || !strings.Contains(out, "gateway->orders") {
+			t.Errorf("chaos ls does not list fault %s:\n%s", f.ID, out)
+		}
+		shop.Must(t, "chaos", "rm", f.ID)
+		if took := read(); took >= 500*time.Millisecond {
+			t.Errorf("after removing the fault, reading an order took %s", took)
+		}
+	})
 
 	t.Run("KilledPodIsReplaced", func(t *testing.T) {
 		sel := labels.Set{gen.LabelName: "orders", gen.LabelComponent: gen.ComponentService}.String()
