@@ -25,6 +25,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/agent/agenttest"
 	"github.com/msctl/msctl/internal/manifest"
 	rtpkg "github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
@@ -335,6 +336,9 @@ func testShopLifecycle(t *testing.T, bin string) {
 		t.Fatalf("order %s is %s, want CONFIRMED", orderID, got)
 	}
 	assertTraceAcross(t, dir, "gateway", "orders", "inventory", "payments")
+	// msctl dlq on docker: the agent reaches the broker through its
+	// published port.
+	agenttest.ParkAndDrop(t, dir)
 
 	// 3. A killed agent leaves its containers running, healthy (the chaos
 	// proxy they dial through is a container too): ps and logs answer from
