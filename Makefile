@@ -28,7 +28,7 @@ bench:
 
 ## soak: 10 000 orders through the local shop while every durability fault happens once; prints the figures
 soak:
-	MSCTL_SOAK_ORDERS=$${MSCTL_SOAK_ORDERS:-10000} go test -count=1 -v -timeout 90m -run '^TestSoak$$' ./internal/e2e/
+	MSCTL_SOAK_ORDERS=$${MSCTL_SOAK_ORDERS:-10000} go test -tags soak -count=1 -v -timeout 90m -run '^TestSoak$$' ./internal/e2e/
 
 ## images: build the offline stand-in infra images (postgres, nats, etcd)
 images:

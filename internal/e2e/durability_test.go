@@ -47,42 +47,6 @@ func TestDurability(t *testing.T) {
 	}
 }
 
-// TestSoak is `make soak`: MSCTL_SOAK_ORDERS orders (10 000 there) by 32
-// clients while every fault of the suite happens once, spread over the
-// run; it prints the figures whether or not an invariant broke (a fault
-// that cannot be caused, or a check that cannot look, ends it without).
-func TestSoak(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("MSCTL_SOAK_ORDERS"))
-	if n <= 0 {
-		t.Skip("the soak runs with MSCTL_SOAK_ORDERS set (make soak)")
-	}
-	ensureUp(t)
-	recoverShop(t)
-	r := drive(t, durability.Load{Clients: 32, Orders: n, Within: 40 * time.Minute},
-		durability.Check{Final: 5 * time.Minute, Settle: time.Minute}, durabilityFaults()...)
-	fmt.Printf("soak: %d orders, faults %d\n%s\n", n, len(durabilityFaults()), figures(r))
-}
-
-// figures prints a report as the soak's table.
-func figures(r durability.Report) string {
-	return fmt.Sprintf(`orders accepted     %d (refused %d, retried %d)
-confirmed           %d
-cancelled           %d
-not final           %d
-lost                %d
-double charges      %d
-double refunds      %d
-wrong payments      %d
-stock drift         %v
-dangling/unreserved %d/%d
-not in owner list   %d
-not notified        %d
-duration            %s
-p99 accept→final    %s`, r.Accepted, r.Refused, r.Retries, r.Confirmed, r.Cancelled, r.Pending, r.Lost,
-		r.DoubleCharges, r.DoubleRefunds, r.WrongPayments, r.StockDrift, r.Dangling, r.Unreserved,
-		r.NotListed, r.NotNotified, r.LoadTime.Round(time.Millisecond), r.P99.Round(time.Millisecond))
-}
-
 // drive is durability.Drive on this package's shop; when an invariant
 // broke it also shows the DLQ, where lost messages usually are.
 func drive(t *testing.T, load durability.Load, check durability.Check, fs ...durability.Fault) durability.Report {
