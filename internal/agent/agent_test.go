@@ -25,6 +25,17 @@ func startIdle(t *testing.T) *Agent {
 	return startIdleIn(t, t.TempDir())
 }
 
+// idleClient starts an idle agent and connects to it, as the CLI does.
+func idleClient(t *testing.T) (*Agent, *Client) {
+	t.Helper()
+	a := startIdle(t)
+	c, err := Connect(a.m.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, c
+}
+
 // startIdleIn is startIdle in a given workspace directory.
 func startIdleIn(t *testing.T, dir string) *Agent {
 	t.Helper()
@@ -76,11 +87,7 @@ func exportRequest() ptraceotlp.ExportRequest {
 }
 
 func TestOTLPReceiverAndTraceAPI(t *testing.T) {
-	a := startIdle(t)
-	c, err := Connect(a.m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := idleClient(t)
 	req := exportRequest()
 	pb, _ := req.MarshalProto()
 	js, _ := req.MarshalJSON()
