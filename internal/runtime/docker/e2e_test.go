@@ -182,38 +182,11 @@ func TestChaosOnDocker(t *testing.T) {
 	id := c.PlaceOrder(token, testenv.Keyboard, testenv.GoodCard, 1, nil)
 	c.settle(token, id)
 
-	read := func() time.Duration {
-		start := time.Now()
-		if code := c.do("GET", "/api/v1/orders/"+id, token, nil, nil); code != http.StatusOK {
-			t.Fatalf("read the order: %d", code)
-		}
-		return time.Since(start)
-	}
-	if took := read(); took >= 500*time.Millisecond {
-		t.Fatalf("reading an order took %s before any fault", took)
-	}
-	var f state.Fault
-	if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->orders", "--latency", "600ms", "--json").Stdout), &f); err != nil {
-		t.Fatal(err)
-	}
-	if took := read(); took < 600*time.Millisecond {
-		t.Errorf("with 600ms latency on gateway->orders, reading an order took %s", took)
-	}
-	shop.Must(t, "chaos", "rm", f.ID)
-	if took := read(); took >= 500*time.Millisecond {
-		t.Errorf("after removing the fault, reading an order took %s", took)
-	}
+	shop.CheckLatencyOnGatewayToOrders(t, c.API, token, id, 600*time.Millisecond)
+	read := func() time.Duration { return c.OrderReadTime(t, token, id) }
 
-	add := func(args ...string) state.Fault {
-		t.Helper()
-		var f state.Fault
-		if err := json.Unmarshal([]byte(shop.Must(t, append([]string{"chaos", "add"}, append(args, "--json")...)...).Stdout), &f); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	kept := add("payments->nats", "--latency", "50ms")
-	expiring := add("gateway->orders", "--latency", "600ms", "--for", "8s")
+	kept := shop.AddFault(t, "payments->nats", "--latency", "50ms")
+	expiring := shop.AddFault(t, "gateway->orders", "--latency", "600ms", "--for", "8s")
 	before := ps(t, project)
 	ac, err := agentapi.Connect(shop.Dir)
 	if err != nil {
