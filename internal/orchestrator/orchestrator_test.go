@@ -217,7 +217,16 @@ func newOrchWith(t *testing.T, f *fakeRuntime, r Router) *Orchestrator {
 	return o
 }
 
-func index(evs []string, s string) int { return slices.Index(evs, s) }
+// inOrder reports each pair of events that evs lacks or holds the other
+// way round.
+func inOrder(t *testing.T, evs []string, pairs [][2]string) {
+	t.Helper()
+	for _, b := range pairs {
+		if i, j := slices.Index(evs, b[0]), slices.Index(evs, b[1]); i < 0 || j < 0 || i > j {
+			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
+		}
+	}
+}
 
 func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 	f, o := upShop(t)
@@ -226,29 +235,17 @@ func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 			t.Errorf("%s is %s (%s), want healthy", c.Name, c.State, c.Health)
 		}
 	}
-	evs := f.events()
-	before := [][2]string{
+	inOrder(t, f.events(), [][2]string{
 		{"infra up", "start users"}, {"start users", "start orders"}, {"start inventory", "start orders"},
 		{"start orders", "start gateway"},
-	}
-	for _, b := range before {
-		if i, j := index(evs, b[0]), index(evs, b[1]); i < 0 || j < 0 || i > j {
-			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
-		}
-	}
+	})
 	if err := o.Down(t.Context(), DownOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	evs = f.events()
-	after := [][2]string{
+	inOrder(t, f.events(), [][2]string{
 		{"stop gateway", "stop orders"}, {"stop orders", "stop users"}, {"stop orders", "stop inventory"},
 		{"stop users", "infra down"},
-	}
-	for _, b := range after {
-		if i, j := index(evs, b[0]), index(evs, b[1]); i < 0 || j < 0 || i > j {
-			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
-		}
-	}
+	})
 	for _, c := range o.Ps() {
 		if c.State != state.StateStopped {
 			t.Errorf("%s is %s after down", c.Name, c.State)
