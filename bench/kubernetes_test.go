@@ -46,10 +46,7 @@ func BenchmarkKubernetesUp(b *testing.B) {
 	b.Setenv("MSCTL_K8S_CONTAINERD_SOCK", sock)
 	// Static, as released: the running msctl is also the in-cluster
 	// collector's image.
-	bin := filepath.Join(b.TempDir(), "msctl")
-	if err := testenv.BuildStaticMsctl(bin); err != nil {
-		b.Fatal(err)
-	}
+	bin := testenv.Msctl(b)
 	rnd := make([]byte, 4)
 	_, _ = rand.Read(rnd)
 	project := "kb" + hex.EncodeToString(rnd)
