@@ -118,14 +118,7 @@ func TestForegroundCtrlC(t *testing.T) {
 		t.Errorf("left in namespace %s after the stop (only Secrets and claims may stay): %s", ns, strings.Join(left, ", "))
 	}
 
-	cli.Must(t, "down", "--volumes")
-	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
-		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("namespace still there (err %v)", err)
-	})
+	downRemovesNamespace(t, cli, cs, ns)
 }
 
 // publicEchoWorkspace writes a workspace whose one service, the conformance
@@ -177,6 +170,20 @@ func forwardedPorts(t *testing.T, cli testenv.CLI, gateway int) []string {
 		}
 	}
 	return addrs
+}
+
+// downRemovesNamespace runs `down --volumes` and waits until the
+// workspace's namespace is gone.
+func downRemovesNamespace(t *testing.T, c testenv.CLI, cs k8s.Interface, ns string) {
+	t.Helper()
+	c.Must(t, "down", "--volumes")
+	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
+		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("namespace still there (err %v)", err)
+	})
 }
 
 // leftovers names what of the workspace is still in ns apart from the

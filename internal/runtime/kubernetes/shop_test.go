@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -200,14 +199,7 @@ func TestShopOnKubernetes(t *testing.T) {
 		}
 	})
 
-	shop.Must(t, "down", "--volumes")
-	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
-		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("namespace still there (err %v)", err)
-	})
+	downRemovesNamespace(t, shop.CLI, cs, ns)
 }
 
 func snapshot(t *testing.T, dir string) state.Snapshot {
