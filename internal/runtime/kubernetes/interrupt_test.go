@@ -1,7 +1,6 @@
 package kubernetes_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +49,7 @@ func TestForegroundCtrlC(t *testing.T) {
 	downAtCleanup(t, func() { cli.Run(t, "down", "--volumes") }, cs, ns)
 
 	cmd := cli.Command("up", "--runtime", "kubernetes")
-	var out syncBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -225,23 +223,4 @@ func leftovers(t *testing.T, cs k8s.Interface, ns, project string) []string {
 		}
 	}
 	return left
-}
-
-// syncBuffer is a bytes.Buffer the child's output goroutines and the test
-// can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
