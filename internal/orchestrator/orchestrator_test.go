@@ -253,11 +253,21 @@ func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 	}
 }
 
+// envWant is a variable the spec of a service's current instance holds.
+type envWant struct{ svc, key, want string }
+
+func checkEnv(t *testing.T, f *fakeRuntime, wants []envWant) {
+	t.Helper()
+	for _, w := range wants {
+		if got := f.current(w.svc).spec.Env[w.key]; got != w.want {
+			t.Errorf("%s %s = %q, want %q", w.svc, w.key, got, w.want)
+		}
+	}
+}
+
 func TestUpEnvironment(t *testing.T) {
 	f, _ := upShop(t)
-	tests := []struct {
-		svc, key, want string
-	}{
+	checkEnv(t, f, []envWant{
 		{"users", "SERVICE_NAME", "users"},
 		{"users", "DATABASE_URL", "postgres://users@pg/users"},
 		{"users", "NATS_URL", "nats://nats:4222"},
@@ -265,12 +275,7 @@ func TestUpEnvironment(t *testing.T) {
 		{"users", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"},
 		{"orders", "DATABASE_URL", ""},
 		{"gateway", "GATEWAY_ROUTES", "/api/v1/auth=users:public"},
-	}
-	for _, tt := range tests {
-		if got := f.current(tt.svc).spec.Env[tt.key]; got != tt.want {
-			t.Errorf("%s %s = %q, want %q", tt.svc, tt.key, got, tt.want)
-		}
-	}
+	})
 	if got := f.current("gateway").spec.HostPort; got != 18080 {
 		t.Errorf("gateway host port = %d, want 18080", got)
 	}
