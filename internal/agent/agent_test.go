@@ -13,9 +13,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // startIdle starts an agent over a one-service workspace without bringing
@@ -42,14 +42,7 @@ func startIdleIn(t *testing.T, dir string) *Agent {
 	if err := os.MkdirAll(filepath.Join(dir, "services", "echo"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "msctl.yaml")
-	if err := os.WriteFile(p, []byte("project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testenv.Manifest(t, dir, "project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n")
 	rt, err := local.New(local.Options{StateDir: StateDir(dir)})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // fakeRuntime records what the orchestrator asks of it. Instances are
@@ -176,15 +177,7 @@ func loadShop(t *testing.T) *manifest.Manifest {
 			t.Fatal(err)
 		}
 	}
-	p := filepath.Join(dir, "msctl.yaml")
-	if err := os.WriteFile(p, []byte(shopYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return testenv.Manifest(t, dir, shopYAML)
 }
 
 // upShop brings the shop up on a fake runtime.
