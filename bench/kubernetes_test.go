@@ -101,13 +101,7 @@ func BenchmarkKubernetesUp(b *testing.B) {
 		return took
 	}
 
-	var msctlTotal, kubectlTotal time.Duration
-	b.ResetTimer()
-	for range b.N {
-		msctlTotal += msctlUp()
-		kubectlTotal += kubectlUp()
-	}
-	b.StopTimer()
+	msctlTotal, kubectlTotal := testenv.TimeBoth(b, msctlUp, kubectlUp)
 	// Logged as well: a failure in the cleanup hides the result line.
 	b.Logf("warm up to all-ready: msctl %s, kubectl apply -k + rollout status %s (%d run(s) each)",
 		msctlTotal/time.Duration(b.N), kubectlTotal/time.Duration(b.N), b.N)
