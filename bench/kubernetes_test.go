@@ -46,10 +46,7 @@ func BenchmarkKubernetesUp(b *testing.B) {
 	b.Setenv("MSCTL_K8S_CONTAINERD_SOCK", sock)
 	// Static, as released: the running msctl is also the in-cluster
 	// collector's image.
-	bin := filepath.Join(b.TempDir(), "msctl")
-	if err := testenv.BuildStaticMsctl(bin); err != nil {
-		b.Fatal(err)
-	}
+	bin := testenv.Msctl(b)
 	rnd := make([]byte, 4)
 	_, _ = rand.Read(rnd)
 	project := "kb" + hex.EncodeToString(rnd)
@@ -104,13 +101,7 @@ func BenchmarkKubernetesUp(b *testing.B) {
 		return took
 	}
 
-	var msctlTotal, kubectlTotal time.Duration
-	b.ResetTimer()
-	for range b.N {
-		msctlTotal += msctlUp()
-		kubectlTotal += kubectlUp()
-	}
-	b.StopTimer()
+	msctlTotal, kubectlTotal := testenv.TimeBoth(b, msctlUp, kubectlUp)
 	// Logged as well: a failure in the cleanup hides the result line.
 	b.Logf("warm up to all-ready: msctl %s, kubectl apply -k + rollout status %s (%d run(s) each)",
 		msctlTotal/time.Duration(b.N), kubectlTotal/time.Duration(b.N), b.N)

@@ -13,9 +13,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/local"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // startIdle starts an agent over a one-service workspace without bringing
@@ -25,20 +25,24 @@ func startIdle(t *testing.T) *Agent {
 	return startIdleIn(t, t.TempDir())
 }
 
+// idleClient starts an idle agent and connects to it, as the CLI does.
+func idleClient(t *testing.T) (*Agent, *Client) {
+	t.Helper()
+	a := startIdle(t)
+	c, err := Connect(a.m.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, c
+}
+
 // startIdleIn is startIdle in a given workspace directory.
 func startIdleIn(t *testing.T, dir string) *Agent {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "services", "echo"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(dir, "msctl.yaml")
-	if err := os.WriteFile(p, []byte("project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := testenv.Manifest(t, dir, "project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n")
 	rt, err := local.New(local.Options{StateDir: StateDir(dir)})
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +80,7 @@ func exportRequest() ptraceotlp.ExportRequest {
 }
 
 func TestOTLPReceiverAndTraceAPI(t *testing.T) {
-	a := startIdle(t)
-	c, err := Connect(a.m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := idleClient(t)
 	req := exportRequest()
 	pb, _ := req.MarshalProto()
 	js, _ := req.MarshalJSON()

@@ -114,73 +114,50 @@ func upstreamOf(to string, orch *atomic.Pointer[orchestrator.Orchestrator]) chao
 }
 
 func (a *Agent) chaosRoutes(mux *http.ServeMux) {
-	unavailable := func(w http.ResponseWriter) bool {
-		if a.chaos == nil {
-			writeError(w, http.StatusConflict, "chaos_unavailable", a.chaosErr.Error())
-		}
-		return a.chaos == nil
+	// handle answers pattern with serve's status and body (none when nil),
+	// or with the controller's error: the fault's or the id's fault, else
+	// the proxy's (unreachable, say), which the message names.
+	handle := func(pattern string, serve func(w http.ResponseWriter, r *http.Request) (int, any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			if a.chaos == nil {
+				writeError(w, http.StatusConflict, "chaos_unavailable", a.chaosErr.Error())
+				return
+			}
+			status, body, err := serve(w, r)
+			switch bad, ok := errors.AsType[*chaos.BadFaultError](err); {
+			case err == nil && body == nil:
+				w.WriteHeader(status)
+			case err == nil:
+				writeJSON(w, status, body)
+			case ok:
+				writeError(w, http.StatusBadRequest, "bad_fault", bad.Error())
+			case errors.Is(err, chaos.ErrNotFound):
+				writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no active fault %s (see msctl chaos ls)", r.PathValue("id")))
+			default:
+				writeError(w, http.StatusBadGateway, "chaos_failed", err.Error())
+			}
+		})
 	}
-	// failed answers a controller's error: the fault's or the id's fault,
-	// else the proxy's (unreachable, say), which the message names.
-	failed := func(w http.ResponseWriter, err error, id string) {
-		switch bad, ok := errors.AsType[*chaos.BadFaultError](err); {
-		case ok:
-			writeError(w, http.StatusBadRequest, "bad_fault", bad.Error())
-		case errors.Is(err, chaos.ErrNotFound):
-			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no active fault %s (see msctl chaos ls)", id))
-		default:
-			writeError(w, http.StatusBadGateway, "chaos_failed", err.Error())
-		}
-	}
-	mux.HandleFunc("GET /api/chaos", func(w http.ResponseWriter, r *http.Request) {
-		if unavailable(w) {
-			return
-		}
+	handle("GET /api/chaos", func(_ http.ResponseWriter, r *http.Request) (int, any, error) {
 		fs, err := a.chaos.Faults(r.Context())
-		if err != nil {
-			failed(w, err, "")
-			return
-		}
-		writeJSON(w, http.StatusOK, fs)
+		return http.StatusOK, fs, err
 	})
-	mux.HandleFunc("POST /api/chaos", func(w http.ResponseWriter, r *http.Request) {
-		if unavailable(w) {
-			return
-		}
+	handle("POST /api/chaos", func(w http.ResponseWriter, r *http.Request) (int, any, error) {
 		var req state.FaultRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "bad_fault", "bad fault body: "+err.Error())
-			return
+			return 0, nil, &chaos.BadFaultError{Msg: "bad fault body: " + err.Error()}
 		}
 		f, err := a.chaos.Add(r.Context(), req.FaultSpec, time.Duration(req.ForMS)*time.Millisecond)
-		if err != nil {
-			failed(w, err, "")
-			return
-		}
-		writeJSON(w, http.StatusCreated, f)
+		return http.StatusCreated, f, err
 	})
-	mux.HandleFunc("DELETE /api/chaos/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if unavailable(w) {
-			return
-		}
-		if err := a.chaos.Remove(r.Context(), r.PathValue("id")); err != nil {
-			failed(w, err, r.PathValue("id"))
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
+	handle("DELETE /api/chaos/{id}", func(_ http.ResponseWriter, r *http.Request) (int, any, error) {
+		return http.StatusNoContent, nil, a.chaos.Remove(r.Context(), r.PathValue("id"))
 	})
-	mux.HandleFunc("POST /api/chaos/clear", func(w http.ResponseWriter, r *http.Request) {
-		if unavailable(w) {
-			return
-		}
+	handle("POST /api/chaos/clear", func(_ http.ResponseWriter, r *http.Request) (int, any, error) {
 		n, err := a.chaos.Clear(r.Context())
-		if err != nil {
-			failed(w, err, "")
-			return
-		}
-		writeJSON(w, http.StatusOK, chaosCleared{Removed: n})
+		return http.StatusOK, chaosCleared{Removed: n}, err
 	})
 }
 

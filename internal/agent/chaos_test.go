@@ -13,14 +13,10 @@ import (
 )
 
 func TestChaosAPI(t *testing.T) {
-	a := startIdle(t)
-	c, err := Connect(a.m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := idleClient(t)
 	ctx := t.Context()
 
-	_, err = c.AddFault(ctx, state.FaultRequest{FaultSpec: state.FaultSpec{From: "echo", To: "nowhere", Down: true}})
+	_, err := c.AddFault(ctx, state.FaultRequest{FaultSpec: state.FaultSpec{From: "echo", To: "nowhere", Down: true}})
 	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Status != http.StatusBadRequest || !strings.Contains(ae.Message, "edges: echo->etcd, echo->nats") {
 		t.Errorf("unknown edge: %v, want 400 naming the edges", err)
 	}

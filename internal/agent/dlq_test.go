@@ -19,11 +19,7 @@ import (
 // TestDLQAPI parks a message with a real consumer on a real broker, then
 // lists, shows, replays and drops through the agent's API, as the CLI does.
 func TestDLQAPI(t *testing.T) {
-	a := startIdle(t)
-	c, err := Connect(a.m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, c := idleClient(t)
 	var apiErr *APIError
 	if _, err := c.DLQ(t.Context(), ""); !errors.As(err, &apiErr) || apiErr.Code != "not_up" {
 		t.Fatalf("DLQ before the broker is attached: err = %v, want not_up", err)

@@ -10,12 +10,8 @@ import (
 // TestRestartAnswers: the restart endpoint answers 404 naming services and
 // infra for an unknown name, and 409 for infra that is not running yet.
 func TestRestartAnswers(t *testing.T) {
-	a := startIdle(t)
-	c, err := Connect(a.m.Dir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = c.Restart(t.Context(), "redis")
+	_, c := idleClient(t)
+	err := c.Restart(t.Context(), "redis")
 	if ae, ok := errors.AsType[*APIError](err); !ok || ae.Status != http.StatusNotFound || !strings.Contains(ae.Message, "services: echo; infra: postgres, nats, etcd") {
 		t.Errorf("restart redis = %v, want 404 naming services and infra", err)
 	}

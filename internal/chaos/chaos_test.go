@@ -57,6 +57,37 @@ func newSet(t *testing.T) *Set {
 	return s
 }
 
+// proxyTo listens for the edge from->to in front of a new echo server
+// answering as name, and returns the proxy's address.
+func proxyTo(t *testing.T, s *Set, from, to, name string) string {
+	t.Helper()
+	addr, err := s.Listen(from, to, "127.0.0.1:0", fixed(echo(t, name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func mustAdd(t *testing.T, s *Set, spec state.FaultSpec, lasts time.Duration) state.Fault {
+	t.Helper()
+	f, err := s.Add(spec, lasts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// dial opens a connection to addr that the test's end closes.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // roundTrip dials addr, sends one line and returns the answer and how long
 // the exchange took.
 func roundTrip(addr string) (string, time.Duration, error) {
@@ -83,25 +114,21 @@ func mustRoundTrip(t *testing.T, addr string) (string, time.Duration) {
 	return got, took
 }
 
+// answers fails the test unless a round trip through addr gets want.
+func answers(t *testing.T, addr, want, when string) {
+	t.Helper()
+	if got, _ := mustRoundTrip(t, addr); got != want {
+		t.Fatalf("%s: answer = %q, want %q", when, got, want)
+	}
+}
+
 func TestLatencyDelaysAnswers(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("orders", "payments", "127.0.0.1:0", fixed(echo(t, "payments")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := mustRoundTrip(t, addr); got != "payments:ping" {
-		t.Fatalf("answer = %q", got)
-	}
+	addr := proxyTo(t, s, "orders", "payments", "payments")
+	answers(t, addr, "payments:ping", "before any fault")
 	// An open connection gets the fault too, as with toxiproxy's own proxy.
-	open, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer open.Close()
-	f, err := s.Add(state.FaultSpec{From: "orders", To: "payments", LatencyMS: 300, JitterMS: 50}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	open := dial(t, addr)
+	f := mustAdd(t, s, state.FaultSpec{From: "orders", To: "payments", LatencyMS: 300, JitterMS: 50}, 0)
 	if _, took := mustRoundTrip(t, addr); took < 250*time.Millisecond {
 		t.Errorf("new connection: round trip took %s with 300ms±50ms latency", took)
 	}
@@ -123,24 +150,14 @@ func TestLatencyDelaysAnswers(t *testing.T) {
 
 func TestDownRefusesCutsAndRecovers(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("orders", "nats", "127.0.0.1:0", fixed(echo(t, "nats")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	open, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer open.Close()
+	addr := proxyTo(t, s, "orders", "nats", "nats")
+	open := dial(t, addr)
 	r := bufio.NewReader(open)
 	_, _ = io.WriteString(open, "a\n")
 	if _, err := r.ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
-	f, err := s.Add(state.FaultSpec{From: "orders", To: "nats", Down: true}, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := mustAdd(t, s, state.FaultSpec{From: "orders", To: "nats", Down: true}, 0)
 	_ = open.SetDeadline(time.Now().Add(2 * time.Second))
 	_, _ = io.WriteString(open, "b\n")
 	if line, err := r.ReadString('\n'); err == nil {
@@ -152,20 +169,13 @@ func TestDownRefusesCutsAndRecovers(t *testing.T) {
 	if err := s.Remove(f.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := mustRoundTrip(t, addr); got != "nats:ping" {
-		t.Fatalf("after rm: %q", got)
-	}
+	answers(t, addr, "nats:ping", "after rm")
 }
 
 func TestErrorRateOneFailsEveryConnection(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("gateway", "orders", "127.0.0.1:0", fixed(echo(t, "orders")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Add(state.FaultSpec{From: "gateway", To: "orders", ErrorRate: 1}, 0); err != nil {
-		t.Fatal(err)
-	}
+	addr := proxyTo(t, s, "gateway", "orders", "orders")
+	mustAdd(t, s, state.FaultSpec{From: "gateway", To: "orders", ErrorRate: 1}, 0)
 	for i := range 5 {
 		if got, _, err := roundTrip(addr); err == nil {
 			t.Fatalf("connection %d answered %q with error rate 1", i, got)
@@ -182,20 +192,11 @@ func TestErrorRateOneFailsEveryConnection(t *testing.T) {
 // (missing all: 2^-30), whatever the connection drew before.
 func TestErrorRateAppliesPerRequestOnAKeptConnection(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("gateway", "users", "127.0.0.1:0", fixed(echo(t, "users")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	addr := proxyTo(t, s, "gateway", "users", "users")
+	c := dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
-	if _, err := s.Add(state.FaultSpec{From: "gateway", To: "users", ErrorRate: 0.5}, 0); err != nil {
-		t.Fatal(err)
-	}
+	mustAdd(t, s, state.FaultSpec{From: "gateway", To: "users", ErrorRate: 0.5}, 0)
 	for i := range 30 {
 		_, _ = io.WriteString(c, "ping\n")
 		if _, err := r.ReadString('\n'); err != nil {
@@ -209,14 +210,8 @@ func TestErrorRateAppliesPerRequestOnAKeptConnection(t *testing.T) {
 
 func TestFaultExpires(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("orders", "postgres", "127.0.0.1:0", fixed(echo(t, "pg")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := s.Add(state.FaultSpec{From: "orders", To: "postgres", Down: true}, 300*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr := proxyTo(t, s, "orders", "postgres", "pg")
+	f := mustAdd(t, s, state.FaultSpec{From: "orders", To: "postgres", Down: true}, 300*time.Millisecond)
 	if f.ExpiresAt == nil || f.ExpiresAt.Sub(f.CreatedAt) != 300*time.Millisecond {
 		t.Fatalf("expires_at = %v, created %v", f.ExpiresAt, f.CreatedAt)
 	}
@@ -245,29 +240,16 @@ func TestUpstreamChosenPerConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := mustRoundTrip(t, addr); got != "a:ping" {
-		t.Fatalf("first upstream: %q", got)
-	}
+	answers(t, addr, "a:ping", "first upstream")
 	cur.Store(&b)
-	if got, _ := mustRoundTrip(t, addr); got != "b:ping" {
-		t.Fatalf("after the upstream changed: %q", got)
-	}
+	answers(t, addr, "b:ping", "after the upstream changed")
 }
 
 func TestBandwidthSlowsLargeAnswers(t *testing.T) {
 	s := newSet(t)
-	addr, err := s.Listen("orders", "etcd", "127.0.0.1:0", fixed(echo(t, "etcd")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Add(state.FaultSpec{From: "orders", To: "etcd", BandwidthKBps: 32}, 0); err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	addr := proxyTo(t, s, "orders", "etcd", "etcd")
+	mustAdd(t, s, state.FaultSpec{From: "orders", To: "etcd", BandwidthKBps: 32}, 0)
+	c := dial(t, addr)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	line := strings.Repeat("x", 16*1024) + "\n" // 16 KB each way at 32 KB/s
 	start := time.Now()

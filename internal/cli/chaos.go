@@ -61,17 +61,6 @@ func newChaosCmd(root *rootOptions) *cobra.Command {
 	return group("chaos", "Inject faults on the edges between services and infra while the workspace runs", addCmd, lsCmd, rmCmd, clearCmd)
 }
 
-// connect loads the manifest and reaches the workspace's agent, which owns
-// the proxies.
-func (o *chaosOptions) connect() (*manifest.Manifest, *agent.Client, error) {
-	m, err := loadManifest(o.root)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := o.root.connect(m.Dir())
-	return m, c, err
-}
-
 func (o *chaosOptions) runAdd(ctx context.Context, edge string) error {
 	m, err := loadManifest(o.root)
 	if err != nil {
@@ -149,11 +138,7 @@ func parseBandwidth(s string) (int64, error) {
 }
 
 func (o *chaosOptions) runLs(ctx context.Context) error {
-	_, c, err := o.connect()
-	if err != nil {
-		return err
-	}
-	fs, err := c.Faults(ctx)
+	fs, err := askAgent(ctx, o.root, (*agent.Client).Faults)
 	if err != nil {
 		return err
 	}
@@ -177,7 +162,7 @@ func (o *chaosOptions) runLs(ctx context.Context) error {
 }
 
 func (o *chaosOptions) runRm(ctx context.Context, ids []string) error {
-	_, c, err := o.connect()
+	c, err := workspaceAgent(o.root)
 	if err != nil {
 		return err
 	}
@@ -191,11 +176,7 @@ func (o *chaosOptions) runRm(ctx context.Context, ids []string) error {
 }
 
 func (o *chaosOptions) runClear(ctx context.Context) error {
-	_, c, err := o.connect()
-	if err != nil {
-		return err
-	}
-	n, err := c.ClearFaults(ctx)
+	n, err := askAgent(ctx, o.root, (*agent.Client).ClearFaults)
 	if err != nil {
 		return err
 	}

@@ -61,18 +61,8 @@ func (o *dlqOptions) selectionFlags(cmd *cobra.Command, verb string) {
 	cmd.Flags().StringVar(&o.subject, "subject", "", "with --all: only messages first published on this subject (wildcards * and > work)")
 }
 
-// connect loads the manifest and reaches the workspace's agent, which
-// alone talks to the broker.
-func (o *dlqOptions) connect() (*agent.Client, error) {
-	m, err := loadManifest(o.root)
-	if err != nil {
-		return nil, err
-	}
-	return o.root.connect(m.Dir())
-}
-
 func (o *dlqOptions) runLs(ctx context.Context) error {
-	c, err := o.connect()
+	c, err := workspaceAgent(o.root)
 	if err != nil {
 		return err
 	}
@@ -100,7 +90,7 @@ func (o *dlqOptions) runShow(ctx context.Context, arg string) error {
 	if err != nil {
 		return err
 	}
-	c, err := o.connect()
+	c, err := workspaceAgent(o.root)
 	if err != nil {
 		return err
 	}
@@ -146,7 +136,7 @@ func (o *dlqOptions) runOp(ctx context.Context, args []string, verb, done string
 	if err != nil {
 		return err
 	}
-	c, err := o.connect()
+	c, err := workspaceAgent(o.root)
 	if err != nil {
 		return err
 	}

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 )
 
@@ -18,6 +20,27 @@ func loadManifest(opts *rootOptions) (*manifest.Manifest, error) {
 		return nil, err
 	}
 	return manifest.Load(path)
+}
+
+// workspaceAgent loads the manifest and reaches its workspace's agent, for
+// the commands that only talk to the agent (chaos, dlq).
+func workspaceAgent(root *rootOptions) (*agent.Client, error) {
+	m, err := loadManifest(root)
+	if err != nil {
+		return nil, err
+	}
+	return root.connect(m.Dir())
+}
+
+// askAgent reaches the workspace's agent and asks it one thing, e.g.
+// askAgent(ctx, root, (*agent.Client).Faults).
+func askAgent[T any](ctx context.Context, root *rootOptions, ask func(*agent.Client, context.Context) (T, error)) (T, error) {
+	c, err := workspaceAgent(root)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return ask(c, ctx)
 }
 
 // manifestPath returns -f, or the manifest found from the working directory,

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // A workspace whose contract tests follow the suite's protocol without Pact:
@@ -74,15 +76,7 @@ func fakeWorkspace(t *testing.T, contracts map[string]string) (dir, stale string
 	for name, body := range contracts {
 		files["contracts/"+name] = body
 	}
-	for name, body := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testenv.WriteFiles(t, dir, files)
 	return dir, filepath.Join(dir, "contracts/pacts/ghost-users.json")
 }
 

@@ -86,41 +86,31 @@ func (m *Model) tabs() string {
 // messages parked in the DLQ. Narrow terminals get the short form so that
 // all six tabs fit in 80 columns.
 func (m *Model) badge(panel int) string {
-	wide := m.width >= 100
+	var n uint64 // DLQDepth's type
+	var what string
 	switch panel {
 	case panelServices:
-		bad := 0
 		for _, c := range m.snap.Components {
 			if c.State == state.StateUnhealthy || c.State == state.StateCrashed {
-				bad++
+				n++
 			}
 		}
-		switch {
-		case bad > 0 && wide:
-			return fmt.Sprintf("(%d down)", bad)
-		case bad > 0:
-			return fmt.Sprintf("!%d", bad)
-		}
+		what = "down"
 	case panelBreakers:
-		open := 0
 		for _, br := range m.snap.Breakers {
 			if br.State == "open" {
-				open++
+				n++
 			}
 		}
-		switch {
-		case open > 0 && wide:
-			return fmt.Sprintf("(%d open)", open)
-		case open > 0:
-			return fmt.Sprintf("!%d", open)
-		}
+		what = "open"
 	case panelEvents:
-		switch n := m.snap.DLQDepth; {
-		case n > 0 && wide:
-			return fmt.Sprintf("(%d parked)", n)
-		case n > 0:
-			return fmt.Sprintf("!%d", n)
-		}
+		n, what = m.snap.DLQDepth, "parked"
+	}
+	switch {
+	case n > 0 && m.width >= 100:
+		return fmt.Sprintf("(%d %s)", n, what)
+	case n > 0:
+		return fmt.Sprintf("!%d", n)
 	}
 	return ""
 }

@@ -35,10 +35,7 @@ func TestChaosThroughTheBinary(t *testing.T) {
 	gateway(t).Settle(token, orderID, 30*time.Second)
 
 	t.Run("gateway->payments down opens the breaker, expiry closes it", func(t *testing.T) {
-		var f state.Fault
-		if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->payments", "--down", "--for", "10s", "--json").Stdout), &f); err != nil {
-			t.Fatal(err)
-		}
+		f := shop.AddFault(t, "gateway->payments", "--down", "--for", "10s")
 		if ls := faults(t); len(ls) != 1 || ls[0].ID != f.ID || !ls[0].Down || ls[0].ExpiresAt == nil {
 			t.Fatalf("chaos ls --json = %+v, want the fault %+v", ls, f)
 		}
@@ -51,10 +48,7 @@ func TestChaosThroughTheBinary(t *testing.T) {
 	})
 
 	t.Run("orders accepted while orders->nats is partitioned complete after", func(t *testing.T) {
-		var f state.Fault
-		if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "orders->nats", "--down", "--json").Stdout), &f); err != nil {
-			t.Fatal(err)
-		}
+		f := shop.AddFault(t, "orders->nats", "--down")
 		// Orders stops being ready (its NATS check fails) and leaves the
 		// registry within a second or so; until then it accepts orders it
 		// cannot announce. Whatever it accepts must not be lost.

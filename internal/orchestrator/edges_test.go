@@ -39,9 +39,7 @@ func TestRouterRewritesOnlyAddresses(t *testing.T) {
 	if err := o.Up(t.Context(), UpOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		svc, key, want string
-	}{
+	checkEnv(t, f, []envWant{
 		{"users", "DATABASE_URL", "postgres://users@proxy-users-postgres:1/users"},
 		{"users", "NATS_URL", "nats://proxy-users-nats:1"},
 		{"users", "ETCD_ENDPOINTS", "http://proxy-users-etcd:1"},
@@ -49,12 +47,7 @@ func TestRouterRewritesOnlyAddresses(t *testing.T) {
 		{"users", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"},
 		{"orders", "UPSTREAM_PROXIES", "inventory=proxy-orders-inventory:1,users=proxy-orders-users:1"},
 		{"gateway", "UPSTREAM_PROXIES", "orders=proxy-gateway-orders:1"},
-	}
-	for _, tt := range tests {
-		if got := f.current(tt.svc).spec.Env[tt.key]; got != tt.want {
-			t.Errorf("%s %s = %q, want %q", tt.svc, tt.key, got, tt.want)
-		}
-	}
+	})
 	if eps := o.ReadyEndpoints("orders"); len(eps) != 1 || eps[0] != f.current("orders").info.Endpoint {
 		t.Errorf("ready endpoints of orders = %v, want its one instance's %s", eps, f.current("orders").info.Endpoint)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // fakeRuntime records what the orchestrator asks of it. Instances are
@@ -176,15 +177,7 @@ func loadShop(t *testing.T) *manifest.Manifest {
 			t.Fatal(err)
 		}
 	}
-	p := filepath.Join(dir, "msctl.yaml")
-	if err := os.WriteFile(p, []byte(shopYAML), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return testenv.Manifest(t, dir, shopYAML)
 }
 
 // upShop brings the shop up on a fake runtime.
@@ -217,7 +210,16 @@ func newOrchWith(t *testing.T, f *fakeRuntime, r Router) *Orchestrator {
 	return o
 }
 
-func index(evs []string, s string) int { return slices.Index(evs, s) }
+// inOrder reports each pair of events that evs lacks or holds the other
+// way round.
+func inOrder(t *testing.T, evs []string, pairs [][2]string) {
+	t.Helper()
+	for _, b := range pairs {
+		if i, j := slices.Index(evs, b[0]), slices.Index(evs, b[1]); i < 0 || j < 0 || i > j {
+			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
+		}
+	}
+}
 
 func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 	f, o := upShop(t)
@@ -226,29 +228,17 @@ func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 			t.Errorf("%s is %s (%s), want healthy", c.Name, c.State, c.Health)
 		}
 	}
-	evs := f.events()
-	before := [][2]string{
+	inOrder(t, f.events(), [][2]string{
 		{"infra up", "start users"}, {"start users", "start orders"}, {"start inventory", "start orders"},
 		{"start orders", "start gateway"},
-	}
-	for _, b := range before {
-		if i, j := index(evs, b[0]), index(evs, b[1]); i < 0 || j < 0 || i > j {
-			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
-		}
-	}
+	})
 	if err := o.Down(t.Context(), DownOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	evs = f.events()
-	after := [][2]string{
+	inOrder(t, f.events(), [][2]string{
 		{"stop gateway", "stop orders"}, {"stop orders", "stop users"}, {"stop orders", "stop inventory"},
 		{"stop users", "infra down"},
-	}
-	for _, b := range after {
-		if i, j := index(evs, b[0]), index(evs, b[1]); i < 0 || j < 0 || i > j {
-			t.Errorf("want %q before %q, got %v", b[0], b[1], evs)
-		}
-	}
+	})
 	for _, c := range o.Ps() {
 		if c.State != state.StateStopped {
 			t.Errorf("%s is %s after down", c.Name, c.State)
@@ -256,11 +246,21 @@ func TestUpStartsInDependencyOrderAndDownReverses(t *testing.T) {
 	}
 }
 
+// envWant is a variable the spec of a service's current instance holds.
+type envWant struct{ svc, key, want string }
+
+func checkEnv(t *testing.T, f *fakeRuntime, wants []envWant) {
+	t.Helper()
+	for _, w := range wants {
+		if got := f.current(w.svc).spec.Env[w.key]; got != w.want {
+			t.Errorf("%s %s = %q, want %q", w.svc, w.key, got, w.want)
+		}
+	}
+}
+
 func TestUpEnvironment(t *testing.T) {
 	f, _ := upShop(t)
-	tests := []struct {
-		svc, key, want string
-	}{
+	checkEnv(t, f, []envWant{
 		{"users", "SERVICE_NAME", "users"},
 		{"users", "DATABASE_URL", "postgres://users@pg/users"},
 		{"users", "NATS_URL", "nats://nats:4222"},
@@ -268,12 +268,7 @@ func TestUpEnvironment(t *testing.T) {
 		{"users", "OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"},
 		{"orders", "DATABASE_URL", ""},
 		{"gateway", "GATEWAY_ROUTES", "/api/v1/auth=users:public"},
-	}
-	for _, tt := range tests {
-		if got := f.current(tt.svc).spec.Env[tt.key]; got != tt.want {
-			t.Errorf("%s %s = %q, want %q", tt.svc, tt.key, got, tt.want)
-		}
-	}
+	})
 	if got := f.current("gateway").spec.HostPort; got != 18080 {
 		t.Errorf("gateway host port = %d, want 18080", got)
 	}

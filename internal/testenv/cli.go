@@ -63,6 +63,17 @@ func (c CLI) Components(t testing.TB) map[string]state.Component {
 	return out
 }
 
+// AddFault is `msctl chaos add ARGS --json`: the fault the agent applied.
+func (c CLI) AddFault(t testing.TB, args ...string) state.Fault {
+	t.Helper()
+	r := c.Must(t, append(append([]string{"chaos", "add"}, args...), "--json")...)
+	var f state.Fault
+	if err := json.Unmarshal([]byte(r.Stdout), &f); err != nil {
+		t.Fatalf("chaos add --json: %v\n%s", err, r.Stdout)
+	}
+	return f
+}
+
 // DownAtCleanup runs `msctl down --volumes` when the test ends, so that
 // nothing it brought up outlives it, and fails the test if that fails.
 func (c CLI) DownAtCleanup(t testing.TB) {

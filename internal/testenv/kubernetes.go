@@ -2,9 +2,7 @@ package testenv
 
 import (
 	"bufio"
-	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -76,18 +74,6 @@ func KubernetesContainerdSock(t testing.TB) string {
 			EnvK8sContainerdSock, KubernetesEnvFile)
 	}
 	return sock
-}
-
-// BuildStaticMsctl compiles cmd/msctl without cgo into dst: the kubernetes
-// runtime's collector image is that binary alone, with no libc beside it.
-func BuildStaticMsctl(dst string) error {
-	cmd := exec.Command("go", "build", "-o", dst, "./cmd/msctl")
-	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build static msctl: %w\n%s", err, out)
-	}
-	return nil
 }
 
 // KubernetesUnavailable skips the test, or fails it when CI is set, for a

@@ -23,7 +23,8 @@ func RepoRoot() string {
 // BuildMsctl compiles cmd/msctl into dst. End-to-end tests need the real
 // binary: `up -d` starts its agent by re-executing it. It is static
 // (CGO_ENABLED=0), as `make build` makes it: the docker runtime runs it in
-// the chaos proxy's FROM-scratch container.
+// the chaos proxy's FROM-scratch container, and the kubernetes runtime's
+// collector image is that binary alone, with no libc beside it.
 func BuildMsctl(dst string) error {
 	cmd := exec.Command("go", "build", "-o", dst, "./cmd/msctl")
 	cmd.Dir = RepoRoot()

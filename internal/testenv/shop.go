@@ -156,6 +156,18 @@ func (a *API) PlaceOrder(token, productID, card string, qty int, hdr http.Header
 	return o.ID
 }
 
+// OrderReadTime is how long reading order id through the gateway takes,
+// which a latency fault on gateway->orders lengthens; it fails t (the
+// caller's test, which may be a subtest of a.T's) unless the read answers 200.
+func (a *API) OrderReadTime(t testing.TB, token, id string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if r := a.Call("GET", "/api/v1/orders/"+id, token, nil, nil); r.Status != http.StatusOK {
+		t.Fatalf("read order %s: %d %s", id, r.Status, r.Body)
+	}
+	return time.Since(start)
+}
+
 // Settle waits up to within for order id to leave PENDING and returns it.
 func (a *API) Settle(token, id string, within time.Duration) Order {
 	a.T.Helper()

@@ -55,10 +55,7 @@ func (p *Breakers) Selected() (string, bool) {
 
 // SelectedBreaker is the selected breaker: its edge is Service->Name.
 func (p *Breakers) SelectedBreaker() (state.Breaker, bool) {
-	if len(p.rows) == 0 {
-		return state.Breaker{}, false
-	}
-	return p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)], true
+	return p.selected()
 }
 
 // View implements Panel. FAILS is consecutive/total failures; FAULT the

@@ -62,6 +62,15 @@ func (l *list[T]) apply() {
 // Move implements Panel.
 func (l *list[T]) Move(n int) { l.cur.move(n, len(l.rows)) }
 
+// selected is the row under the cursor; false when no row is shown.
+func (l *list[T]) selected() (T, bool) {
+	if len(l.rows) == 0 {
+		var zero T
+		return zero, false
+	}
+	return l.rows[clamp(l.cur.sel, 0, len(l.rows)-1)], true
+}
+
 type cursor struct {
 	sel, top int
 }

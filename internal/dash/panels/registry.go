@@ -74,10 +74,8 @@ func (r regRow) fields() []string {
 
 // Selected is the service of the selected row.
 func (p *Registry) Selected() (string, bool) {
-	if len(p.rows) == 0 {
-		return "", false
-	}
-	return p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)].service, true
+	r, ok := p.selected()
+	return r.service, ok
 }
 
 // View implements Panel.

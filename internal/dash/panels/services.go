@@ -40,10 +40,7 @@ func (p *Services) SetSnapshot(s state.Snapshot, now time.Time) {
 
 // Selected is the selected component.
 func (p *Services) Selected() (state.Component, bool) {
-	if len(p.rows) == 0 {
-		return state.Component{}, false
-	}
-	return p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)], true
+	return p.selected()
 }
 
 // View implements Panel. The last two lines describe the selected component

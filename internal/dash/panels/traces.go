@@ -46,10 +46,7 @@ func (p *Traces) SetSnapshot(s state.Snapshot, _ time.Time) {
 
 // Selected is the selected trace.
 func (p *Traces) Selected() (state.TraceSummary, bool) {
-	if len(p.rows) == 0 {
-		return state.TraceSummary{}, false
-	}
-	return p.rows[clamp(p.cur.sel, 0, len(p.rows)-1)], true
+	return p.selected()
 }
 
 // View implements Panel.

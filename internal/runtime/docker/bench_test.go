@@ -82,13 +82,7 @@ func BenchmarkWarmUp(b *testing.B) {
 	}
 	composeUp() // cold: initialises its volumes
 
-	var msctlTotal, composeTotal time.Duration
-	b.ResetTimer()
-	for range b.N {
-		msctlTotal += msctlUp()
-		composeTotal += composeUp()
-	}
-	b.StopTimer()
+	msctlTotal, composeTotal := testenv.TimeBoth(b, msctlUp, composeUp)
 	b.ReportMetric(float64(msctlTotal.Milliseconds())/float64(b.N), "msctl-ms/op")
 	b.ReportMetric(float64(composeTotal.Milliseconds())/float64(b.N), "compose-ms/op")
 	b.ReportMetric(msctlTotal.Seconds()/composeTotal.Seconds(), "msctl/compose")

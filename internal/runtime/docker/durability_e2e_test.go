@@ -41,11 +41,33 @@ func TestDurabilityKilledContainer(t *testing.T) {
 // test ends; a failed test shows the containers' last output first.
 func dockerShop(t *testing.T) (testenv.Shop, string) {
 	t.Helper()
+	return newDockerShop(t, false)
+}
+
+// upDockerShop is dockerShop run by the msctl binary: up on Docker under
+// the binary's agent, and down with its volumes when the test ends, after
+// a failed test's logs.
+func upDockerShop(t *testing.T) (testenv.Shop, string) {
+	t.Helper()
+	shop, project := newDockerShop(t, true)
+	shop.Must(t, "up", "-d", "--runtime", "docker")
+	return shop, project
+}
+
+func newDockerShop(t *testing.T, withBinary bool) (testenv.Shop, string) {
+	t.Helper()
 	testenv.RequireDocker(t)
 	testenv.SkipShort(t, "system test")
 	project := uniqueProject(t)
-	shop := testenv.NewShop(t, "", project)
+	bin := ""
+	if withBinary {
+		bin = testenv.Msctl(t)
+	}
+	shop := testenv.NewShop(t, bin, project)
 	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
+	if withBinary {
+		shop.DownAtCleanup(t)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			dumpLogs(t, project)

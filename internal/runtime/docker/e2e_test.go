@@ -21,6 +21,14 @@ import (
 // client talks to the shop through the gateway, as a user would.
 type client struct{ *testenv.API }
 
+// gateway is the shop's public API for t; a request that takes over 15 s
+// fails rather than holding the test.
+func gateway(t *testing.T, shop testenv.Shop) *client {
+	c := &client{shop.Gateway(t)}
+	c.Client = &http.Client{Timeout: 15 * time.Second}
+	return c
+}
+
 func (c *client) do(method, path, token string, body, out any) int {
 	c.T.Helper()
 	r := c.Call(method, path, token, nil, body)
@@ -59,8 +67,7 @@ func (c *client) stock() int {
 func TestShopEndToEnd(t *testing.T) {
 	shop, project := dockerShop(t)
 	path := filepath.Join(shop.Dir, manifest.FileName)
-	c := &client{shop.Gateway(t)}
-	c.Client = &http.Client{Timeout: 15 * time.Second}
+	c := gateway(t, shop)
 
 	up := agent(t, path)
 	comps := ps(t, project)
@@ -169,56 +176,17 @@ func dumpLogs(t *testing.T, project string) {
 // the reads and one added --for expires on time, and the next agent, which
 // adopts every container, lists what is left.
 func TestChaosOnDocker(t *testing.T) {
-	testenv.RequireDocker(t)
-	testenv.SkipShort(t, "system test")
-	project := uniqueProject(t)
-	shop := testenv.NewShop(t, testenv.Msctl(t), project)
-	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, project)
-		}
-	})
-	shop.Must(t, "up", "-d", "--runtime", "docker")
-	shop.DownAtCleanup(t)
-	c := &client{shop.Gateway(t)}
-	c.Client = &http.Client{Timeout: 15 * time.Second}
+	shop, project := upDockerShop(t)
+	c := gateway(t, shop)
 	token := c.login("chaos@example.com")
 	id := c.PlaceOrder(token, testenv.Keyboard, testenv.GoodCard, 1, nil)
 	c.settle(token, id)
 
-	read := func() time.Duration {
-		start := time.Now()
-		if code := c.do("GET", "/api/v1/orders/"+id, token, nil, nil); code != http.StatusOK {
-			t.Fatalf("read the order: %d", code)
-		}
-		return time.Since(start)
-	}
-	if took := read(); took >= 500*time.Millisecond {
-		t.Fatalf("reading an order took %s before any fault", took)
-	}
-	var f state.Fault
-	if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->orders", "--latency", "600ms", "--json").Stdout), &f); err != nil {
-		t.Fatal(err)
-	}
-	if took := read(); took < 600*time.Millisecond {
-		t.Errorf("with 600ms latency on gateway->orders, reading an order took %s", took)
-	}
-	shop.Must(t, "chaos", "rm", f.ID)
-	if took := read(); took >= 500*time.Millisecond {
-		t.Errorf("after removing the fault, reading an order took %s", took)
-	}
+	shop.CheckLatencyOnGatewayToOrders(t, c.API, token, id, 600*time.Millisecond)
+	read := func() time.Duration { return c.OrderReadTime(t, token, id) }
 
-	add := func(args ...string) state.Fault {
-		t.Helper()
-		var f state.Fault
-		if err := json.Unmarshal([]byte(shop.Must(t, append([]string{"chaos", "add"}, append(args, "--json")...)...).Stdout), &f); err != nil {
-			t.Fatal(err)
-		}
-		return f
-	}
-	kept := add("payments->nats", "--latency", "50ms")
-	expiring := add("gateway->orders", "--latency", "600ms", "--for", "8s")
+	kept := shop.AddFault(t, "payments->nats", "--latency", "50ms")
+	expiring := shop.AddFault(t, "gateway->orders", "--latency", "600ms", "--for", "8s")
 	before := ps(t, project)
 	ac, err := agentapi.Connect(shop.Dir)
 	if err != nil {

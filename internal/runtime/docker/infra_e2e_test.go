@@ -1,7 +1,6 @@
 package docker_test
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -14,20 +13,8 @@ import (
 // container on the same volume and host port, one restart in ps, the order
 // written before still there and a new one confirmed, no manual step.
 func TestKilledPostgresContainerIsRestarted(t *testing.T) {
-	testenv.RequireDocker(t)
-	testenv.SkipShort(t, "system test")
-	project := uniqueProject(t)
-	shop := testenv.NewShop(t, testenv.Msctl(t), project)
-	t.Cleanup(func() { testenv.RemoveDockerWorkspace(t, project) })
-	t.Cleanup(func() { shop.Run(t, "down") })
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, project)
-		}
-	})
-	shop.Must(t, "up", "-d", "--runtime", "docker")
-	c := &client{shop.Gateway(t)}
-	c.Client = &http.Client{Timeout: 15 * time.Second}
+	shop, project := upDockerShop(t)
+	c := gateway(t, shop)
 	token := c.login("infra@example.com")
 	first := c.PlaceOrder(token, testenv.Keyboard, testenv.GoodCard, 1, nil)
 	if o := c.settle(token, first); o.Status != "CONFIRMED" {

@@ -1,7 +1,6 @@
 package kubernetes_test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,7 +49,7 @@ func TestForegroundCtrlC(t *testing.T) {
 	downAtCleanup(t, func() { cli.Run(t, "down", "--volumes") }, cs, ns)
 
 	cmd := cli.Command("up", "--runtime", "kubernetes")
-	var out syncBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -118,14 +116,7 @@ func TestForegroundCtrlC(t *testing.T) {
 		t.Errorf("left in namespace %s after the stop (only Secrets and claims may stay): %s", ns, strings.Join(left, ", "))
 	}
 
-	cli.Must(t, "down", "--volumes")
-	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
-		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("namespace still there (err %v)", err)
-	})
+	downRemovesNamespace(t, cli, cs, ns)
 }
 
 // publicEchoWorkspace writes a workspace whose one service, the conformance
@@ -179,6 +170,20 @@ func forwardedPorts(t *testing.T, cli testenv.CLI, gateway int) []string {
 	return addrs
 }
 
+// downRemovesNamespace runs `down --volumes` and waits until the
+// workspace's namespace is gone.
+func downRemovesNamespace(t *testing.T, c testenv.CLI, cs k8s.Interface, ns string) {
+	t.Helper()
+	c.Must(t, "down", "--volumes")
+	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
+		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("namespace still there (err %v)", err)
+	})
+}
+
 // leftovers names what of the workspace is still in ns apart from the
 // Secrets and PersistentVolumeClaims that down without --volumes keeps.
 func leftovers(t *testing.T, cs k8s.Interface, ns, project string) []string {
@@ -218,23 +223,4 @@ func leftovers(t *testing.T, cs k8s.Interface, ns, project string) []string {
 		}
 	}
 	return left
-}
-
-// syncBuffer is a bytes.Buffer the child's output goroutines and the test
-// can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

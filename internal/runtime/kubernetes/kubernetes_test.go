@@ -123,7 +123,7 @@ func staticMsctl(t testing.TB) string {
 			return
 		}
 		staticBin = filepath.Join(staticDir, "msctl")
-		staticErr = testenv.BuildStaticMsctl(staticBin)
+		staticErr = testenv.BuildMsctl(staticBin)
 	})
 	if staticErr != nil {
 		t.Fatal(staticErr)

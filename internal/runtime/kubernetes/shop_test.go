@@ -3,7 +3,6 @@ package kubernetes_test
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -153,31 +151,7 @@ func TestShopOnKubernetes(t *testing.T) {
 	// The chaos proxy runs in the cluster (msctl-chaos): a fault added
 	// through the agent slows the edge it names, and no longer once removed.
 	t.Run("ChaosLatencyOnAnEdge", func(t *testing.T) {
-		read := func() time.Duration {
-			t.Helper()
-			start := time.Now()
-			if code := api.Do("GET", "/api/v1/orders/"+ok, token, nil, nil); code != http.StatusOK {
-				t.Fatalf("GET order: %d", code)
-			}
-			return time.Since(start)
-		}
-		if took := read(); took >= 500*time.Millisecond {
-			t.Fatalf("reading an order took %s before any fault", took)
-		}
-		var f state.Fault
-		if err := json.Unmarshal([]byte(shop.Must(t, "chaos", "add", "gateway->orders", "--latency", "500ms", "--json").Stdout), &f); err != nil {
-			t.Fatal(err)
-		}
-		if took := read(); took < 500*time.Millisecond {
-			t.Errorf("with 500ms latency on gateway->orders, reading an order took %s", took)
-		}
-		if out := shop.Must(t, "chaos", "ls").Stdout; !strings.Contains(out, f.ID) || !strings.Contains(out, "gateway->orders") {
-			t.Errorf("chaos ls does not list fault %s:\n%s", f.ID, out)
-		}
-		shop.Must(t, "chaos", "rm", f.ID)
-		if took := read(); took >= 500*time.Millisecond {
-			t.Errorf("after removing the fault, reading an order took %s", took)
-		}
+		shop.CheckLatencyOnGatewayToOrders(t, api, token, ok, 500*time.Millisecond)
 	})
 
 	t.Run("KilledPodIsReplaced", func(t *testing.T) {
@@ -225,14 +199,7 @@ func TestShopOnKubernetes(t *testing.T) {
 		}
 	})
 
-	shop.Must(t, "down", "--volumes")
-	testenv.Eventually(t, 3*time.Minute, "namespace "+ns+" gone", func() error {
-		_, err := cs.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("namespace still there (err %v)", err)
-	})
+	downRemovesNamespace(t, shop.CLI, cs, ns)
 }
 
 func snapshot(t *testing.T, dir string) state.Snapshot {

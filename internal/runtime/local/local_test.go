@@ -49,6 +49,19 @@ func newRuntime(t *testing.T, dir string) *local.Runtime {
 	return rt
 }
 
+// startEcho builds the echo service and starts its instance echo-1.
+func startEcho(t *testing.T, rt *local.Runtime) runtime.Instance {
+	t.Helper()
+	if err := rt.Build(t.Context(), []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	in, err := rt.Start(t.Context(), runtime.Spec{Service: "echo", Instance: "echo-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in
+}
+
 func TestConformance(t *testing.T) {
 	dirs := map[runtime.Runtime]string{}
 	runtimetest.Run(t, func(t *testing.T) runtime.Runtime {
@@ -114,13 +127,7 @@ func waitGone(t *testing.T, pid int) {
 func TestStopKillsTheProcessGroup(t *testing.T) {
 	rt := newRuntime(t, stateDir(t))
 	ctx := t.Context()
-	if err := rt.Build(ctx, []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	in, err := rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	in := startEcho(t, rt)
 	child := spawn(t, in)
 	if err := in.Stop(ctx, 2*time.Second); err != nil {
 		t.Fatal(err)
@@ -199,13 +206,7 @@ func TestCleanupReapsLeftovers(t *testing.T) {
 func TestTakenPortNamesHolder(t *testing.T) {
 	rt := newRuntime(t, stateDir(t))
 	ctx := t.Context()
-	if err := rt.Build(ctx, []runtime.BuildSpec{{Name: "echo", Dir: runtimetest.EchoDir(), Language: "go"}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	holder, err := rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	holder := startEcho(t, rt)
 	defer holder.Stop(context.Background(), time.Second)
 	_, portStr, _ := splitPort(holder.Info().Endpoint)
 	port, _ := strconv.Atoi(portStr)
@@ -216,7 +217,7 @@ func TestTakenPortNamesHolder(t *testing.T) {
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
-	_, err = rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-2", HostPort: port})
+	_, err := rt.Start(ctx, runtime.Spec{Service: "echo", Instance: "echo-2", HostPort: port})
 	pe, ok := err.(*runtime.PortInUseError)
 	if !ok {
 		t.Fatalf("err = %v, want PortInUseError", err)

@@ -12,9 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -26,12 +24,12 @@ import (
 
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // EchoDir returns the absolute directory of the echo test service.
 func EchoDir() string {
-	_, file, _, _ := goruntime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "testdata", "echo")
+	return filepath.Join(testenv.RepoRoot(), "internal", "runtime", "runtimetest", "testdata", "echo")
 }
 
 // EchoWorkspace writes a workspace of project with the echo service alone
@@ -39,16 +37,7 @@ func EchoDir() string {
 // tests start from msctl.yaml.
 func EchoWorkspace(t testing.TB, project string) *manifest.Manifest {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), manifest.FileName)
-	yaml := "project: " + project + "\nservices:\n  echo:\n    path: " + EchoDir() + "\n    language: go\n"
-	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	m, err := manifest.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
+	return testenv.Manifest(t, t.TempDir(), "project: "+project+"\nservices:\n  echo:\n    path: "+EchoDir()+"\n    language: go\n")
 }
 
 // Crash makes one infra component of rt fail the way it fails on that

@@ -131,24 +131,32 @@ func TestDatabaseOutageIsWaitedOutNotParked(t *testing.T) {
 	}
 }
 
-// More transient failures (a real "no responders" from NATS) than
-// MaxAttempts: none of them is an attempt.
-func TestTransientFailuresUseNoAttempts(t *testing.T) {
-	b := bustest.New(t, natsURL)
+// blipping returns a handler whose first n runs fail transiently (a real
+// "no responders" from NATS) and whose later runs return then, and the
+// count of its runs.
+func blipping(t *testing.T, n int32, then error) (bus.Handler, *atomic.Int32) {
+	t.Helper()
 	nc, err := nats.Connect(natsURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	var calls atomic.Int32
-	consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "blips", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 1},
-		func(context.Context, bus.Message) error {
-			if calls.Add(1) <= 4 {
-				_, err := nc.Request("nobody.listens", nil, time.Second)
-				return err
-			}
-			return nil
-		})
+	t.Cleanup(nc.Close)
+	calls := new(atomic.Int32)
+	return func(context.Context, bus.Message) error {
+		if calls.Add(1) <= n {
+			_, err := nc.Request("nobody.listens", nil, time.Second)
+			return err
+		}
+		return then
+	}, calls
+}
+
+// More transient failures (a real "no responders" from NATS) than
+// MaxAttempts: none of them is an attempt.
+func TestTransientFailuresUseNoAttempts(t *testing.T) {
+	b := bustest.New(t, natsURL)
+	handler, calls := blipping(t, 4, nil)
+	consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "blips", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 1}, handler)
 	publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o"})
 	testenv.Until(t, 15*time.Second, "handled after the blips", func() bool { return calls.Load() == 5 })
 	time.Sleep(300 * time.Millisecond)
@@ -233,20 +241,8 @@ func TestFullHistory(t *testing.T) {
 // the deliveries the outage cost.
 func TestParkedAttemptsLeaveOutTransientDeliveries(t *testing.T) {
 	b := bustest.New(t, natsURL)
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	var calls atomic.Int32
-	consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "blips-then-bug", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 2},
-		func(context.Context, bus.Message) error {
-			if calls.Add(1) <= 3 {
-				_, err := nc.Request("nobody.listens", nil, time.Second)
-				return err
-			}
-			return errors.New("a bug")
-		})
+	handler, _ := blipping(t, 3, errors.New("a bug"))
+	consume(t, b, bus.ConsumerConfig{Stream: events.StreamPaymentsCommands, Durable: "blips-then-bug", Subjects: []string{"payments.cmd.>"}, MaxAttempts: 2}, handler)
 	publish(t, b, context.Background(), events.PaymentsCharge, events.ChargePayment{OrderID: "o"})
 	testenv.Until(t, 20*time.Second, "parked", func() bool { return parked(t, b) == 1 })
 	all, err := b.ParkedMessages(context.Background(), "")
