@@ -2,6 +2,7 @@ package logview
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/services/kit/logx"
@@ -39,6 +41,8 @@ func sample(t *testing.T) []state.LogLine {
 	log.Debug("cache miss", "key", "order:42")
 	log.Info("order placed", "order_id", 42, "total", 19.99, "note", "gift wrap, please", "paid", true)
 	log.Warn("slow query", slog.Group("db", "table", "orders", "ms", 812), "tags", []string{"a", "b c"})
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab, 15: 1}, SpanID: trace.SpanID{0xcd, 7: 2}, TraceFlags: trace.FlagsSampled})
+	log.InfoContext(trace.ContextWithSpanContext(context.Background(), sc), "POST /api/v1/orders", "status", 201, "ms", 4.2)
 	log.Error("charge failed", "err", "payments: 503 Service Unavailable", "attempt", 3, "empty", "", "eq", "a=b")
 	var lines []state.LogLine
 	for i, text := range bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n")) {
@@ -103,5 +107,31 @@ func TestParseLevel(t *testing.T) {
 	}
 	if _, err := ParseLevel("loud"); err == nil {
 		t.Error(`ParseLevel("loud") accepted`)
+	}
+}
+
+// TestColourFromEnvironment checks the printer's own choice of colour: the
+// writer here is no terminal, so only CLICOLOR_FORCE brings colour, and
+// NO_COLOR takes it away again.
+func TestColourFromEnvironment(t *testing.T) {
+	line := state.LogLine{Time: at, Service: "orders", Text: `{"level":"ERROR","msg":"boom"}`}
+	tests := []struct {
+		force, noColor string
+		colour         bool
+	}{
+		{"", "", false},
+		{"1", "", true},
+		{"1", "1", false},
+	}
+	for _, tt := range tests {
+		t.Setenv("CLICOLOR_FORCE", tt.force)
+		t.Setenv("NO_COLOR", tt.noColor)
+		var out bytes.Buffer
+		if err := New(&out, Options{}).Print(line); err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(out.Bytes(), []byte("\x1b[")); got != tt.colour {
+			t.Errorf("CLICOLOR_FORCE=%q NO_COLOR=%q: colour %v, want %v: %q", tt.force, tt.noColor, got, tt.colour, out.String())
+		}
 	}
 }
