@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"regexp"
 	"time"
 
@@ -64,7 +63,7 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 	if o.json {
 		enc := json.NewEncoder(o.root.stdout)
 		emit = func(l state.LogLine) error {
-			if o.view.hides(l) {
+			if p.Hides(l) {
 				return nil
 			}
 			return enc.Encode(l)
@@ -87,7 +86,6 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 type logViewFlags struct {
 	raw   bool
 	level string
-	min   slog.Level
 }
 
 func (f *logViewFlags) add(cmd *cobra.Command) {
@@ -98,20 +96,13 @@ func (f *logViewFlags) add(cmd *cobra.Command) {
 // printer checks --level and returns the printer of the workspace's logs,
 // the service column as wide as its longest service name.
 func (f *logViewFlags) printer(w io.Writer, m *manifest.Manifest) (*logview.Printer, error) {
-	min, err := logview.ParseLevel(f.level)
+	lowest, err := logview.ParseLevel(f.level)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("--level: %w", err))
 	}
-	f.min = min
 	width := 0
 	for _, n := range m.ServiceNames() {
 		width = max(width, len(n))
 	}
-	return logview.New(w, logview.Options{Raw: f.raw, MinLevel: min, Width: width}), nil
-}
-
-// hides reports whether --level leaves l out, for --json which prints lines
-// itself.
-func (f *logViewFlags) hides(l state.LogLine) bool {
-	return logview.LevelOf(l) < f.min
+	return logview.New(w, logview.Options{Raw: f.raw, MinLevel: lowest, Width: width}), nil
 }

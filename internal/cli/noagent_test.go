@@ -81,6 +81,7 @@ func TestWithoutAgent(t *testing.T) {
 		stderr     []string
 		noStdout   bool
 		stdoutIs   string // when set, all of stdout
+		noLine     string // what stdout must not hold
 		wantRemove bool
 		wantQuery  state.LogQuery
 	}{
@@ -117,6 +118,11 @@ func TestWithoutAgent(t *testing.T) {
 			name: "logs --level warn --raw, containers left", args: []string{"logs", "--level", "warn", "--raw"},
 			left:     fakeLeftovers{comps: containers, lines: lines},
 			stdoutIs: "{\"level\":\"WARN\",\"msg\":\"ready\",\"port\":9}\n", // the info line filtered out
+		},
+		{
+			name: "logs --json --level warn, containers left", args: []string{"logs", "--json", "--level", "warn"},
+			left:   fakeLeftovers{comps: containers, lines: lines},
+			stdout: []string{`"service":"bb"`}, noLine: `"service":"a"`,
 		},
 		{
 			name: "logs --json, containers left", args: []string{"logs", "--json"},
@@ -172,6 +178,9 @@ func TestWithoutAgent(t *testing.T) {
 			}
 			inOrder(t, "stdout", stdout.String(), tt.stdout)
 			inOrder(t, "stderr", stderr.String(), tt.stderr)
+			if tt.noLine != "" && strings.Contains(stdout.String(), tt.noLine) {
+				t.Errorf("stdout holds %q:\n%s", tt.noLine, stdout.String())
+			}
 			if tt.stdoutIs != "" && stdout.String() != tt.stdoutIs {
 				t.Errorf("stdout = %q, want %q", stdout.String(), tt.stdoutIs)
 			}

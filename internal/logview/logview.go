@@ -98,12 +98,16 @@ func newStyles(r *lipgloss.Renderer) styles {
 	}
 }
 
-// Print writes l if its level passes the filter.
+// Hides reports whether the level filter leaves l out; --json, which
+// prints lines itself, asks it too.
+func (p *Printer) Hides(l state.LogLine) bool { return LevelOf(l) < p.opts.MinLevel }
+
+// Print writes l unless the level filter hides it.
 func (p *Printer) Print(l state.LogLine) error {
-	level := LevelOf(l)
-	if level < p.opts.MinLevel {
+	if p.Hides(l) {
 		return nil
 	}
+	level := LevelOf(l)
 	if p.opts.Raw {
 		_, err := fmt.Fprintln(p.w, l.Text)
 		return err
