@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/msctl/msctl/internal/logview"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/state"
 )
@@ -20,6 +21,7 @@ type logsOptions struct {
 	grep   string
 	since  time.Duration
 	json   bool
+	view   logViewFlags
 }
 
 func newLogsCmd(root *rootOptions) *cobra.Command {
@@ -30,6 +32,8 @@ func newLogsCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.grep, "grep", "", "only lines matching this regular expression")
 	cmd.Flags().DurationVar(&o.since, "since", 0, "only lines of the last DURATION, e.g. 5m")
 	cmd.Flags().BoolVar(&o.json, "json", false, "print each line as a JSON object {time, service, stream, level, text}")
+	o.view.add(cmd)
+	cmd.MarkFlagsMutuallyExclusive("json", "raw")
 	return cmd
 }
 
@@ -47,14 +51,23 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 	if err := checkServices(m, services); err != nil {
 		return err
 	}
+	p, err := o.view.printer(o.root.stdout, m)
+	if err != nil {
+		return err
+	}
 	c, left, err := o.root.reach(m)
 	if err != nil {
 		return err
 	}
-	emit := newLogPrinter(o.root.stdout, m).print
+	emit := p.Print
 	if o.json {
 		enc := json.NewEncoder(o.root.stdout)
-		emit = func(l state.LogLine) error { return enc.Encode(l) }
+		emit = func(l state.LogLine) error {
+			if p.Hides(l) {
+				return nil
+			}
+			return enc.Encode(l)
+		}
 	}
 	if c != nil {
 		err = c.Logs(ctx, q, emit)
@@ -68,23 +81,28 @@ func (o *logsOptions) run(ctx context.Context, services []string) error {
 	return err
 }
 
-// logPrinter writes log lines prefixed with their service, the prefixes
-// aligned to the workspace's longest service name: the one format of logs
-// and of the foreground up.
-type logPrinter struct {
-	w     io.Writer
-	width int
+// logViewFlags are --raw and --level, shared by logs and the foreground up:
+// the one way log lines are shown (internal/logview).
+type logViewFlags struct {
+	raw   bool
+	level string
 }
 
-func newLogPrinter(w io.Writer, m *manifest.Manifest) logPrinter {
-	p := logPrinter{w: w}
-	for _, n := range m.ServiceNames() {
-		p.width = max(p.width, len(n))
+func (f *logViewFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.raw, "raw", false, "print each line exactly as the service wrote it (JSON for the bundled services)")
+	cmd.Flags().StringVar(&f.level, "level", "", "only lines at LEVEL or above: debug, info, warn or error (lines that are not JSON count as info)")
+}
+
+// printer checks --level and returns the printer of the workspace's logs,
+// the service column as wide as its longest service name.
+func (f *logViewFlags) printer(w io.Writer, m *manifest.Manifest) (*logview.Printer, error) {
+	lowest, err := logview.ParseLevel(f.level)
+	if err != nil {
+		return nil, usageError(fmt.Errorf("--level: %w", err))
 	}
-	return p
-}
-
-func (p logPrinter) print(l state.LogLine) error {
-	_, err := fmt.Fprintf(p.w, "%-*s | %s\n", p.width, l.Service, l.Text)
-	return err
+	width := 0
+	for _, n := range m.ServiceNames() {
+		width = max(width, len(n))
+	}
+	return logview.New(w, logview.Options{Raw: f.raw, MinLevel: lowest, Width: width}), nil
 }

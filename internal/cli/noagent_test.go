@@ -71,7 +71,7 @@ func TestWithoutAgent(t *testing.T) {
 		{Name: "postgres", Kind: state.KindInfra, State: state.StateHealthy, Health: "ok", Endpoint: "127.0.0.1:5432", Instances: 1},
 		{Name: "a", Kind: state.KindService, State: state.StateHealthy, Health: "ok", Endpoint: "127.0.0.1:9001", Instances: 1},
 	}
-	lines := []state.LogLine{{Service: "a", Text: "started"}, {Service: "bb", Text: "ready"}}
+	lines := []state.LogLine{{Service: "a", Text: "started"}, {Service: "bb", Text: `{"level":"WARN","msg":"ready","port":9}`}}
 	tests := []struct {
 		name       string
 		args       []string
@@ -80,6 +80,8 @@ func TestWithoutAgent(t *testing.T) {
 		stdout     []string // substrings, in order
 		stderr     []string
 		noStdout   bool
+		stdoutIs   string // when set, all of stdout
+		noLine     string // what stdout must not hold
 		wantRemove bool
 		wantQuery  state.LogQuery
 	}{
@@ -109,8 +111,18 @@ func TestWithoutAgent(t *testing.T) {
 		{
 			name: "logs, containers left", args: []string{"logs", "--grep", "r", "--since", "5m", "bb"},
 			left:      fakeLeftovers{comps: containers, lines: lines},
-			stdout:    []string{"a  | started\n", "bb | ready\n"},
+			stdout:    []string{"       a  started\n", " WARN  bb ready port=9\n"},
 			wantQuery: state.LogQuery{Services: []string{"bb"}, Grep: regexp.MustCompile("r"), Since: state.Ago(5 * time.Minute)},
+		},
+		{
+			name: "logs --level warn --raw, containers left", args: []string{"logs", "--level", "warn", "--raw"},
+			left:     fakeLeftovers{comps: containers, lines: lines},
+			stdoutIs: "{\"level\":\"WARN\",\"msg\":\"ready\",\"port\":9}\n", // the info line filtered out
+		},
+		{
+			name: "logs --json --level warn, containers left", args: []string{"logs", "--json", "--level", "warn"},
+			left:   fakeLeftovers{comps: containers, lines: lines},
+			stdout: []string{`"service":"bb"`}, noLine: `"service":"a"`,
 		},
 		{
 			name: "logs --json, containers left", args: []string{"logs", "--json"},
@@ -166,6 +178,12 @@ func TestWithoutAgent(t *testing.T) {
 			}
 			inOrder(t, "stdout", stdout.String(), tt.stdout)
 			inOrder(t, "stderr", stderr.String(), tt.stderr)
+			if tt.noLine != "" && strings.Contains(stdout.String(), tt.noLine) {
+				t.Errorf("stdout holds %q:\n%s", tt.noLine, stdout.String())
+			}
+			if tt.stdoutIs != "" && stdout.String() != tt.stdoutIs {
+				t.Errorf("stdout = %q, want %q", stdout.String(), tt.stdoutIs)
+			}
 			if tt.noStdout && stdout.Len() != 0 {
 				t.Errorf("stdout = %q, want nothing", stdout.String())
 			}

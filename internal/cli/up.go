@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/logview"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/state"
@@ -27,6 +28,7 @@ type upOptions struct {
 	services []string
 	// kubeContext is --context: the kubeconfig context of --runtime kubernetes.
 	kubeContext string
+	view        logViewFlags
 }
 
 func newUpCmd(root *rootOptions) *cobra.Command {
@@ -44,6 +46,7 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		"env in msctl.yaml changed (and scales those whose replicas changed), leaving the rest running."
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
 	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
+	o.view.add(cmd)
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
 	return cmd
 }
@@ -62,6 +65,13 @@ func (o *upOptions) run(ctx context.Context) error {
 	if err := checkServices(m, o.services); err != nil {
 		return err
 	}
+	if o.detach && (o.view.raw || o.view.level != "") {
+		return usageError(errors.New("--raw and --level shape the logs a foreground up shows; with -d use msctl logs --raw/--level"))
+	}
+	logs, err := o.view.printer(o.root.stdout, m)
+	if err != nil {
+		return err
+	}
 	if c, err := o.root.connect(m.Dir()); err == nil {
 		return o.reconcile(ctx, c)
 	}
@@ -75,7 +85,7 @@ func (o *upOptions) run(ctx context.Context) error {
 	if o.detach {
 		return o.detached(ctx, m, rtName)
 	}
-	return o.foreground(ctx, m, rtName)
+	return o.foreground(ctx, m, rtName, logs)
 }
 
 // reconcile is up with the workspace already up: the agent rebuilds and
@@ -108,7 +118,7 @@ func (o *upOptions) reconcile(ctx context.Context, c *agent.Client) error {
 }
 
 // foreground runs the agent in this process.
-func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName string) error {
+func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName string, logs *logview.Printer) error {
 	// Our own subscription keeps SIGINT from killing us once the root
 	// context has seen the first one, which asks for a graceful stop; the
 	// second signal forces it.
@@ -154,7 +164,7 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 		Ready: func(s state.Snapshot) {
 			o.printReady(s, begin)
 			fmt.Fprintln(o.root.stderr, "press Ctrl-C to stop")
-			go followLogs(a.Logs(logCtx, state.LogQuery{Follow: true, Since: time.Now()}), newLogPrinter(o.root.stdout, m))
+			go followLogs(a.Logs(logCtx, state.LogQuery{Follow: true, Since: time.Now()}), logs)
 		},
 		Stopping: func() context.Context {
 			cancelLogs()
@@ -191,9 +201,9 @@ func secondSignal(sigs <-chan os.Signal, done <-chan struct{}, force chan<- stru
 }
 
 // followLogs prints followed log lines until the channel closes.
-func followLogs(lines <-chan state.LogLine, p logPrinter) {
+func followLogs(lines <-chan state.LogLine, p *logview.Printer) {
 	for l := range lines {
-		_ = p.print(l)
+		_ = p.Print(l)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -471,12 +472,13 @@ func containsAll(have, want []string) bool {
 // from one of allowed and that each of must has at least one.
 func assertLogs(t *testing.T, bin, dir string, allowed []string, args ...string) {
 	t.Helper()
-	out := msctlIn(t, bin, dir, append([]string{"logs"}, args...)...).Stdout
+	out := msctlIn(t, bin, dir, append([]string{"logs", "--json"}, args...)...).Stdout
 	lines := map[string]int{}
 	for l := range strings.Lines(out) {
-		svc, _, ok := strings.Cut(l, " | ")
-		svc = strings.TrimSpace(svc)
-		if !ok || !slices.Contains(allowed, svc) {
+		var line state.LogLine
+		err := json.Unmarshal([]byte(l), &line)
+		svc := line.Service
+		if err != nil || !slices.Contains(allowed, svc) {
 			t.Errorf("msctl logs %s: line %q is not from one of %v", strings.Join(args, " "), l, allowed)
 			return
 		}

@@ -37,6 +37,17 @@ func TestViewGolden(t *testing.T) {
 		setup func(h *harness)
 	}{
 		{"services", func(h *harness) { ready(h); h.keys("1", "down", "down", "down", "down", "down") }},
+		{"services_long_name", func(h *harness) {
+			// A name longer than any column minimum is shown whole: columns
+			// are sized to their content, free text gives way first.
+			s := fixture()
+			s.Components = append(s.Components, state.Component{
+				Name: "recommendations-engine", Kind: state.KindService, State: state.StateHealthy, Health: "ok",
+				Endpoint: "127.0.0.1:41006", Instances: 1, StartedAt: ago(time.Hour),
+			})
+			h.snapshot(s)
+			h.keys("1")
+		}},
 		{"registry", func(h *harness) { ready(h); h.keys("2", "down") }},
 		{"traces", func(h *harness) { ready(h); h.keys("3") }},
 		{"waterfall", func(h *harness) {

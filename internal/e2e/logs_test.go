@@ -19,8 +19,9 @@ func TestLogsSince(t *testing.T) {
 			return nil
 		}
 		for _, l := range out {
-			if !strings.HasPrefix(l, "gateway") || !strings.Contains(l, " | ") {
-				t.Fatalf("logs %v printed a line not prefixed with the gateway: %q", args, l)
+			// "15:04:05.000 LEVEL service …": the service after 19 cells.
+			if len(l) < 19 || !strings.HasPrefix(l[19:], "gateway ") {
+				t.Fatalf("logs %v printed a line without the gateway in its service column: %q", args, l)
 			}
 		}
 		return out

@@ -5,6 +5,7 @@ package panels
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -152,8 +153,12 @@ func Lines(lines []string, width, height int) string {
 	return b.String()
 }
 
-// column describes one table column: min cells, plus a share of the leftover
-// width proportional to flex, up to max cells when max is set.
+// column describes one table column. It is as wide as its widest cell (its
+// title included), at most max cells when max is set; leftover width goes to
+// the flex columns in proportion to flex. When the screen is too narrow,
+// columns give width back down to min cells: the free-text ones (flex, no
+// max) first, then the other flex ones, then the rest, so names are the last
+// to be cut.
 type column struct {
 	title string
 	min   int
@@ -172,22 +177,36 @@ func plain(s string) cell { return cell{text: s} }
 
 func styled(s string, st lipgloss.Style) cell { return cell{text: s, style: &st} }
 
-// widths distributes width among columns, a one-cell gap between them and a
-// two-cell selection gutter in front.
-func widths(cols []column, width int) []int {
+// widths sizes columns to their content (content[i] is the widest cell of
+// column i) within width, a one-cell gap between them and a two-cell
+// selection gutter in front.
+func widths(cols []column, content []int, width int) []int {
 	w := make([]int, len(cols))
 	used, flex := 2+len(cols)-1, 0
 	for i, c := range cols {
-		w[i] = c.min
-		used += c.min
+		w[i] = max(ansi.StringWidth(c.title), content[i])
+		if c.max > 0 {
+			w[i] = min(w[i], max(c.max, ansi.StringWidth(c.title)))
+		}
+		used += w[i]
 		flex += c.flex
 	}
-	left := width - used
-	if left <= 0 || flex == 0 {
-		return w
+	if left := width - used; left > 0 {
+		grow(cols, w, left, flex)
+	} else {
+		shrink(cols, w, -left)
+	}
+	return w
+}
+
+// grow shares left cells among the flex columns; what a capped column cannot
+// take goes to the last uncapped one (or, without one, the last flex column).
+func grow(cols []column, w []int, left, flex int) {
+	if flex == 0 {
+		return
 	}
 	given := 0
-	last, open := -1, -1 // the last flex column, and the last without a max
+	last, open := -1, -1
 	for i, c := range cols {
 		if c.flex == 0 {
 			continue
@@ -207,7 +226,44 @@ func widths(cols []column, width int) []int {
 		open = last
 	}
 	w[open] += left - given
-	return w
+}
+
+// shrink takes excess cells back, column by column in shrinkOrder, none
+// below its min; whatever is still too wide is cut at the end of the line.
+func shrink(cols []column, w []int, excess int) {
+	for _, i := range shrinkOrder(cols) {
+		if excess <= 0 {
+			return
+		}
+		take := min(excess, max(w[i]-cols[i].min, 0))
+		w[i] -= take
+		excess -= take
+	}
+}
+
+// shrinkOrder lists the columns that give width first: uncapped flex columns
+// (free text) by ascending flex, then capped flex columns, then fixed ones.
+func shrinkOrder(cols []column) []int {
+	rank := func(c column) int {
+		switch {
+		case c.flex > 0 && c.max == 0:
+			return 0
+		case c.flex > 0:
+			return 1
+		}
+		return 2
+	}
+	order := make([]int, len(cols))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		if d := rank(cols[a]) - rank(cols[b]); d != 0 {
+			return d
+		}
+		return cols[a].flex - cols[b].flex
+	})
+	return order
 }
 
 func headerLine(st theme.Styles, cols []column, w []int) string {
@@ -257,8 +313,16 @@ func rowLine(st theme.Styles, cols []column, w []int, cells []cell, selected boo
 }
 
 // table renders a header and rows[from:to] via cellsOf.
+// Columns are measured over all n rows, not just the visible ones, so they
+// keep their widths while the selection scrolls.
 func table(st theme.Styles, cols []column, width, height int, n int, cur *cursor, cellsOf func(i int) []cell) []string {
-	w := widths(cols, width)
+	content := make([]int, len(cols))
+	for i := range n {
+		for j, c := range cellsOf(i) {
+			content[j] = max(content[j], ansi.StringWidth(c.text))
+		}
+	}
+	w := widths(cols, content, width)
 	lines := []string{headerLine(st, cols, w)}
 	from, to := cur.window(n, height-1)
 	for i := from; i < to; i++ {

@@ -118,17 +118,19 @@ func TestLogsStayBounded(t *testing.T) {
 }
 
 func TestWidths(t *testing.T) {
-	cols := []column{{min: 10}, {min: 5, flex: 1}, {min: 5, max: 8, flex: 3}, {min: 4}}
+	cols := []column{{min: 10}, {min: 5, flex: 1}, {min: 5, max: 8, flex: 3}, {title: "ERR", min: 4}}
+	content := []int{12, 20, 6, 1} // the last column's title is wider than its cells
 	tests := []struct {
 		width int
 		want  []int
 	}{
-		{20, []int{10, 5, 5, 4}},  // too narrow: minimums, the line is cut later
-		{40, []int{10, 13, 8, 4}}, // 11 left: the capped column takes 3, the open one the rest
-		{80, []int{10, 53, 8, 4}},
+		{46, []int{12, 20, 6, 3}}, // exactly the content
+		{80, []int{12, 52, 8, 3}}, // 34 left: the capped column takes 2, the open one the rest
+		{30, []int{12, 5, 5, 3}},  // 16 too many: the free-text column first, then the capped one
+		{20, []int{10, 5, 5, 3}},  // too narrow: the name column down to its min, the line is cut later
 	}
 	for _, tt := range tests {
-		if got := widths(cols, tt.width); !slices.Equal(got, tt.want) {
+		if got := widths(cols, content, tt.width); !slices.Equal(got, tt.want) {
 			t.Errorf("widths(%d) = %v, want %v", tt.width, got, tt.want)
 		}
 	}
