@@ -259,14 +259,11 @@ func endServerSpan(span trace.Span, sw *statusWriter, r *http.Request, status in
 	span.End()
 }
 
-// patternPath is the path of a ServeMux pattern ("[METHOD ][HOST]/PATH"): http.route is the
-// path template alone, the method has an attribute of its own.
+// patternPath is the path of a ServeMux pattern ("[METHOD ][HOST]/PATH", neither method nor host
+// holds a '/'): http.route is the path template alone, the method has an attribute of its own.
 func patternPath(pattern string) string {
-	if _, rest, ok := strings.Cut(pattern, " "); ok {
-		pattern = strings.TrimLeft(rest, " \t")
-	}
 	if i := strings.IndexByte(pattern, '/'); i > 0 {
-		pattern = pattern[i:]
+		return pattern[i:]
 	}
 	return pattern
 }
