@@ -19,6 +19,10 @@ import (
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
+// maxConsumers bounds the consumers whose deliveries are counted: every ordered consumer (a
+// FullHistory read, a `nats sub`) is a new name, and the table must not grow with them.
+const maxConsumers = 500
+
 // pollEvery is the rate of the breaker and registry pollers.
 const pollEvery = time.Second
 
@@ -32,10 +36,13 @@ type collector struct {
 	events   []state.Event // ring, oldest first
 	maxEvts  int
 	dlqDepth uint64
+	// deliveries by stream and consumer, at most maxConsumers of them.
+	deliveries map[[2]string]*state.Delivery
 }
 
 func newCollector(maxEvents int) *collector {
-	return &collector{breakers: map[string][]state.Breaker{}, registry: map[string][]state.Instance{}, maxEvts: maxEvents}
+	return &collector{breakers: map[string][]state.Breaker{}, registry: map[string][]state.Instance{}, maxEvts: maxEvents,
+		deliveries: map[[2]string]*state.Delivery{}}
 }
 
 func (c *collector) snapshot(s *state.Snapshot) {
@@ -55,6 +62,40 @@ func (c *collector) snapshot(s *state.Snapshot) {
 	}
 	s.Events = append([]state.Event(nil), c.events...)
 	s.DLQDepth = c.dlqDepth
+	s.Deliveries = s.Deliveries[:0]
+	for _, d := range c.deliveries {
+		s.Deliveries = append(s.Deliveries, *d)
+	}
+	sort.Slice(s.Deliveries, func(i, j int) bool {
+		a, b := s.Deliveries[i], s.Deliveries[j]
+		return a.Stream < b.Stream || a.Stream == b.Stream && a.Consumer < b.Consumer
+	})
+}
+
+// delivered counts a JetStream delivery to a consumer, which the `>` subscription sees as a copy
+// of the message under its original subject, answerable on a $JS.ACK reply that names the
+// stream, the consumer and the delivery count.
+func (c *collector) delivered(m *nats.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := [2]string{meta.Stream, meta.Consumer}
+	d := c.deliveries[key]
+	if d == nil {
+		if len(c.deliveries) >= maxConsumers {
+			return
+		}
+		d = &state.Delivery{Stream: meta.Stream, Consumer: meta.Consumer}
+		c.deliveries[key] = d
+	}
+	if meta.NumDelivered > 1 {
+		d.Redelivered++
+	} else {
+		d.Delivered++
+	}
 }
 
 var pollClient = &http.Client{Timeout: 800 * time.Millisecond}
@@ -159,9 +200,11 @@ func (c *collector) pollRegistry(ctx context.Context, cli *clientv3.Client) {
 	})
 }
 
-// watchEvents records every application message on the broker. It
-// subscribes to everything and skips the system's own traffic ($JS, $SYS,
-// inboxes); the stream of a subject is looked up once and cached.
+// watchEvents records every application message on the broker once, as it
+// is published. It subscribes to everything and skips the system's own
+// traffic ($JS, $SYS, inboxes); JetStream's deliveries to consumers arrive
+// as copies of the message and are counted per consumer instead. The stream
+// of a subject is looked up once and cached.
 func (c *collector) watchEvents(ctx context.Context, nc *nats.Conn) error {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -200,6 +243,10 @@ func (c *collector) watchEvents(ctx context.Context, nc *nats.Conn) error {
 				return
 			case m := <-msgs:
 				if strings.HasPrefix(m.Subject, "$") || strings.HasPrefix(m.Subject, "_INBOX.") {
+					continue
+				}
+				if strings.HasPrefix(m.Reply, "$JS.ACK.") {
+					c.delivered(m)
 					continue
 				}
 				ev := state.Event{Time: time.Now(), Subject: m.Subject, Size: len(m.Data)}

@@ -336,7 +336,8 @@ func testShopLifecycle(t *testing.T, bin string) {
 	if got := shop.settle(token, orderID); got != "CONFIRMED" {
 		t.Fatalf("order %s is %s, want CONFIRMED", orderID, got)
 	}
-	assertTraceAcross(t, dir, "gateway", "orders", "inventory", "payments")
+	assertTraceAcross(t, dir, "gateway: POST /api/v1/orders", "gateway", "orders", "inventory", "payments")
+	agenttest.EventsCountedOnce(t, dir)
 	// msctl dlq on docker: the agent reaches the broker through its
 	// published port.
 	agenttest.ParkAndDrop(t, dir)
@@ -424,8 +425,8 @@ func assertShopHealthy(t *testing.T, comps map[string]state.Component, want []st
 }
 
 // assertTraceAcross waits for a trace in the agent with spans of every one
-// of services.
-func assertTraceAcross(t *testing.T, dir string, services ...string) {
+// of services, its root span named root (the service and the matched route).
+func assertTraceAcross(t *testing.T, dir, root string, services ...string) {
 	t.Helper()
 	c, err := agent.Connect(dir)
 	if err != nil {
@@ -440,7 +441,7 @@ func assertTraceAcross(t *testing.T, dir string, services ...string) {
 		seen = seen[:0]
 		for _, tr := range snap.Traces {
 			seen = append(seen, fmt.Sprintf("%s %v", tr.Root, tr.Services))
-			if !containsAll(tr.Services, services) {
+			if tr.Root != root || !containsAll(tr.Services, services) {
 				continue
 			}
 			spans, err := c.Trace(t.Context(), tr.TraceID)
@@ -456,7 +457,7 @@ func assertTraceAcross(t *testing.T, dir string, services ...string) {
 			}
 		}
 	}
-	t.Errorf("no trace with spans of all of %v within 30s; traces:\n%s", services, strings.Join(seen, "\n"))
+	t.Errorf("no trace %q with spans of all of %v within 30s; traces:\n%s", root, services, strings.Join(seen, "\n"))
 }
 
 func containsAll(have, want []string) bool {

@@ -98,6 +98,11 @@ func fixture() state.Snapshot {
 		Workspace: "shop", Runtime: "local", AgentPID: 4000, StartedAt: ago(2*time.Hour + 3*time.Minute),
 		TakenAt: now, GatewayURL: "http://127.0.0.1:8080",
 		Components: comps, Registry: reg, Traces: traces, Breakers: breakers, Events: events,
+		Deliveries: []state.Delivery{
+			{Stream: "INVENTORY", Consumer: "inventory-reserve", Delivered: 6, Redelivered: 1},
+			{Stream: "ORDERS", Consumer: "notifications-orders", Delivered: 6},
+			{Stream: "PAYMENTS", Consumer: "payments-charge", Delivered: 6, Redelivered: 2},
+		},
 	}
 }
 

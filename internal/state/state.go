@@ -58,6 +58,9 @@ type Snapshot struct {
 	PortInUse *PortConflict `json:"port_in_use,omitempty"`
 	// DLQDepth is how many messages consumers gave up on and parked.
 	DLQDepth uint64 `json:"dlq_depth"`
+	// Deliveries are JetStream's deliveries to each consumer since the agent started; Events
+	// holds publishes only.
+	Deliveries []Delivery `json:"deliveries,omitempty"`
 	// Faults are the active `msctl chaos` faults, oldest first.
 	Faults []Fault `json:"faults,omitempty"`
 }
@@ -196,6 +199,15 @@ type Event struct {
 	Stream  string    `json:"stream"`
 	MsgID   string    `json:"msg_id"`
 	Size    int       `json:"size"`
+}
+
+// Delivery counts what JetStream delivered to one consumer: Delivered first attempts,
+// Redelivered later ones (naks, ack timeouts).
+type Delivery struct {
+	Stream      string `json:"stream"`
+	Consumer    string `json:"consumer"`
+	Delivered   uint64 `json:"delivered"`
+	Redelivered uint64 `json:"redelivered"`
 }
 
 // DLQMessage is one message a consumer gave up on, parked in the DLQ stream.

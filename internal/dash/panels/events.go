@@ -17,9 +17,10 @@ import (
 // otherwise grow it without end.
 const maxSubjects = 500
 
-// Events shows the broker traffic: a table of subjects with counts since the
-// dashboard started, and the flow of recent messages below it. Enter on a
-// subject narrows the flow to it.
+// Events shows the broker traffic: a table of subjects with their publishes
+// since the dashboard started (each once, however many consumers read it),
+// JetStream's deliveries per consumer, and the flow of recent messages below.
+// Enter on a subject narrows the flow to it.
 type Events struct {
 	buf      *ring.Buffer[state.Event]
 	subjects map[string]*subjectStat
@@ -29,6 +30,8 @@ type Events struct {
 	now      time.Time
 	cur      cursor
 	parked   uint64 // the DLQ depth of the last snapshot
+	// deliveries are the agent's per-consumer counts of the last snapshot.
+	deliveries []state.Delivery
 	// last and lastIDs identify what was already taken from earlier
 	// snapshots, which repeat the agent's recent events.
 	last    time.Time
@@ -65,6 +68,7 @@ func (p *Events) Title() string { return "Events" }
 func (p *Events) SetSnapshot(s state.Snapshot, now time.Time) {
 	p.now = now
 	p.parked = s.DLQDepth
+	p.deliveries = s.Deliveries
 	evs := slices.Clone(s.Events)
 	slices.SortStableFunc(evs, func(a, b state.Event) int { return a.Time.Compare(b.Time) })
 	for _, e := range evs {
@@ -167,6 +171,7 @@ func (p *Events) traffic(st theme.Styles, width, height int) string {
 	if p.focus != "" {
 		head += " on " + p.focus + " (enter: all)"
 	}
+	lines = append(lines, p.consumers(st, height/4)...)
 	lines = append(lines, st.ColHeader.Render(head))
 	flowH := height - len(lines)
 	var flow []string
@@ -178,4 +183,22 @@ func (p *Events) traffic(st theme.Styles, width, height int) string {
 		flow = append(flow, fmt.Sprintf("  %s %s %s %dB %s", e.Time.Format("15:04:05.000"), fit(e.Subject, 28), fit(e.Stream, 10), e.Size, e.MsgID))
 	}
 	return Lines(append(lines, flow...), width, height)
+}
+
+// consumers are at most height lines of deliveries per consumer, a heading
+// first; none while no consumer was delivered anything.
+func (p *Events) consumers(st theme.Styles, height int) []string {
+	var lines []string
+	for _, d := range p.deliveries {
+		if len(lines) == max(height, 2)-1 {
+			break
+		}
+		if matches(p.filter, d.Consumer, d.Stream) {
+			lines = append(lines, fmt.Sprintf("  %s %s %8d delivered %6d redelivered", fit(d.Consumer, 26), fit(d.Stream, 10), d.Delivered, d.Redelivered))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return append([]string{st.ColHeader.Render("deliveries per consumer (since the agent started)")}, lines...)
 }

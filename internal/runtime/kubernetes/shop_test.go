@@ -122,7 +122,7 @@ func TestShopOnKubernetes(t *testing.T) {
 	// arrive from the cluster as it does from the other runtimes.
 	t.Run("SnapshotFeedsEveryPanel", func(t *testing.T) {
 		testenv.Eventually(t, time.Minute, "registry, breakers, traces and events in the snapshot", func() error {
-			snap := snapshot(t, shop.Dir)
+			snap := agenttest.Snapshot(t, shop.Dir)
 			for _, svc := range []string{"gateway", "users", "inventory", "orders", "payments", "notifications"} {
 				if len(snap.Registry[svc]) == 0 {
 					return fmt.Errorf("registry has no instance of %s: %v", svc, snap.Registry)
@@ -185,7 +185,7 @@ func TestShopOnKubernetes(t *testing.T) {
 			// lease lapsed) and its replacement registered under its own
 			// name, which is the pod's (INSTANCE_ID).
 			var ids []string
-			for _, in := range snapshot(t, shop.Dir).Registry["orders"] {
+			for _, in := range agenttest.Snapshot(t, shop.Dir).Registry["orders"] {
 				ids = append(ids, in.ID)
 			}
 			if len(ids) == 0 || slices.Contains(ids, killed) {
@@ -200,19 +200,6 @@ func TestShopOnKubernetes(t *testing.T) {
 	})
 
 	downRemovesNamespace(t, shop.CLI, cs, ns)
-}
-
-func snapshot(t *testing.T, dir string) state.Snapshot {
-	t.Helper()
-	c, err := agent.Connect(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := c.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return snap
 }
 
 func stockOf(t *testing.T, api *testenv.API, id string) int {

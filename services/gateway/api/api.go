@@ -68,9 +68,12 @@ func (g *Gateway) Register(mux *http.ServeMux) {
 func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	route, ok := g.Routes.Match(r.URL.Path)
 	if !ok {
+		httpx.SetRoute(w, "")
 		httpx.WriteError(w, r, errs.NotFound("not_found", "no route for "+r.URL.Path))
 		return
 	}
+	// The trace is named after the routed prefix, not the catch-all pattern this handler sits on.
+	httpx.SetRoute(w, route.Prefix)
 	userID, ok := g.admit(w, r, route.Access == routes.Auth)
 	if !ok {
 		return

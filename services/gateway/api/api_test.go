@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/msctl/msctl/services/gateway/upstream"
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/httpx/httpxtest"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -499,5 +501,27 @@ func TestSummaryOrderNotFound(t *testing.T) {
 	resp, body := h.do(http.MethodGet, "/api/v1/orders/o1/summary", nil, http.Header{"Authorization": {"Bearer " + h.token("u1", nil)}})
 	if resp.StatusCode != http.StatusNotFound || errorCode(t, body) != "not_found" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+}
+
+// The gateway's root span is named after the route it matched — the routed prefix or its own
+// summary route — not the catch-all pattern "/" the proxy sits on; an unrouted path after its
+// method alone.
+func TestRootSpanNamedAfterMatchedRoute(t *testing.T) {
+	rec := httpxtest.RecordSpans(t)
+	h := newHarness(t, options{})
+	auth := http.Header{"Authorization": {"Bearer " + h.token("u1", nil)}}
+	h.do(http.MethodPost, "/api/v1/orders", strings.NewReader(`{}`), auth)
+	h.do(http.MethodGet, "/api/v1/orders/o1", nil, auth)
+	h.do(http.MethodGet, "/api/v1/orders/o1/summary", nil, auth)
+	h.do(http.MethodGet, "/api/v2/x", nil, nil)
+	want := [][2]string{
+		{"POST /api/v1/orders", "/api/v1/orders"},
+		{"GET /api/v1/orders", "/api/v1/orders"},
+		{"GET /api/v1/orders/{id}/summary", "/api/v1/orders/{id}/summary"},
+		{"GET", ""},
+	}
+	if got := httpxtest.ServerSpans(rec); !slices.Equal(got, want) {
+		t.Fatalf("server spans (name, http.route) = %q, want %q", got, want)
 	}
 }

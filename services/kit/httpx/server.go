@@ -216,7 +216,7 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 				if status == 0 {
 					status = http.StatusOK
 				}
-				endServerSpan(span, r, status)
+				endServerSpan(span, sw, r, status)
 				s.access(ctx, r, status, time.Since(start))
 			}
 			if v == http.ErrAbortHandler {
@@ -233,17 +233,21 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 	})
 }
 
-// endServerSpan names the span after the matched route (ServeMux records it on r), not the path,
-// and records the status; only 5xx answers are errors of the server.
-func endServerSpan(span trace.Span, r *http.Request, status int) {
+// endServerSpan names the span after the route that served the request, never the raw path (ids
+// in paths would make every request its own name): the route a handler set with SetRoute, else the
+// ServeMux pattern (recorded on r once it routed). A request no route matched (404, or a handler
+// saying so with SetRoute(w, "")) is named after its method alone, as OpenTelemetry's HTTP
+// conventions ask. Only 5xx answers are errors of the server.
+func endServerSpan(span trace.Span, sw *statusWriter, r *http.Request, status int) {
 	if span.IsRecording() {
-		name := r.Method + " " + r.URL.Path
-		if r.Pattern != "" {
-			name = r.Pattern
-			if !strings.Contains(name, " ") {
-				name = r.Method + " " + name
-			}
-			span.SetAttributes(semconv.HTTPRoute(r.Pattern))
+		route := sw.route
+		if !sw.routeSet {
+			route = patternPath(r.Pattern)
+		}
+		name := r.Method
+		if route != "" {
+			name += " " + route
+			span.SetAttributes(semconv.HTTPRoute(route))
 		}
 		span.SetName(name)
 		span.SetAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path),
@@ -253,6 +257,32 @@ func endServerSpan(span trace.Span, r *http.Request, status int) {
 		}
 	}
 	span.End()
+}
+
+// patternPath is the path of a ServeMux pattern ("[METHOD ][HOST]/PATH", neither method nor host
+// holds a '/'): http.route is the path template alone, the method has an attribute of its own.
+func patternPath(pattern string) string {
+	if i := strings.IndexByte(pattern, '/'); i > 0 {
+		return pattern[i:]
+	}
+	return pattern
+}
+
+// SetRoute names the route that serves the request when the mux pattern says too little, e.g. a
+// catch-all proxy that matches its own table: the server span is named "METHOD route" and carries
+// it as http.route. An empty route says no route matched. w is the writer the handler was given.
+func SetRoute(w http.ResponseWriter, route string) {
+	for w != nil {
+		if sw, ok := w.(*statusWriter); ok {
+			sw.route, sw.routeSet = route, true
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 const (
@@ -333,6 +363,9 @@ func newID() string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// route and routeSet are what the handler said with SetRoute.
+	route    string
+	routeSet bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/msctl/msctl/services/kit/httpx/httpxtest"
 	"github.com/msctl/msctl/services/kit/logx"
 )
 
@@ -32,6 +33,16 @@ func newServer(t *testing.T, logs *bytes.Buffer) (*Server, *httptest.Server) {
 	})
 	s.Mux.HandleFunc("GET /id", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(logx.RequestID(r.Context())))
+	})
+	s.Mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {})
+	// A catch-all that matches its own table, as the gateway's proxy does.
+	s.Mux.HandleFunc("/proxy/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/proxy/a/") {
+			SetRoute(w, "/proxy/a")
+			return
+		}
+		SetRoute(w, "")
+		http.NotFound(w, r)
 	})
 	ts := httptest.NewServer(s.Handler())
 	t.Cleanup(ts.Close)
@@ -195,5 +206,33 @@ func TestAccessLogAtInfoLevel(t *testing.T) {
 	if len(lines) != 2 || lines[0]["path"] != "/ok" || lines[0]["sampled_1_in"] != float64(accessSample) ||
 		lines[1]["path"] != "/missing" || lines[1]["status"] != float64(404) || lines[1]["sampled_1_in"] != nil {
 		t.Fatalf("access lines at info level: %v", lines)
+	}
+}
+
+// The server span is named after the route, never the raw path: the ServeMux pattern's path (the
+// method is its own attribute), a handler's SetRoute over a catch-all, and the method alone when
+// nothing matched, so ids in paths do not make every request a name of its own.
+func TestSpanNamedAfterRoute(t *testing.T) {
+	rec := httpxtest.RecordSpans(t)
+	_, ts := newServer(t, &bytes.Buffer{})
+	cases := []struct{ method, path, name, route string }{
+		{"GET", "/orders/42", "GET /orders/{id}", "/orders/{id}"},
+		{"POST", "/echo", "POST /echo", "/echo"},
+		{"GET", "/nowhere/42", "GET", ""},
+		{"GET", "/proxy/a/b", "GET /proxy/a", "/proxy/a"},
+		{"GET", "/proxy/zzz", "GET", ""},
+	}
+	for _, c := range cases {
+		do(t, ts, c.method, c.path, "{}", nil)
+	}
+	do(t, ts, "GET", "/healthz", "", nil)
+	got := httpxtest.ServerSpans(rec)
+	if len(got) != len(cases) {
+		t.Fatalf("spans %q, want %d (probes are not traced)", got, len(cases))
+	}
+	for i, c := range cases {
+		if got[i] != [2]string{c.name, c.route} {
+			t.Errorf("%s %s: span %q http.route %q, want %q %q", c.method, c.path, got[i][0], got[i][1], c.name, c.route)
+		}
 	}
 }
