@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/services/kit/httpx"
 )
 
 // Controller adds, lists and removes the faults of a workspace's proxies,
@@ -67,11 +68,6 @@ type cleared struct {
 // Handler serves the control API over c.
 func Handler(c Controller) http.Handler {
 	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(v)
-	}
 	fail := func(w http.ResponseWriter, err error) {
 		status := http.StatusInternalServerError
 		if _, ok := errors.AsType[*BadFaultError](err); ok {
@@ -79,7 +75,7 @@ func Handler(c Controller) http.Handler {
 		} else if errors.Is(err, ErrNotFound) {
 			status = http.StatusNotFound
 		}
-		reply(w, status, apiError{err.Error()})
+		httpx.WriteJSON(w, status, apiError{err.Error()})
 	}
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
 		fs, err := c.Faults(r.Context())
@@ -87,7 +83,7 @@ func Handler(c Controller) http.Handler {
 			fail(w, err)
 			return
 		}
-		reply(w, http.StatusOK, fs)
+		httpx.WriteJSON(w, http.StatusOK, fs)
 	})
 	mux.HandleFunc("POST /faults", func(w http.ResponseWriter, r *http.Request) {
 		var req state.FaultRequest
@@ -102,7 +98,7 @@ func Handler(c Controller) http.Handler {
 			fail(w, err)
 			return
 		}
-		reply(w, http.StatusCreated, f)
+		httpx.WriteJSON(w, http.StatusCreated, f)
 	})
 	mux.HandleFunc("DELETE /faults/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if err := c.Remove(r.Context(), r.PathValue("id")); err != nil {
@@ -117,7 +113,7 @@ func Handler(c Controller) http.Handler {
 			fail(w, err)
 			return
 		}
-		reply(w, http.StatusOK, cleared{n})
+		httpx.WriteJSON(w, http.StatusOK, cleared{n})
 	})
 	return mux
 }
