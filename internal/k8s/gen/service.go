@@ -67,10 +67,11 @@ func (g *generator) serviceSecrets(s ServiceSpec) *corev1.Secret {
 	if len(data) == 0 {
 		return nil
 	}
-	return &corev1.Secret{
-		TypeMeta: typeSecret, ObjectMeta: g.meta(SecretsName(s.Name), ComponentService),
-		Type: corev1.SecretTypeOpaque, Data: data,
-	}
+	// Labelled as the service's own, like its Deployment: the runtime
+	// applies a service's objects by that label.
+	meta := g.meta(SecretsName(s.Name), ComponentService)
+	meta.Labels = g.labels(s.Name, ComponentService)
+	return &corev1.Secret{TypeMeta: typeSecret, ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: data}
 }
 
 func (g *generator) service(s ServiceSpec) []Object {
