@@ -15,8 +15,8 @@ import (
 
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
-	"github.com/msctl/msctl/services/kit/vault/vaulttest"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/vault/vaulttest"
 
 	invbroker "github.com/msctl/msctl/services/inventory/adapters/broker"
 	invpg "github.com/msctl/msctl/services/inventory/adapters/postgres"
