@@ -165,7 +165,7 @@ func writeCompose(b *testing.B, m *manifest.Manifest) string {
 			}
 			pw, _ := u.User.Password()
 			db := strings.TrimPrefix(u.Path, "/")
-			fmt.Fprintf(&initdb, "CREATE ROLE %q LOGIN PASSWORD '%s';\nCREATE DATABASE %q OWNER %q;\nREVOKE CONNECT, TEMPORARY ON DATABASE %q FROM PUBLIC;\n",
+			fmt.Fprintf(&initdb, "CREATE ROLE %q LOGIN PASSWORD '%s';\nCREATE DATABASE %q OWNER %q;\nREVOKE ALL ON DATABASE %q FROM PUBLIC;\n",
 				u.User.Username(), pw, db, u.User.Username(), db)
 		}
 		deps := map[string]any{
