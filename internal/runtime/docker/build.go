@@ -139,18 +139,18 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 		progress(runtime.BuildEvent{Service: s.Name})
 		targets = append(targets, gobuild.Target{Name: s.Name, Dir: s.Dir})
 	}
-	if err := gobuild.Compile(ctx, root, tmp, targets, buildEnv, append(slices.Clone(buildFlags), "-p", strconv.Itoa(par))); err != nil {
-		// One go build made them all: which service broke it is in the
-		// compiler's output, which each of them shows.
-		for _, s := range stale {
-			progress(runtime.BuildEvent{Service: s.Name, Done: true, Err: err})
-		}
-		return err
-	}
+	// go build links every package it can, so in this fresh directory a
+	// binary is one this run made whole: a service that broke the build
+	// fails alone (with the compiler's output), the others go on.
+	compileErr := gobuild.Compile(ctx, root, tmp, targets, buildEnv, append(slices.Clone(buildFlags), "-p", strconv.Itoa(par)))
 	sem := make(chan struct{}, goruntime.NumCPU())
 	errs := make([]error, len(stale))
 	var wg sync.WaitGroup
 	for i, s := range stale {
+		if _, err := os.Stat(filepath.Join(tmp, s.Name)); compileErr != nil && err != nil {
+			progress(runtime.BuildEvent{Service: s.Name, Done: true, Err: compileErr})
+			continue
+		}
 		wg.Go(func() {
 			var tag string
 			select {
@@ -169,7 +169,7 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, compileErr)...)
 }
 
 // imageForKey returns the content tag of the service's image built from

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -143,5 +144,49 @@ func TestUpBuildsOnlyWhatChanged(t *testing.T) {
 	}
 	if want := []state.Change{{Service: "alpha", What: "code changed, restarted"}}; !slices.Equal(changes, want) {
 		t.Errorf("changes after editing alpha = %+v, want %+v", changes, want)
+	}
+}
+
+// TestBuildFailsOnlyTheBrokenService checks that a compile error in one
+// service fails that service alone, with the compiler's message, while the
+// others built in the same go build get their images; and that the broken
+// one, once fixed, is then the only one built.
+func TestBuildFailsOnlyTheBrokenService(t *testing.T) {
+	testenv.RequireDocker(t)
+	project := uniqueProject(t)
+	path := twoServiceWorkspace(t, project)
+	m, err := manifest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &builds{Runtime: newRuntime(t, m), done: map[string]runtime.BuildEvent{}}
+	var specs []runtime.BuildSpec
+	for _, svc := range []string{"alpha", "beta"} {
+		specs = append(specs, runtime.BuildSpec{Name: svc, Dir: m.Services[svc].Dir, Language: manifest.LangGo})
+	}
+	broken := filepath.Join(filepath.Dir(path), "services", "beta", "broken.go")
+	write(t, broken, "package main\n\nvar _ = undefinedName\n")
+	if err := rt.Build(t.Context(), specs, nil); err == nil || !strings.Contains(err.Error(), "undefinedName") {
+		t.Errorf("Build with beta broken = %v, want the compiler's error", err)
+	}
+	compiled, done := rt.take()
+	if !slices.Equal(compiled, []string{"alpha", "beta"}) {
+		t.Errorf("compiled %v, want alpha and beta", compiled)
+	}
+	if ev := done["alpha"]; ev.Err != nil || ev.ID == "" {
+		t.Errorf("alpha, built beside a broken beta: %+v, want its image", ev)
+	}
+	if ev := done["beta"]; ev.Err == nil || !strings.Contains(ev.Err.Error(), "undefinedName") {
+		t.Errorf("beta: %+v, want the compiler's error", ev)
+	}
+
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Build(t.Context(), specs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if compiled, done = rt.take(); !slices.Equal(compiled, []string{"beta"}) || !done["alpha"].Cached || done["beta"].Err != nil {
+		t.Errorf("after fixing beta: compiled %v, done %+v; want beta alone", compiled, done)
 	}
 }
