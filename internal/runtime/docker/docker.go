@@ -80,7 +80,7 @@ type Runtime struct {
 	claimed map[string]bool   // container ids this Runtime owns or adopted
 	infra   *infraState
 
-	dbMu sync.Mutex // serialises CREATE ROLE/DATABASE, guards the rest
+	dbMu sync.Mutex // serialises CREATE ROLE/DATABASE; guards the fields below
 	// pg is the superuser connection EnsureDatabase keeps, to pgDSN.
 	pg    *pgx.Conn
 	pgDSN string
