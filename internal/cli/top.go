@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/msctl/msctl/internal/dash/panels"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -112,7 +113,7 @@ func writeTop(w io.Writer, mt state.Metrics) error {
 		rps, errPct, p50, p99, lag := "-", "-", "-", "-", "-"
 		if r.Requests > 0 {
 			rps, errPct = strconv.FormatFloat(r.RPS, 'f', 1, 64), strconv.FormatFloat(r.ErrorPct, 'f', 1, 64)
-			p50, p99 = state.FormatMS(r.P50MS), state.FormatMS(r.P99MS)
+			p50, p99 = panels.DurMS(r.P50MS), panels.DurMS(r.P99MS)
 		}
 		if r.Lag != nil {
 			lag = strconv.FormatInt(*r.Lag, 10)

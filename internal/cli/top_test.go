@@ -25,7 +25,8 @@ import (
 // metricsAgent starts a real agent over an idle two-service workspace and
 // exports to its OTLP receiver what orders measured: 9 requests to
 // POST /api/v1/orders in (10, 25] ms and one answered 500 there, 4 calls to
-// payments in (2.5, 5] ms, and a consumer 3 messages behind. It returns the
+// payments, 2 in (2.5, 5] ms and 2 in (5, 10] ms, and a consumer 3
+// messages behind. It returns the
 // manifest's path.
 func metricsAgent(t *testing.T) string {
 	t.Helper()
@@ -69,7 +70,7 @@ func metricsAgent(t *testing.T) string {
 	}
 	histogram("http.server.request.duration", []uint64{0, 0, 0, 9, 0, 0}, route(201))
 	histogram("http.server.request.duration", []uint64{0, 0, 0, 1, 0, 0}, route(500))
-	histogram("http.client.request.duration", []uint64{0, 4, 0, 0, 0, 0}, map[string]any{"peer.service": "payments", "http.response.status_code": 200})
+	histogram("http.client.request.duration", []uint64{0, 2, 2, 0, 0, 0}, map[string]any{"peer.service": "payments", "http.response.status_code": 200})
 	g := ms.AppendEmpty()
 	g.SetName("messaging.consumer.lag")
 	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
@@ -108,7 +109,7 @@ func TestTop(t *testing.T) {
 	inOrder(t, "top", out, []string{
 		"SERVICE", "KIND", "NAME", "RPS", "ERR%", "P50", "P99", "LAG\n",
 		"orders", "route", "POST /api/v1/orders", "1.0", "10.0", "17.5ms", "24.9ms", "-\n",
-		"orders", "edge", "payments", "0.4", "0.0", "3.75ms", "4.98ms", "-\n",
+		"orders", "edge", "payments", "0.4", "0.0", "5.00ms", "9.90ms", "-\n",
 		"orders", "consumer", "orders-paid (payments.evt.charged)", "-", "-", "-", "-", "3\n",
 	})
 

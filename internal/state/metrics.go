@@ -1,9 +1,6 @@
 package state
 
-import (
-	"strconv"
-	"time"
-)
+import "time"
 
 // MetricKind says what a metrics row measures.
 type MetricKind string
@@ -68,19 +65,4 @@ func (r MetricRow) Label() string {
 		return r.Name + " (" + r.Subject + ")"
 	}
 	return r.Name
-}
-
-// FormatMS shows a duration in milliseconds with three significant digits
-// at most: 0.42ms, 12.5ms, 250ms, 1.25s.
-func FormatMS(ms float64) string {
-	switch {
-	case ms >= 1000:
-		return strconv.FormatFloat(ms/1000, 'f', 2, 64) + "s"
-	case ms >= 100:
-		return strconv.FormatFloat(ms, 'f', 0, 64) + "ms"
-	case ms >= 10:
-		return strconv.FormatFloat(ms, 'f', 1, 64) + "ms"
-	default:
-		return strconv.FormatFloat(ms, 'f', 2, 64) + "ms"
-	}
 }
