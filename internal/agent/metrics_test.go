@@ -7,34 +7,16 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
-	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/testenv"
 )
 
 // The services' buckets (services/kit), in seconds.
 var testBuckets = []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
-
-// meterProvider is a real OTel SDK exporting OTLP/HTTP to the agent's
-// receiver at otlp as service with the given temporality; ForceFlush
-// exports.
-func meterProvider(t *testing.T, otlp, service string, temporality metricdata.Temporality) *sdkmetric.MeterProvider {
-	t.Helper()
-	exp, err := otlpmetrichttp.New(t.Context(), otlpmetrichttp.WithEndpoint(otlp), otlpmetrichttp.WithInsecure(),
-		otlpmetrichttp.WithTemporalitySelector(func(sdkmetric.InstrumentKind) metricdata.Temporality { return temporality }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := resource.NewSchemaless(attribute.String("service.name", service), attribute.String("service.instance.id", service+"-1"))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
-	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	return mp
-}
 
 // load records, in half-loads exported one after the other: 200 requests
 // to POST /api/v1/orders (10% answered 500, the others in 20 ms, the
@@ -150,7 +132,7 @@ func TestMetricsFromOTelSDK(t *testing.T) {
 		service     string
 		temporality metricdata.Temporality
 	}{{"orders", metricdata.DeltaTemporality}, {"users", metricdata.CumulativeTemporality}} {
-		load(t, meterProvider(t, c.Info().OTLP, tt.service, tt.temporality))
+		load(t, testenv.MeterProvider(t, c.Info().OTLP, tt.service, tt.temporality))
 	}
 	m, err := c.Metrics(t.Context(), "")
 	if err != nil {

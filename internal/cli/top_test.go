@@ -16,10 +16,9 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
-	"github.com/msctl/msctl/internal/agent"
-	"github.com/msctl/msctl/internal/runtime/local"
+	"github.com/msctl/msctl/internal/agent/agenttest"
+	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/state"
-	"github.com/msctl/msctl/internal/testenv"
 )
 
 // metricsAgent starts a real agent over an idle two-service workspace and
@@ -30,23 +29,7 @@ import (
 // manifest's path.
 func metricsAgent(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	for _, s := range []string{"orders", "payments"} {
-		if err := os.MkdirAll(filepath.Join(dir, "services", s), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m := testenv.Manifest(t, dir, "project: top\ngateway:\n  port: 1\nservices:\n  orders:\n    public: true\n  payments: {}\n")
-	rt, err := local.New(local.Options{StateDir: agent.StateDir(dir)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.Start(agent.Options{Manifest: m, Runtime: rt})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Down(t.Context(), false) })
-
+	a, dir := agenttest.IdleAgent(t, "project: top\ngateway:\n  port: 1\nservices:\n  orders:\n    public: true\n  payments: {}\n", "orders", "payments")
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "orders")
@@ -90,7 +73,7 @@ func metricsAgent(t *testing.T) string {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("export: %s", resp.Status)
 	}
-	return m.Path()
+	return filepath.Join(dir, manifest.FileName)
 }
 
 // TestTop runs msctl top against a real agent that received metrics: the
