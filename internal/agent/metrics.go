@@ -87,7 +87,8 @@ func (s *metricStore) slot(k metricKey, t time.Time) *metricSlot {
 	}
 	sl := &ser.slots[idx%metricSteps]
 	if sl.idx != idx {
-		*sl = metricSlot{idx: idx, buckets: sl.buckets[:0]}
+		clear(sl.buckets) // kept for the next histogram of the series
+		*sl = metricSlot{idx: idx, buckets: sl.buckets}
 	}
 	ser.newest = max(ser.newest, idx)
 	return sl
@@ -107,7 +108,7 @@ func (s *metricStore) addHistogram(k metricKey, t time.Time, bounds []float64, c
 		ser.bounds = slices.Clone(bounds)
 	}
 	if len(sl.buckets) == 0 {
-		sl.buckets = append(sl.buckets, make([]uint64, len(ser.bounds)+1)...)
+		sl.buckets = make([]uint64, len(ser.bounds)+1)
 	}
 	var n uint64
 	for i, c := range counts {

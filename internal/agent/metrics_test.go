@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -193,6 +194,25 @@ func TestMetricStoreSteps(t *testing.T) {
 	now = now.Add(metricSteps * metricStep)
 	if rows := s.snapshot("").Rows; len(rows) != 0 {
 		t.Errorf("after the ring: %+v, want the series gone", rows)
+	}
+}
+
+// An exporter that leaves a data point's time out is placed on arrival,
+// and a consumer without a durable name is shown by its subject.
+func TestMetricsWithoutTime(t *testing.T) {
+	s := newMetricStore(time.Now)
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("service.name", "notifications")
+	g := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+	g.SetName(metricConsumerLag)
+	dp := g.SetEmptyGauge().DataPoints().AppendEmpty()
+	dp.SetDoubleValue(12)
+	dp.Attributes().PutStr("messaging.destination.name", "orders.evt.confirmed")
+	s.addOTLP(md)
+	rows := s.snapshot("notifications").Rows
+	if len(rows) != 1 || rows[0].Lag == nil || *rows[0].Lag != 12 || rows[0].Label() != "orders.evt.confirmed" {
+		t.Errorf("rows = %+v, want the lag of 12 of orders.evt.confirmed", rows)
 	}
 }
 

@@ -75,7 +75,7 @@ func (s *metricStore) addMetric(service, instance string, m pmetric.Metric) {
 			if dp.ValueType() == pmetric.NumberDataPointValueTypeDouble {
 				lag = int64(dp.DoubleValue())
 			}
-			s.setLag(k, dp.Timestamp().AsTime(), lag)
+			s.setLag(k, s.timeOf(dp.Timestamp()), lag)
 		}
 	}
 }
@@ -105,8 +105,17 @@ func (s *metricStore) addHistogramMetric(service, instance string, m pmetric.Met
 		for j := range bounds {
 			bounds[j] *= scale
 		}
-		s.addHistogram(k, dp.Timestamp().AsTime(), bounds, counts, failed)
+		s.addHistogram(k, s.timeOf(dp.Timestamp()), bounds, counts, failed)
 	}
+}
+
+// timeOf places a data point: at its time, or on arrival when the exporter
+// left it out.
+func (s *metricStore) timeOf(ts pcommon.Timestamp) time.Time {
+	if ts == 0 {
+		return s.now()
+	}
+	return ts.AsTime()
 }
 
 // keyOf names the row a data point of metric belongs to and says whether

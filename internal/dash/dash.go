@@ -140,7 +140,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.help.Width = m.width
 		return m, nil
 	case tea.KeyMsg:
-		return m, m.key(msg)
+		shown := m.active
+		cmd := m.key(msg)
+		if m.active == panelMetrics && shown != panelMetrics && !m.showHelp {
+			// Shown now rather than at the next poll.
+			cmd = tea.Batch(cmd, fetchMetrics(m.src))
+		}
+		return m, cmd
 	case pollMsg:
 		return m, fetchSnapshot(m.src, m.opts.Now)
 	case snapshotMsg:

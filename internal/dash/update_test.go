@@ -208,8 +208,8 @@ func TestPollFetchesSnapshot(t *testing.T) {
 	}
 }
 
-// Metrics are fetched with the snapshot only while their panel is shown,
-// and land in it.
+// Metrics are fetched as their panel opens, then with the snapshot only
+// while it is shown, and land in it.
 func TestMetricsFetchedWhileShown(t *testing.T) {
 	src := &fakeSource{snap: fixture(), metrics: fixtureMetrics()}
 	h := newHarnessWith(t, src, 120, 30)
@@ -217,7 +217,12 @@ func TestMetricsFetchedWhileShown(t *testing.T) {
 	if got := kinds(run(t, h.snapshot(fixture()))); slices.Contains(got, "dash.metricsMsg") {
 		t.Errorf("services panel: the snapshot fetched metrics too: %v", got)
 	}
-	h.keys("7")
+	if got := kinds(run(t, h.send(keyMsg("7")))); !slices.Equal(got, []string{"dash.metricsMsg"}) {
+		t.Errorf("opening the panel produced %v, want a metrics fetch", got)
+	}
+	if v := h.m.View(); !strings.Contains(v, "loading metrics…") {
+		t.Errorf("metrics panel before its first fetch:\n%s", v)
+	}
 	var fetched bool
 	for _, msg := range run(t, h.snapshot(fixture())) {
 		if mm, ok := msg.(metricsMsg); ok {

@@ -59,10 +59,14 @@ type MetricRow struct {
 	LagSeries []int64 `json:"lag_series,omitempty"`
 }
 
-// Label is how readers show the row's name: a consumer with its subject.
+// Label is how readers show the row's name: a consumer with its subject (or
+// only that when it has no durable name).
 func (r MetricRow) Label() string {
-	if r.Kind == MetricConsumer && r.Subject != "" {
-		return r.Name + " (" + r.Subject + ")"
+	switch {
+	case r.Kind != MetricConsumer || r.Subject == "":
+		return r.Name
+	case r.Name == "":
+		return r.Subject
 	}
-	return r.Name
+	return r.Name + " (" + r.Subject + ")"
 }

@@ -19,7 +19,8 @@ import (
 // the dashboard fetches it only while the panel is shown.
 type Metrics struct {
 	list[state.MetricRow]
-	m state.Metrics
+	m    state.Metrics
+	have bool // metrics arrived at least once
 }
 
 var _ Panel = (*Metrics)(nil)
@@ -52,7 +53,7 @@ func (p *Metrics) SetSnapshot(state.Snapshot, time.Time) {}
 
 // SetMetrics replaces the rows.
 func (p *Metrics) SetMetrics(m state.Metrics) {
-	p.m = m
+	p.m, p.have = m, true
 	p.set(m.Rows, func(r state.MetricRow) []string { return []string{r.Service, string(r.Kind), r.Label()} })
 }
 
@@ -65,6 +66,9 @@ func (p *Metrics) Selected() (string, bool) {
 // View implements Panel. Below the table the selected row's series are
 // drawn over the whole width, with the lag of a consumer.
 func (p *Metrics) View(st theme.Styles, width, height int) string {
+	if !p.have {
+		return Lines(empty(st, "loading metrics…"), width, height)
+	}
 	if len(p.rows) == 0 {
 		return Lines(empty(st, "no metrics"+filterNote(p.filter)+": services export them every 2 s once they serve requests, call others or consume messages"), width, height)
 	}
