@@ -495,7 +495,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// listenOTLP listens for traces on loopback, or where a runtime whose
+// listenOTLP listens for telemetry on loopback, or where a runtime whose
 // services cannot reach loopback says; if its port is taken, on another.
 func listenOTLP(rt runtime.Runtime) (net.Listener, error) {
 	l, ok := rt.(runtime.OTLPListener)
