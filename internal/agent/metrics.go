@@ -166,12 +166,53 @@ func (s *metricStore) snapshot(service string) state.Metrics {
 			out.Rows = append(out.Rows, ser.row(k, now))
 		}
 	}
+	out.Rows = foldLag(out.Rows)
 	kindOrder := map[state.MetricKind]int{state.MetricRoute: 0, state.MetricEdge: 1, state.MetricConsumer: 2}
 	slices.SortFunc(out.Rows, func(a, b state.MetricRow) int {
 		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(kindOrder[a.Kind], kindOrder[b.Kind]),
 			cmp.Compare(a.Name, b.Name), cmp.Compare(a.Subject, b.Subject))
 	})
 	return out
+}
+
+// foldLag shows a consumer's lag on the rows of what it processed. The
+// lag is the durable's, which services may report on its stream
+// (ORDERS_EVT) while they report processing per subject
+// (orders.evt.created): such a lag-only row joins every row of its durable
+// that processed messages. A durable with lags on several streams, or
+// that processed nothing, keeps its lag rows.
+func foldLag(rows []state.MetricRow) []state.MetricRow {
+	type durable struct{ service, name string }
+	processed := map[durable]bool{}
+	lags := map[durable][]state.MetricRow{}
+	for _, r := range rows {
+		d := durable{r.Service, r.Name}
+		switch {
+		case r.Kind != state.MetricConsumer:
+		case r.Total > 0:
+			processed[d] = true
+		case r.Lag != nil:
+			lags[d] = append(lags[d], r)
+		}
+	}
+	fold := func(r state.MetricRow) bool {
+		d := durable{r.Service, r.Name}
+		return r.Kind == state.MetricConsumer && processed[d] && len(lags[d]) == 1
+	}
+	kept := rows[:0]
+	for _, r := range rows {
+		if fold(r) {
+			if r.Total == 0 {
+				continue
+			}
+			if r.Lag == nil {
+				l := lags[durable{r.Service, r.Name}][0]
+				r.Lag, r.LagSeries = l.Lag, l.LagSeries
+			}
+		}
+		kept = append(kept, r)
+	}
+	return kept
 }
 
 // row is one series' figures as of step now.

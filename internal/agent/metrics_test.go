@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -213,6 +214,33 @@ func TestMetricsWithoutTime(t *testing.T) {
 	rows := s.snapshot("notifications").Rows
 	if len(rows) != 1 || rows[0].Lag == nil || *rows[0].Lag != 12 || rows[0].Label() != "orders.evt.confirmed" {
 		t.Errorf("rows = %+v, want the lag of 12 of orders.evt.confirmed", rows)
+	}
+}
+
+// A lag reported on the durable's stream shows on the rows of the subjects
+// it processed; a durable that processed nothing keeps its lag row.
+func TestLagFoldedIntoConsumerRows(t *testing.T) {
+	now := time.Now()
+	s := newMetricStore(func() time.Time { return now })
+	consumer := func(durable, subject string) metricKey {
+		return metricKey{service: "orders", kind: state.MetricConsumer, name: durable, subject: subject}
+	}
+	for _, subject := range []string{"orders.evt.created", "orders.evt.confirmed"} {
+		s.addHistogram(consumer("read-model", subject), now, []float64{0.01}, []uint64{1, 0}, false)
+	}
+	s.setLag(consumer("read-model", "ORDERS_EVT"), now, 5)
+	s.setLag(consumer("saga", "PAYMENTS_EVT"), now, 2)
+	var got []string
+	for _, r := range s.snapshot("orders").Rows {
+		lag := "-"
+		if r.Lag != nil {
+			lag = strconv.FormatInt(*r.Lag, 10)
+		}
+		got = append(got, r.Label()+" "+lag)
+	}
+	want := []string{"read-model (orders.evt.confirmed) 5", "read-model (orders.evt.created) 5", "saga (PAYMENTS_EVT) 2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows = %q, want %q", got, want)
 	}
 }
 
