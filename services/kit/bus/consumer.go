@@ -17,6 +17,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/fault"
+	"github.com/msctl/msctl/services/kit/metrics"
 )
 
 // Headers a parked message carries besides its original ones.
@@ -176,6 +177,7 @@ func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, c *consumerSt
 		return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}
 	sub.OK()
+	defer metrics.TrackLag(cfg.Stream, cfg.Durable, consumerLag(cons))()
 	// In-flight handlers finish (their context is not the caller's) so a
 	// transaction is never cut halfway; acks then reach the broker.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -282,7 +284,9 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, 
 	if len(ms) == 0 {
 		return
 	}
+	start := time.Now()
 	errs, finished := b.call(ctx, cfg, msgs, ms, h)
+	took := time.Since(start)
 	var backoff time.Duration
 	if i := slices.IndexFunc(errs, fault.Transient); i >= 0 {
 		backoff = c.outage.Fail(errs[i])
@@ -291,6 +295,8 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, 
 	}
 	for i, d := range ds {
 		b.settle(d, cfg, c, errs[i], backoff)
+		// Each message of a batch took the whole handler call.
+		metrics.Process(d.ctx, d.msg.Subject(), cfg.Durable, errorType(errs[i]), took)
 		endSpan(d.span, errs[i])
 	}
 	// A handler that ignores its context keeps its slot until it returns,
@@ -328,7 +334,7 @@ func (b *Bus) call(ctx context.Context, cfg ConsumerConfig, msgs []jetstream.Msg
 	if timedOut || errors.Is(hctx.Err(), context.DeadlineExceeded) {
 		// The handler's own context ended it, not a dependency: its
 		// DeadlineExceeded must not read as a transient failure.
-		err = fmt.Errorf("handler did not finish within %s (HandlerTimeout)", cfg.HandlerTimeout)
+		err = timeoutError{cfg.HandlerTimeout}
 	}
 	b.log.Error("handler failed", "consumer", cfg.Durable, "err", err)
 	errs = make([]error, len(ms))

@@ -1,0 +1,159 @@
+// Package metrics sets up OpenTelemetry metrics for a service: one MeterProvider read twice, by a
+// periodic OTLP/HTTP export to the agent (delta temporality, when an endpoint is configured) and
+// by a Prometheus registry of its own, served as GET /metrics for users who scrape. It also owns
+// the kit's instruments (the contract with the agent, see docs/ARCHITECTURE.md "Metrics"):
+// kit/httpx, kit/client and kit/bus record through the functions in record.go.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/msctl/msctl/services/kit/tracing"
+)
+
+// DefaultInterval is how often metrics are exported over OTLP unless OTEL_METRIC_EXPORT_INTERVAL
+// says otherwise: short, so the dashboard's rates follow the load within seconds.
+const DefaultInterval = 2 * time.Second
+
+// IntervalEnv is the OpenTelemetry variable for the export interval, in milliseconds.
+const IntervalEnv = "OTEL_METRIC_EXPORT_INTERVAL"
+
+// Option tunes Setup.
+type Option func(*settings)
+
+type settings struct {
+	instance string
+	interval time.Duration
+}
+
+// WithInstance sets service.instance.id on the resource (INSTANCE_ID).
+func WithInstance(id string) Option { return func(s *settings) { s.instance = id } }
+
+// WithInterval sets the OTLP export interval instead of OTEL_METRIC_EXPORT_INTERVAL.
+func WithInterval(d time.Duration) Option { return func(s *settings) { s.interval = d } }
+
+// Metrics is a service's meter provider and its /metrics handler.
+type Metrics struct {
+	provider *sdkmetric.MeterProvider
+	handler  http.Handler
+	inst     *instruments
+}
+
+// Setup builds the meter provider, installs it as the global one and makes the kit's instruments
+// record into it. endpoint is the OTEL_EXPORTER_OTLP_ENDPOINT base URL (/v1/metrics is appended);
+// empty means no OTLP export, while /metrics is served either way. Shutdown flushes the last
+// export.
+func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metrics, error) {
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.interval == 0 {
+		d, err := intervalFromEnv(os.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
+		s.interval = d
+	}
+	attrs := []attribute.KeyValue{attribute.String("service.name", service)}
+	if s.instance != "" {
+		attrs = append(attrs, attribute.String("service.instance.id", s.instance))
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attrs...))
+	if err != nil {
+		return nil, fmt.Errorf("build metrics resource: %w", err)
+	}
+
+	// A registry of our own: the global one would also carry whatever any library registered there.
+	reg := prometheus.NewRegistry()
+	scrape, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, fmt.Errorf("create prometheus exporter: %w", err)
+	}
+	mpOpts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithReader(scrape),
+		// Exemplars would cost a reservoir offer per recording for every sampled request; the
+		// agent reads none, and traces are found by route and time instead.
+		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
+	}
+	if endpoint = strings.TrimSpace(endpoint); endpoint != "" {
+		exp, err := otlpmetrichttp.New(ctx,
+			otlpmetrichttp.WithEndpointURL(tracing.SignalURL(endpoint, "metrics")),
+			otlpmetrichttp.WithTemporalitySelector(deltaAlways))
+		if err != nil {
+			return nil, fmt.Errorf("create otlp metric exporter for %s: %w", endpoint, err)
+		}
+		mpOpts = append(mpOpts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(s.interval))))
+	}
+	mp := sdkmetric.NewMeterProvider(mpOpts...)
+	inst, err := newInstruments(mp)
+	if err != nil {
+		_ = mp.Shutdown(ctx)
+		return nil, err
+	}
+	otel.SetMeterProvider(mp)
+	current.Store(inst)
+	return &Metrics{
+		provider: mp,
+		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
+		inst:     inst,
+	}, nil
+}
+
+// Handler serves the metrics in Prometheus text format (cumulative, as scrapers expect).
+func (m *Metrics) Handler() http.Handler { return m.handler }
+
+// Shutdown stops recording into this provider and flushes the last OTLP export.
+func (m *Metrics) Shutdown(ctx context.Context) error {
+	current.CompareAndSwap(m.inst, nil)
+	m.inst.unregister()
+	if err := m.provider.Shutdown(ctx); err != nil {
+		return fmt.Errorf("flush metrics: %w", err)
+	}
+	return nil
+}
+
+// deltaAlways exports what happened since the last export for every instrument kind: the agent
+// adds deltas up into its own windows and never has to tell a restarted counter from a reset one.
+func deltaAlways(sdkmetric.InstrumentKind) metricdata.Temporality {
+	return metricdata.DeltaTemporality
+}
+
+// intervalFromEnv reads OTEL_METRIC_EXPORT_INTERVAL: milliseconds as OpenTelemetry defines it,
+// or a Go duration such as 5s.
+func intervalFromEnv(lookup func(string) (string, bool)) (time.Duration, error) {
+	v, ok := lookup(IntervalEnv)
+	if v = strings.TrimSpace(v); !ok || v == "" {
+		return DefaultInterval, nil
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if ms <= 0 {
+			return 0, fmt.Errorf("%s=%s: must be positive, e.g. %s=2000 (milliseconds)", IntervalEnv, v, IntervalEnv)
+		}
+		return time.Duration(ms) * time.Millisecond, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New(IntervalEnv + "=" + v + ": want milliseconds, e.g. " + IntervalEnv + "=2000")
+	}
+	return d, nil
+}
