@@ -294,9 +294,10 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, 
 		c.outage.OK() // the handler got answers from its dependencies
 	}
 	for i, d := range ds {
-		b.settle(d, cfg, c, errs[i], backoff)
-		// Each message of a batch took the whole handler call.
+		// Each message of a batch took the whole handler call. Recorded before settling, so that
+		// whoever sees the ack or the parked copy also sees the run.
 		metrics.Process(d.ctx, d.msg.Subject(), cfg.Durable, errorType(errs[i]), took)
+		b.settle(d, cfg, c, errs[i], backoff)
 		endSpan(d.span, errs[i])
 	}
 	// A handler that ignores its context keeps its slot until it returns,
