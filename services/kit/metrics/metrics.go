@@ -7,11 +7,9 @@ package metrics
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -59,8 +57,8 @@ type Metrics struct {
 
 // Setup builds the meter provider, installs it as the global one and makes the kit's instruments
 // record into it. endpoint is the OTEL_EXPORTER_OTLP_ENDPOINT base URL (/v1/metrics is appended);
-// empty means no OTLP export, while /metrics is served either way. Shutdown flushes the last
-// export.
+// empty means no OTLP export, while /metrics is served either way. OTEL_METRICS_EXPORTER picks
+// the readers (default both; none turns metrics off). Shutdown flushes the last export.
 func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metrics, error) {
 	var s settings
 	for _, o := range opts {
@@ -73,6 +71,13 @@ func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metr
 		}
 		s.interval = d
 	}
+	ex, err := exportersFromEnv(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if !ex.otlp && !ex.prometheus {
+		return &Metrics{handler: off("OTEL_METRICS_EXPORTER=none")}, nil
+	}
 	attrs := []attribute.KeyValue{attribute.String("service.name", service)}
 	if s.instance != "" {
 		attrs = append(attrs, attribute.String("service.instance.id", s.instance))
@@ -82,20 +87,24 @@ func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metr
 		return nil, fmt.Errorf("build metrics resource: %w", err)
 	}
 
-	// A registry of our own: the global one would also carry whatever any library registered there.
-	reg := prometheus.NewRegistry()
-	scrape, err := otelprom.New(otelprom.WithRegisterer(reg))
-	if err != nil {
-		return nil, fmt.Errorf("create prometheus exporter: %w", err)
-	}
 	mpOpts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
-		sdkmetric.WithReader(scrape),
 		// Exemplars would cost a reservoir offer per recording for every sampled request; the
 		// agent reads none, and traces are found by route and time instead.
 		sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
 	}
-	if endpoint = strings.TrimSpace(endpoint); endpoint != "" {
+	handler := off("OTEL_METRICS_EXPORTER leaves out prometheus")
+	if ex.prometheus {
+		// A registry of our own: the global one would also carry whatever any library registered there.
+		reg := prometheus.NewRegistry()
+		scrape, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			return nil, fmt.Errorf("create prometheus exporter: %w", err)
+		}
+		mpOpts = append(mpOpts, sdkmetric.WithReader(scrape))
+		handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	}
+	if endpoint = strings.TrimSpace(endpoint); endpoint != "" && ex.otlp {
 		exp, err := otlpmetrichttp.New(ctx,
 			otlpmetrichttp.WithEndpointURL(tracing.SignalURL(endpoint, "metrics")),
 			otlpmetrichttp.WithTemporalitySelector(deltaAlways))
@@ -112,11 +121,14 @@ func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metr
 	}
 	otel.SetMeterProvider(mp)
 	current.Store(inst)
-	return &Metrics{
-		provider: mp,
-		handler:  promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}),
-		inst:     inst,
-	}, nil
+	return &Metrics{provider: mp, handler: handler, inst: inst}, nil
+}
+
+// off answers GET /metrics when the Prometheus reader is not configured, saying why.
+func off(why string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "metrics are not served here: "+why+" (unset it, or add prometheus, to scrape)", http.StatusNotFound)
+	})
 }
 
 // Handler serves the metrics in Prometheus text format (cumulative, as scrapers expect).
@@ -124,6 +136,9 @@ func (m *Metrics) Handler() http.Handler { return m.handler }
 
 // Shutdown stops recording into this provider and flushes the last OTLP export.
 func (m *Metrics) Shutdown(ctx context.Context) error {
+	if m.provider == nil {
+		return nil
+	}
 	current.CompareAndSwap(m.inst, nil)
 	m.inst.unregister()
 	if err := m.provider.Shutdown(ctx); err != nil {
@@ -136,24 +151,4 @@ func (m *Metrics) Shutdown(ctx context.Context) error {
 // adds deltas up into its own windows and never has to tell a restarted counter from a reset one.
 func deltaAlways(sdkmetric.InstrumentKind) metricdata.Temporality {
 	return metricdata.DeltaTemporality
-}
-
-// intervalFromEnv reads OTEL_METRIC_EXPORT_INTERVAL: milliseconds as OpenTelemetry defines it,
-// or a Go duration such as 5s.
-func intervalFromEnv(lookup func(string) (string, bool)) (time.Duration, error) {
-	v, ok := lookup(IntervalEnv)
-	if v = strings.TrimSpace(v); !ok || v == "" {
-		return DefaultInterval, nil
-	}
-	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if ms <= 0 {
-			return 0, fmt.Errorf("%s=%s: must be positive, e.g. %s=2000 (milliseconds)", IntervalEnv, v, IntervalEnv)
-		}
-		return time.Duration(ms) * time.Millisecond, nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		return 0, errors.New(IntervalEnv + "=" + v + ": want milliseconds, e.g. " + IntervalEnv + "=2000")
-	}
-	return d, nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -163,4 +164,53 @@ func TestExportIntervalFromEnvironment(t *testing.T) {
 	metrics.HTTPServer(context.Background(), "GET", "/x", 200, time.Millisecond)
 	// 50 ms rather than the default 2 s: exported long before a flush at shutdown.
 	testenv.Until(t, time.Second, "an export within a second", func() bool { return len(rc.points(metrics.ServerDuration)) > 0 })
+}
+
+func TestExportersFromEnvironment(t *testing.T) {
+	rc := &receiver{}
+	ts := httptest.NewServer(rc)
+	defer ts.Close()
+	ctx := context.Background()
+	scrape := func(m *metrics.Metrics) int {
+		rec := httptest.NewRecorder()
+		m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		return rec.Code
+	}
+
+	t.Setenv(metrics.ExportersEnv, "otlp,zipkin")
+	if _, err := metrics.Setup(ctx, "orders", ts.URL); err == nil || !strings.Contains(err.Error(), "zipkin") {
+		t.Fatalf("an unknown exporter: %v, want an error naming it", err)
+	}
+
+	t.Setenv(metrics.ExportersEnv, "none")
+	m, err := metrics.Setup(ctx, "orders", ts.URL, metrics.WithInterval(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics.HTTPServer(ctx, "GET", "/x", 200, time.Millisecond)
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code := scrape(m); code != http.StatusNotFound {
+		t.Errorf("GET /metrics with none: %d, want 404", code)
+	}
+	if n := len(rc.points(metrics.ServerDuration)); n != 0 {
+		t.Errorf("none exported %d points", n)
+	}
+
+	t.Setenv(metrics.ExportersEnv, "prometheus")
+	m, err = metrics.Setup(ctx, "orders", ts.URL, metrics.WithInterval(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics.HTTPServer(ctx, "GET", "/x", 200, time.Millisecond)
+	if code := scrape(m); code != http.StatusOK {
+		t.Errorf("GET /metrics with prometheus: %d, want 200", code)
+	}
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rc.points(metrics.ServerDuration)); n != 0 {
+		t.Errorf("prometheus alone exported %d points over OTLP", n)
+	}
 }
