@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/msctl/msctl/services/kit/tracing"
 )
 
 // ExportersEnv is the OpenTelemetry variable naming the metric exporters: a comma-separated list
@@ -33,6 +35,21 @@ func exportersFromEnv(lookup func(string) (string, bool)) (exporters, error) {
 		}
 	}
 	return ex, nil
+}
+
+// MetricsEndpointEnv is OpenTelemetry's metrics-only OTLP endpoint, a full URL used as it is:
+// metrics exported without turning on the traces OTEL_EXPORTER_OTLP_ENDPOINT would.
+const MetricsEndpointEnv = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"
+
+// metricsURL is where metrics are exported over OTLP; "" for nowhere.
+func metricsURL(endpoint string, lookup func(string) (string, bool)) string {
+	if v, _ := lookup(MetricsEndpointEnv); strings.TrimSpace(v) != "" {
+		return strings.TrimSpace(v)
+	}
+	if endpoint = strings.TrimSpace(endpoint); endpoint != "" {
+		return tracing.SignalURL(endpoint, "metrics")
+	}
+	return ""
 }
 
 // intervalFromEnv reads OTEL_METRIC_EXPORT_INTERVAL: milliseconds as OpenTelemetry defines it,

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +22,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
-
-	"github.com/msctl/msctl/services/kit/tracing"
 )
 
 // DefaultInterval is how often metrics are exported over OTLP unless OTEL_METRIC_EXPORT_INTERVAL
@@ -56,8 +53,9 @@ type Metrics struct {
 }
 
 // Setup builds the meter provider, installs it as the global one and makes the kit's instruments
-// record into it. endpoint is the OTEL_EXPORTER_OTLP_ENDPOINT base URL (/v1/metrics is appended);
-// empty means no OTLP export, while /metrics is served either way. OTEL_METRICS_EXPORTER picks
+// record into it. endpoint is the OTEL_EXPORTER_OTLP_ENDPOINT base URL (/v1/metrics is appended;
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, a full URL, wins); none means no OTLP export, while
+// /metrics is served either way. OTEL_METRICS_EXPORTER picks
 // the readers (default both; none turns metrics off). Shutdown flushes the last export.
 func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metrics, error) {
 	var s settings
@@ -104,12 +102,12 @@ func Setup(ctx context.Context, service, endpoint string, opts ...Option) (*Metr
 		mpOpts = append(mpOpts, sdkmetric.WithReader(scrape))
 		handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	}
-	if endpoint = strings.TrimSpace(endpoint); endpoint != "" && ex.otlp {
+	if url := metricsURL(endpoint, os.LookupEnv); url != "" && ex.otlp {
 		exp, err := otlpmetrichttp.New(ctx,
-			otlpmetrichttp.WithEndpointURL(tracing.SignalURL(endpoint, "metrics")),
+			otlpmetrichttp.WithEndpointURL(url),
 			otlpmetrichttp.WithTemporalitySelector(deltaAlways))
 		if err != nil {
-			return nil, fmt.Errorf("create otlp metric exporter for %s: %w", endpoint, err)
+			return nil, fmt.Errorf("create otlp metric exporter for %s: %w", url, err)
 		}
 		mpOpts = append(mpOpts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(s.interval))))
 	}

@@ -147,7 +147,7 @@ func TestExportsDeltaHistogramsOverOTLP(t *testing.T) {
 	}
 }
 
-func TestExportIntervalFromEnvironment(t *testing.T) {
+func TestExportIntervalAndEndpointFromEnvironment(t *testing.T) {
 	t.Setenv(metrics.IntervalEnv, "soon")
 	if _, err := metrics.Setup(context.Background(), "orders", "http://127.0.0.1:1"); err == nil {
 		t.Fatalf("%s=soon accepted", metrics.IntervalEnv)
@@ -156,7 +156,10 @@ func TestExportIntervalFromEnvironment(t *testing.T) {
 	rc := &receiver{}
 	ts := httptest.NewServer(rc)
 	defer ts.Close()
-	m, err := metrics.Setup(context.Background(), "orders", ts.URL)
+	// The metrics-only endpoint exports metrics without the base endpoint (which would turn on
+	// traces too).
+	t.Setenv(metrics.MetricsEndpointEnv, ts.URL+"/v1/metrics")
+	m, err := metrics.Setup(context.Background(), "orders", "")
 	if err != nil {
 		t.Fatal(err)
 	}
