@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,18 +14,23 @@ import (
 	"github.com/msctl/msctl/services/kit/metrics/metricstest"
 )
 
+// reserves publishes n reserve commands for orders prefix-0, prefix-1, ….
+func reserves(t *testing.T, b *bus.Bus, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		publish(t, b, context.Background(), events.InventoryReserve, events.ReserveStock{OrderID: fmt.Sprintf("%s-%d", prefix, i)})
+	}
+}
+
 func TestHandlerRunsAreMeasured(t *testing.T) {
 	m := metricstest.Setup(t)
 	b := bustest.New(t, natsURL)
-	ctx := context.Background()
 	const k = 6
-	for i := range k {
-		publish(t, b, ctx, events.InventoryReserve, events.ReserveStock{OrderID: "ok-" + string(rune('a'+i))})
-	}
-	publish(t, b, ctx, events.InventoryReserve, events.ReserveStock{OrderID: "bad"})
+	reserves(t, b, "ok", k)
+	reserves(t, b, "bad", 1)
 	consume(t, b, bus.ConsumerConfig{Stream: events.StreamInventoryCommands, Durable: "measured", Subjects: []string{"inventory.cmd.>"}, MaxAttempts: 2},
 		func(_ context.Context, msg bus.Message) error {
-			if msg.Payload.(*events.ReserveStock).OrderID == "bad" {
+			if msg.Payload.(*events.ReserveStock).OrderID == "bad-0" {
 				return errors.New("out of luck")
 			}
 			return nil
@@ -45,11 +51,8 @@ func TestHandlerRunsAreMeasured(t *testing.T) {
 func TestConsumerLagIsObserved(t *testing.T) {
 	m := metricstest.Setup(t)
 	b := bustest.New(t, natsURL)
-	ctx := context.Background()
 	const n = 10
-	for i := range n {
-		publish(t, b, ctx, events.InventoryReserve, events.ReserveStock{OrderID: "lag-" + string(rune('a'+i))})
-	}
+	reserves(t, b, "lag", n)
 	release := make(chan struct{})
 	consume(t, b, bus.ConsumerConfig{Stream: events.StreamInventoryCommands, Durable: "laggard", Subjects: []string{"inventory.cmd.>"}, Concurrency: 1},
 		func(ctx context.Context, _ bus.Message) error {
