@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/services/kit/config"
@@ -73,6 +74,7 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 		}
 	}()
 
+	otel.SetErrorHandler(&telemetryErrors{log: log, every: time.Minute})
 	shutdownTracing, err := tracing.Setup(ctx, cfg.ServiceName, cfg.OTLPEndpoint)
 	if err != nil {
 		return err
