@@ -5,22 +5,34 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/msctl/msctl/internal/testenv"
 )
 
-// metricsRequests per gateway are split over loadRounds at loadConns connections: enough CPU time
-// (a few seconds, hundreds of 10 ms ticks) for a 5% difference to stand out of the tick rounding.
-const metricsRequests = 40_000
+// The two gateways of a pair are loaded at the same time, metricsPhase per round, each over half
+// of loadConns connections: at any instant both see the same machine. Loaded one after the other,
+// two gateways of the same configuration differed by up to 10% in CPU per request on a busy
+// 2-core machine, which would hide a 5% budget.
+const (
+	metricsRounds = 16
+	metricsPhase  = time.Second
+	// metricsCap bounds a phase's requests; the phase normally ends at metricsPhase first.
+	metricsCap = 50_000
+)
 
 // BenchmarkGatewayMetricsCPU measures what the kit's metrics cost the gateway: the gateway binary's
 // CPU time per proxied request with metrics on (both readers: OTLP export every 2 s to a receiver
 // in this process, and the Prometheus registry) against the same binary with
-// OTEL_METRICS_EXPORTER=none, loaded in turn, in rounds. Both pairs run once with tracing off
-// (metrics are then the only telemetry: the strict ratio, on/off) and once with tracing exported
-// as under msctl (traced-on/off).
+// OTEL_METRICS_EXPORTER=none, loaded together, in rounds. One pair runs with tracing off (metrics
+// are then the only telemetry: the strict ratio, on/off), one with tracing exported as under msctl
+// (traced-on/off).
 func BenchmarkGatewayMetricsCPU(b *testing.B) {
 	testenv.SkipShort(b, "starts etcd and four gateway binaries")
 	up := startUpstream(b)
@@ -50,30 +62,63 @@ func BenchmarkGatewayMetricsCPU(b *testing.B) {
 		targets[i].url, targets[i].proc = runGateway(b, etcd, targets[i].env...)
 		targets[i].url += benchPath
 	}
-	cpu := map[string]int64{} // in ticks
+	cpu := map[string]time.Duration{}
 	done := map[string]int{}
 	ctx := context.Background()
 	for b.Loop() {
-		for round := range loadRounds {
-			for i := range targets {
-				t := targets[(i+round)%len(targets)]
-				before := groupTicks(b, t.proc.PGID())
-				r, err := load(ctx, t.url, metricsRequests/loadRounds, loadConns, phaseLimit)
-				if err != nil {
-					b.Fatalf("gateway, metrics %s: %v", t.name, err)
+		for range metricsRounds {
+			for _, pair := range [][2]int{{0, 1}, {2, 3}} {
+				var before [2]time.Duration
+				for j, i := range pair {
+					before[j] = processCPU(b, targets[i].proc.PGID())
 				}
-				cpu[t.name] += groupTicks(b, t.proc.PGID()) - before
-				done[t.name] += r.done
+				var results [2]loadResult
+				err := parallel(2, func(j int) error {
+					var err error
+					results[j], err = load(ctx, targets[pair[j]].url, metricsCap, loadConns/2, metricsPhase)
+					return err
+				})
+				if err != nil {
+					b.Fatalf("gateways %s and %s: %v", targets[pair[0]].name, targets[pair[1]].name, err)
+				}
+				for j, i := range pair {
+					cpu[targets[i].name] += processCPU(b, targets[i].proc.PGID()) - before[j]
+					done[targets[i].name] += results[j].done
+				}
 			}
 		}
 	}
 	if posts.Load() == 0 {
 		b.Fatal("no gateway exported metrics: the on side measured nothing")
 	}
-	perReq := func(name string) float64 { return float64(cpu[name]) / userHZ * 1e6 / float64(done[name]) }
+	perReq := func(name string) float64 { return float64(cpu[name].Microseconds()) / float64(done[name]) }
 	for _, t := range targets {
 		b.ReportMetric(perReq(t.name), t.name+"-cpu-µs/req")
 	}
 	b.ReportMetric(perReq("on")/perReq("off"), "on/off")
 	b.ReportMetric(perReq("traced-on")/perReq("traced-off"), "traced-on/off")
+}
+
+// processCPU is the time the threads of process pid have run, to the nanosecond (the first field of
+// each thread's schedstat): a difference of a few percent is lost in the 10 ms ticks of
+// /proc/<pid>/stat over rounds of a fraction of a second. Go's threads live as long as the process.
+func processCPU(b *testing.B, pid int) time.Duration {
+	dir := filepath.Join("/proc", strconv.Itoa(pid), "task")
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum time.Duration
+	for _, task := range tasks {
+		data, err := os.ReadFile(filepath.Join(dir, task.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread ended while we looked
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(data))[0], 10, 64)
+		if err != nil {
+			b.Fatalf("parse %s/schedstat: %q", task.Name(), data)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
 }
