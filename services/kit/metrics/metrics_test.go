@@ -165,8 +165,9 @@ func TestExportIntervalAndEndpointFromEnvironment(t *testing.T) {
 	}
 	defer m.Shutdown(context.Background())
 	metrics.HTTPServer(context.Background(), "GET", "/x", 200, time.Millisecond)
-	// 50 ms rather than the default 2 s: exported long before a flush at shutdown.
-	testenv.Until(t, time.Second, "an export within a second", func() bool { return len(rc.points(metrics.ServerDuration)) > 0 })
+	// 50 ms rather than the default 2 s: exported well before the first export the default would
+	// make (and long before a flush at shutdown).
+	testenv.Until(t, 1500*time.Millisecond, "an export before the default interval", func() bool { return len(rc.points(metrics.ServerDuration)) > 0 })
 }
 
 func TestExportersFromEnvironment(t *testing.T) {
