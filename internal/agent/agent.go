@@ -186,7 +186,7 @@ func (a *Agent) Up(ctx context.Context, services []string) error {
 		defer a.collectWG.Done()
 		a.col.pollBreakers(ctx, a.serviceEndpoints)
 	}()
-	err := a.orch.Up(ctx, orchestrator.UpOptions{Services: services})
+	err := a.orch.ScrubError(a.orch.Up(ctx, orchestrator.UpOptions{Services: services}))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
@@ -329,7 +329,7 @@ func (a *Agent) Snapshot() state.Snapshot {
 
 // Restart restarts one service or infra component.
 func (a *Agent) Restart(ctx context.Context, name string) error {
-	return a.orch.Restart(ctx, name)
+	return a.orch.ScrubError(a.orch.Restart(ctx, name))
 }
 
 // ErrNotUp is returned by Reconcile while the workspace is not (yet, or
