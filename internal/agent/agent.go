@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/internal/chaos"
+	"github.com/msctl/msctl/internal/envfile"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
@@ -47,7 +48,10 @@ const (
 // Options configure an agent.
 type Options struct {
 	Manifest *manifest.Manifest
-	Runtime  runtime.Runtime
+	// Env is the environment (envfile) Manifest was loaded with; a
+	// reconcile reloads msctl.yaml with it unless told another.
+	Env     string
+	Runtime runtime.Runtime
 	Log      *slog.Logger
 	// Grace is how long a stopping service gets; zero is the orchestrator's
 	// default.
@@ -57,6 +61,7 @@ type Options struct {
 // Agent runs one workspace.
 type Agent struct {
 	m         *manifest.Manifest
+	env       string // guarded by mu
 	rt        runtime.Runtime
 	log       *slog.Logger
 	stateDir  string
@@ -104,7 +109,7 @@ func Start(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		m: opts.Manifest, rt: opts.Runtime, log: opts.Log, stateDir: dir,
+		m: opts.Manifest, env: opts.Env, rt: opts.Runtime, log: opts.Log, stateDir: dir,
 		traces: newTraceStore(maxTraces, maxSpans), col: newCollector(maxEvents),
 		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
 	}
@@ -336,21 +341,32 @@ func (a *Agent) Restart(ctx context.Context, name string) error {
 // any more) up.
 var ErrNotUp = errors.New("the workspace is not up")
 
-// Reconcile applies msctl.yaml as it is now on disk and the services'
-// current code to the running workspace (services limits it to those); see
-// orchestrator.Orchestrator.Reconcile.
-func (a *Agent) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
+// Reconcile applies msctl.yaml and the .env files of environment env
+// (empty: the one the workspace runs with) as they are now on disk and the
+// services' current code to the running workspace (services limits it to
+// those); see orchestrator.Orchestrator.Reconcile. From then on the
+// workspace runs with env.
+func (a *Agent) Reconcile(ctx context.Context, services []string, env string) ([]state.Change, error) {
 	a.mu.Lock()
 	phase := a.phase
+	if env == "" {
+		env = a.env
+	}
 	a.mu.Unlock()
 	if phase != state.PhaseUp {
 		return nil, fmt.Errorf("%w: it is %s", ErrNotUp, phase)
 	}
-	m, err := manifest.Load(a.m.Path())
+	m, err := envfile.Load(a.m.Path(), env)
 	if err != nil {
 		return nil, err
 	}
-	return a.orch.Reconcile(ctx, m, services)
+	changes, err := a.orch.Reconcile(ctx, m, services)
+	if err == nil {
+		a.mu.Lock()
+		a.env = env
+		a.mu.Unlock()
+	}
+	return changes, a.orch.ScrubError(err)
 }
 
 // Logs streams log lines; see orchestrator.Orchestrator.Logs.
@@ -391,7 +407,7 @@ func (a *Agent) routes() http.Handler {
 		if s := r.URL.Query().Get("service"); s != "" {
 			services = strings.Split(s, ",")
 		}
-		changes, err := a.Reconcile(r.Context(), services)
+		changes, err := a.Reconcile(r.Context(), services, r.URL.Query().Get("env"))
 		var me *manifest.Error
 		var mes manifest.Errors
 		switch {

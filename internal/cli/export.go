@@ -26,6 +26,7 @@ type exportK8sOptions struct {
 	out            string
 	tag            string
 	collectorImage string
+	env            string
 }
 
 func newExportK8sCmd(root *rootOptions) *cobra.Command {
@@ -49,6 +50,9 @@ func newExportK8sCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.tag, "tag", gen.DefaultTag, "tag of the service images")
 	cmd.Flags().StringVar(&o.collectorImage, "collector-image", "",
 		"image of an OTLP/HTTP collector to deploy as msctl-collector (default: none, tracing off)")
+	// The services' env: is rendered into the Deployments, so the files of
+	// an environment are too (in plain text: see the command's help).
+	addEnvFlag(cmd, &o.env)
 	return cmd
 }
 
@@ -56,7 +60,7 @@ func (o *exportK8sOptions) run() error {
 	if o.tag == "" {
 		return usageError(fmt.Errorf("--tag must not be empty"))
 	}
-	m, err := loadManifest(o.root)
+	m, err := loadManifestEnv(o.root, o.env)
 	if err != nil {
 		return err
 	}
