@@ -52,7 +52,7 @@ type Options struct {
 	// reconcile reloads msctl.yaml with it unless told another.
 	Env     string
 	Runtime runtime.Runtime
-	Log      *slog.Logger
+	Log     *slog.Logger
 	// Grace is how long a stopping service gets; zero is the orchestrator's
 	// default.
 	Grace time.Duration
