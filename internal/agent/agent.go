@@ -341,12 +341,17 @@ func (a *Agent) Restart(ctx context.Context, name string) error {
 // any more) up.
 var ErrNotUp = errors.New("the workspace is not up")
 
-// Reconcile applies msctl.yaml and the .env files of environment env
-// (empty: the one the workspace runs with) as they are now on disk and the
-// services' current code to the running workspace (services limits it to
-// those); see orchestrator.Orchestrator.Reconcile. From then on the
-// workspace runs with env.
-func (a *Agent) Reconcile(ctx context.Context, services []string, env string) ([]state.Change, error) {
+// Reconcile applies msctl.yaml and the .env files of the workspace's
+// environment as they are now on disk and the services' current code to
+// the running workspace (services limits it to those); see
+// orchestrator.Orchestrator.Reconcile.
+func (a *Agent) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
+	return a.ReconcileEnv(ctx, services, "")
+}
+
+// ReconcileEnv is Reconcile with the files of environment env (empty: the
+// one the workspace runs with); from then on the workspace runs with env.
+func (a *Agent) ReconcileEnv(ctx context.Context, services []string, env string) ([]state.Change, error) {
 	a.mu.Lock()
 	phase := a.phase
 	if env == "" {
@@ -407,7 +412,7 @@ func (a *Agent) routes() http.Handler {
 		if s := r.URL.Query().Get("service"); s != "" {
 			services = strings.Split(s, ",")
 		}
-		changes, err := a.Reconcile(r.Context(), services, r.URL.Query().Get("env"))
+		changes, err := a.ReconcileEnv(r.Context(), services, r.URL.Query().Get("env"))
 		var me *manifest.Error
 		var mes manifest.Errors
 		switch {
