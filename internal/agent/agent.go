@@ -33,6 +33,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/services/kit/bus"
 )
@@ -122,6 +123,10 @@ func Start(opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	a.token = hex.EncodeToString(tok)
+	secret, err := secrets.LoadOrCreate(dir)
+	if err != nil {
+		return fail(err)
+	}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(fmt.Errorf("agent API listener: %w", err))
@@ -148,6 +153,7 @@ func Start(opts Options) (*Agent, error) {
 	a.orch, err = orchestrator.New(orchestrator.Options{
 		Manifest: opts.Manifest, Runtime: opts.Runtime, Log: opts.Log,
 		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace, Router: router,
+		Secret: secret,
 	})
 	if err != nil {
 		apiLn.Close()

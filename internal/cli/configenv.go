@@ -15,7 +15,8 @@ import (
 
 	"github.com/msctl/msctl/internal/envfile"
 	"github.com/msctl/msctl/internal/manifest"
-	"github.com/msctl/msctl/internal/secret"
+	"github.com/msctl/msctl/internal/redact"
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 type configEnvOptions struct {
@@ -34,7 +35,7 @@ func newConfigEnvCmd(root *rootOptions) *cobra.Command {
 	cmd.Long = "Prints the environment a service starts with in the environment --env: msctl.yaml's env:, then\n" +
 		".env, .env.NAME (beside msctl.yaml), then the service directory's .env and .env.NAME, each overriding\n" +
 		"the ones before, and the variables msctl sets itself. Values of secret-looking variables\n" +
-		"(…PASSWORD, …SECRET, …TOKEN, …_KEY, …CREDENTIALS, passwords in URLs) are printed as " + secret.Masked + "."
+		"(…PASSWORD, …SECRET, …TOKEN, …_KEY, …CREDENTIALS, passwords in URLs) are printed as " + redact.Masked + "."
 	addEnvFlag(cmd, &o.env)
 	cmd.Flags().BoolVar(&o.json, "json", false, "print the variables as a JSON array")
 	return cmd
@@ -69,7 +70,7 @@ func (o *configEnvOptions) run(svcName string) error {
 	}
 	rows := map[string]envRow{}
 	for _, n := range msctlVars(m.Services[svcName]) {
-		rows[n] = envRow{Name: n, Source: envfile.SourceMsctl, AtStart: true}
+		rows[n] = envRow{Name: n, Source: envfile.SourceMsctl, AtStart: true, Secret: secrets.IsEnv(n)}
 	}
 	rows["SERVICE_NAME"] = envRow{Name: "SERVICE_NAME", Value: svcName, Source: envfile.SourceMsctl}
 	if m.Services[svcName].Public {
@@ -78,7 +79,7 @@ func (o *configEnvOptions) run(svcName string) error {
 	// msctl.yaml's env: may set msctl's own variables (the files may not),
 	// and then wins, as when the service starts.
 	for _, v := range res[svcName] {
-		rows[v.Name] = envRow{Name: v.Name, Value: secret.Mask(v.Name, v.Value), Source: v.Source, Secret: len(secret.Parts(v.Name, v.Value)) > 0}
+		rows[v.Name] = envRow{Name: v.Name, Value: redact.Mask(v.Name, v.Value), Source: v.Source, Secret: len(redact.Parts(v.Name, v.Value)) > 0}
 	}
 	list := slices.SortedFunc(maps.Values(rows), func(a, b envRow) int { return strings.Compare(a.Name, b.Name) })
 	if o.json {
@@ -97,11 +98,14 @@ func (o *configEnvOptions) run(svcName string) error {
 }
 
 // msctlVars are the variables msctl sets for s whose values only exist
-// once an instance starts.
+// once an instance starts (the derived secrets are printed by no command).
 func msctlVars(s *manifest.Service) []string {
-	vars := []string{"INSTANCE_ID", "HTTP_ADDR", "ADVERTISE_ADDR", "ETCD_ENDPOINTS", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT"}
+	vars := []string{"INSTANCE_ID", "HTTP_ADDR", "ADVERTISE_ADDR", "ETCD_ENDPOINTS", "NATS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", secrets.ServiceEnv}
 	if s.Database {
 		vars = append(vars, "DATABASE_URL")
+	}
+	for _, n := range s.Secrets {
+		vars = append(vars, secrets.EnvName(n))
 	}
 	return vars
 }

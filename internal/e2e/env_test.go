@@ -10,8 +10,8 @@ import (
 
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/dash"
+	"github.com/msctl/msctl/internal/redact"
 	"github.com/msctl/msctl/internal/runtime/runtimetest"
-	"github.com/msctl/msctl/internal/secret"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -31,7 +31,7 @@ func TestEnvironmentsLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	frames := dashboardFrames(t, c)
-	if !strings.Contains(frames, "token="+secret.Masked) {
+	if !strings.Contains(frames, "token="+redact.Masked) {
 		t.Errorf("the dashboard's logs panel never showed echo's masked token line")
 	}
 	for _, s := range secrets {
@@ -55,7 +55,7 @@ func dashboardFrames(t *testing.T, c *agent.Client) string {
 	p.Send(tea.WindowSizeMsg{Width: 200, Height: 50})
 	p.Send(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("5")})
 	testenv.Until(t, 15*time.Second, "the logs panel shows echo's lines", func() bool {
-		return strings.Contains(out.String(), "token="+secret.Masked)
+		return strings.Contains(out.String(), "token="+redact.Masked)
 	})
 	p.Quit()
 	<-done

@@ -24,6 +24,7 @@ import (
 	"strconv"
 
 	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 // DefaultName is the environment when neither --env nor EnvVar names one.
@@ -39,8 +40,8 @@ const (
 )
 
 // MsctlVars are the variables msctl itself sets for every service (see
-// the service environment table in docs/ARCHITECTURE.md). A file may not
-// set them: their values are addresses and identities only the runtime
+// the service environment table in docs/ARCHITECTURE.md; with the secrets
+// it derives, secrets.IsEnv). A file may not set them: their values are addresses and identities only the runtime
 // knows, different per runtime and instance (the chaos proxies sit in
 // them), so a file value could neither win without breaking the wiring nor
 // lose without misleading whoever wrote it.
@@ -163,7 +164,7 @@ func (r *reader) file(path string) []Var {
 	errors.As(err, &errs)
 	vars := make([]Var, 0, len(entries))
 	for _, e := range entries {
-		if slices.Contains(MsctlVars, e.Name) {
+		if slices.Contains(MsctlVars, e.Name) || secrets.IsEnv(e.Name) {
 			errs = append(errs, &manifest.Error{File: shown, Line: e.Line,
 				Msg: e.Name + " is set by msctl: its value depends on the runtime and the instance",
 				Fix: "remove it from the file (msctl gives every service its own " + e.Name + ")"})

@@ -136,6 +136,7 @@ func TestMalformedLinesNameFileAndLine(t *testing.T) {
 	testenv.WriteFiles(t, dir, map[string]string{
 		".env":                    "OK=1\njust some words\n1BAD=x\nGOOD=\"closed\" trailing\n",
 		"services/alpha/.env.dev": "A=1\nDATABASE_URL=postgres://elsewhere\nOPEN=\"never closed\nB=2\n",
+		"services/beta/.env":      "MSCTL_SECRET_CARD_VAULT=mine\n",
 	})
 	_, err := Resolve(m, "dev")
 	var es manifest.Errors
@@ -148,6 +149,7 @@ func TestMalformedLinesNameFileAndLine(t *testing.T) {
 		".env:4: text after the closing quote of GOOD",
 		"services/alpha/.env.dev:2: DATABASE_URL is set by msctl",
 		"services/alpha/.env.dev:3: the value of OPEN opens a quote that never closes",
+		"services/beta/.env:1: MSCTL_SECRET_CARD_VAULT is set by msctl",
 	}
 	if len(es) != len(want) {
 		t.Fatalf("errors:\n%v\nwant %d of them", err, len(want))

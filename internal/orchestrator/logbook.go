@@ -4,7 +4,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/msctl/msctl/internal/secret"
+	"github.com/msctl/msctl/internal/redact"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -17,7 +17,7 @@ type logbook struct {
 	rings     map[string]*ring
 	followers map[*follower]struct{}
 	// secrets scrubs every line before it is kept (secrets.go).
-	secrets secret.Scrubber
+	secrets redact.Scrubber
 }
 
 type ring struct {

@@ -8,32 +8,36 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/msctl/msctl/internal/secret"
+	"github.com/msctl/msctl/internal/redact"
+	"github.com/msctl/msctl/internal/secrets"
 )
 
-// EnvSecretName is the Secret holding the secret values of one service's
-// env (secret.Parts decides which: tokens, passwords, URLs with one), so
-// that they are in no Deployment or pod spec that `kubectl get -o yaml`,
-// `describe` or an exported base shows.
-func EnvSecretName(service string) string { return service + "-env" }
+// SecretsName names the Secret holding a service's secret env values: the
+// secrets msctl derives for it (internal/secrets) and the values of its
+// env (msctl.yaml, the .env files) that look secret (redact.Parts). Its env
+// refers to them, so they appear in no Deployment, no pod spec and no
+// exported base.
+func SecretsName(service string) string { return service + "-secrets" }
 
-// EnvHashAnnotation on a service's pod template changes with the values
-// in its env Secret, so that applying new ones rolls the Deployment.
-const EnvHashAnnotation = "msctl.dev/env-hash"
+// SecretsHashAnnotation on a service's pod template changes with the
+// values in its secrets' Secret, so that applying new ones rolls the
+// Deployment.
+const SecretsHashAnnotation = "msctl.dev/secrets-hash"
 
-// secretEnvKeys are the names of s.Env whose values go to its env Secret.
+// secretEnvKeys are the names of s.Env whose values go to its Secret.
 func secretEnvKeys(s ServiceSpec) []string {
 	var keys []string
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
-		if len(secret.Parts(k, s.Env[k])) > 0 {
+		if secrets.IsEnv(k) || len(redact.Parts(k, s.Env[k])) > 0 {
 			keys = append(keys, k)
 		}
 	}
 	return keys
 }
 
-// envSecret is s's env Secret, nil when its env holds no secret.
-func (g *generator) envSecret(s ServiceSpec) *corev1.Secret {
+// serviceSecrets returns s's secrets' Secret, nil when its env holds no
+// secret.
+func (g *generator) serviceSecrets(s ServiceSpec) *corev1.Secret {
 	keys := secretEnvKeys(s)
 	if len(keys) == 0 {
 		return nil
@@ -42,14 +46,16 @@ func (g *generator) envSecret(s ServiceSpec) *corev1.Secret {
 	for _, k := range keys {
 		data[k] = []byte(s.Env[k])
 	}
-	return &corev1.Secret{
-		TypeMeta: typeSecret, ObjectMeta: g.meta(EnvSecretName(s.Name), ComponentService),
-		Type: corev1.SecretTypeOpaque, Data: data,
-	}
+	// Labelled as the service's own, like its Deployment: the runtime
+	// applies a service's objects by that label.
+	meta := g.meta(SecretsName(s.Name), ComponentService)
+	meta.Labels = g.labels(s.Name, ComponentService)
+	return &corev1.Secret{TypeMeta: typeSecret, ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: data}
 }
 
-// envHash identifies the values of s's env Secret ("" without one).
-func envHash(s ServiceSpec) string {
+// secretsHash identifies the values of s's secrets' Secret ("" without
+// one).
+func secretsHash(s ServiceSpec) string {
 	keys := secretEnvKeys(s)
 	if len(keys) == 0 {
 		return ""

@@ -24,9 +24,9 @@ func TestSecretEnvInASecret(t *testing.T) {
 		}
 	}
 	objs := shopObjects(t, env("tok-orders-1"))
-	sec := find[*corev1.Secret](t, objs, "orders-env")
+	sec := find[*corev1.Secret](t, objs, "orders-secrets")
 	if string(sec.Data["API_TOKEN"]) != "tok-orders-1" || string(sec.Data["CACHE_URL"]) != "redis://:cache-pw-1@cache:6379/0" || len(sec.Data) != 2 {
-		t.Errorf("orders-env holds %v, want API_TOKEN and CACHE_URL", sec.Data)
+		t.Errorf("orders-secrets holds %v, want API_TOKEN and CACHE_URL", sec.Data)
 	}
 	d := find[*appsv1.Deployment](t, objs, "orders")
 	out, err := yaml.Marshal(d)
@@ -46,19 +46,19 @@ func TestSecretEnvInASecret(t *testing.T) {
 			t.Errorf("LOG_LEVEL = %+v, want the plain value", e)
 		}
 	}
-	if refs["API_TOKEN"] != "orders-env/API_TOKEN" || refs["CACHE_URL"] != "orders-env/CACHE_URL" {
+	if refs["API_TOKEN"] != "orders-secrets/API_TOKEN" || refs["CACHE_URL"] != "orders-secrets/CACHE_URL" {
 		t.Errorf("secret env refs = %v", refs)
 	}
 	if _, ok := refs["LOG_LEVEL"]; ok {
 		t.Error("LOG_LEVEL is read from the Secret")
 	}
-	hash := d.Spec.Template.Annotations[EnvHashAnnotation]
-	rotated := find[*appsv1.Deployment](t, shopObjects(t, env("tok-orders-2")), "orders").Spec.Template.Annotations[EnvHashAnnotation]
+	hash := d.Spec.Template.Annotations[SecretsHashAnnotation]
+	rotated := find[*appsv1.Deployment](t, shopObjects(t, env("tok-orders-2")), "orders").Spec.Template.Annotations[SecretsHashAnnotation]
 	if hash == "" || hash == rotated {
 		t.Errorf("env hash %q, %q after a new token: want it set and changed", hash, rotated)
 	}
 	for _, o := range shopObjects(t, nil) {
-		if strings.HasSuffix(o.GetName(), "-env") {
+		if strings.HasSuffix(o.GetName(), "-secrets") {
 			t.Errorf("a workspace without secrets has the Secret %s", o.GetName())
 		}
 	}

@@ -148,7 +148,7 @@ func TestSecretsMountedOnlyIntoTheirService(t *testing.T) {
 			switch {
 			case sec == adminSecret && (holder == postgresName || component == ComponentDBInit):
 			case sec == DBSecretName(name) && (component == ComponentService || component == ComponentDBInit):
-			case sec == EnvSecretName(name) && component == ComponentService:
+			case sec == SecretsName(name) && component == ComponentService:
 			default:
 				t.Errorf("%s (service %s, %s) reads Secret %s", holder, name, component, sec)
 			}

@@ -45,12 +45,12 @@ func (g *generator) dbSecret(s ServiceSpec) *corev1.Secret {
 	}
 }
 
-// service returns the objects of one service: its database provisioning
-// Job, Deployment, Service and, when asked for, PodDisruptionBudget and
-// HorizontalPodAutoscaler.
+// service returns the objects of one service: its secrets' Secret, its
+// database provisioning Job, Deployment, Service and, when asked for,
+// PodDisruptionBudget and HorizontalPodAutoscaler.
 func (g *generator) service(s ServiceSpec) []Object {
 	var objs []Object
-	if sec := g.envSecret(s); sec != nil {
+	if sec := g.serviceSecrets(s); sec != nil {
 		objs = append(objs, sec)
 	}
 	if s.Database {
@@ -121,11 +121,11 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 		tmpl.Annotations = map[string]string{ConfigHashAnnotation: g.dbHash(s)}
 		tmpl.Spec.InitContainers = []corev1.Container{g.waitDatabase(s)}
 	}
-	if h := envHash(s); h != "" {
+	if h := secretsHash(s); h != "" {
 		if tmpl.Annotations == nil {
 			tmpl.Annotations = map[string]string{}
 		}
-		tmpl.Annotations[EnvHashAnnotation] = h
+		tmpl.Annotations[SecretsHashAnnotation] = h
 	}
 	d := &appsv1.Deployment{TypeMeta: typeDeployment, ObjectMeta: g.meta(s.Name, ComponentService), Spec: appsv1.DeploymentSpec{
 		Selector: &metav1.LabelSelector{MatchLabels: g.selector(s.Name, ComponentService)},
@@ -149,7 +149,7 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 // addresses: the pod's own name and IP through the downward API, infra by
 // Service name, the database URL from the service's own Secret. The
 // service's env: from msctl.yaml comes last and wins, as on the other
-// runtimes; its secret values are read from its env Secret.
+// runtimes; its secret values are read from its secrets' Secret.
 func (g *generator) env(s ServiceSpec, shutdown time.Duration) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "SERVICE_NAME", Value: s.Name},
@@ -170,11 +170,11 @@ func (g *generator) env(s ServiceSpec, shutdown time.Duration) []corev1.EnvVar {
 	if s.Public {
 		env = append(env, corev1.EnvVar{Name: "GATEWAY_ROUTES", Value: g.spec.GatewayRoutes})
 	}
-	secrets := secretEnvKeys(s)
+	hidden := secretEnvKeys(s)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		v := corev1.EnvVar{Name: k, Value: s.Env[k]}
-		if slices.Contains(secrets, k) {
-			v = secretEnv(k, EnvSecretName(s.Name), k)
+		if slices.Contains(hidden, k) {
+			v = secretEnv(k, SecretsName(s.Name), k)
 		}
 		if i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == k }); i >= 0 {
 			env[i] = v

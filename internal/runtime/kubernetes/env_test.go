@@ -40,7 +40,7 @@ func TestEnvironmentsOnKubernetes(t *testing.T) {
 			t.Errorf("a pod spec in %s holds the secret %q", ns, s)
 		}
 	}
-	if !strings.Contains(string(out), gen.EnvSecretName("echo")) {
-		t.Errorf("no pod of %s reads the Secret %s", ns, gen.EnvSecretName("echo"))
+	if !strings.Contains(string(out), gen.SecretsName("echo")) {
+		t.Errorf("no pod of %s reads the Secret %s", ns, gen.SecretsName("echo"))
 	}
 }

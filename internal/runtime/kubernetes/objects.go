@@ -151,7 +151,7 @@ func serviceObjects(s gen.Spec, service string) (apply []gen.Object, deploy *app
 			deploy = o.(*appsv1.Deployment)
 		case kind(o) == "NetworkPolicy":
 			apply = append(apply, o)
-		case l[gen.LabelName] != service && o.GetName() != gen.DBSecretName(service) && o.GetName() != gen.EnvSecretName(service):
+		case l[gen.LabelName] != service && o.GetName() != gen.DBSecretName(service):
 		case kind(o) == "Secret", kind(o) == "Job", kind(o) == "Service":
 			apply = append(apply, o)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/internal/manifest"
-	"github.com/msctl/msctl/internal/secret"
+	"github.com/msctl/msctl/internal/redact"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -60,7 +60,7 @@ func CheckEnvironments(t *testing.T, cli testenv.CLI, rt string, port int) []str
 		t.Fatalf("echo's DATABASE_URL %q: %v", env["DATABASE_URL"], err)
 	}
 	pw, _ := u.User.Password()
-	if len(pw) < secret.MinScrub {
+	if len(pw) < redact.MinScrub {
 		t.Fatalf("echo's DATABASE_URL %q has no password to hide", env["DATABASE_URL"])
 	}
 	secrets := []string{testToken, pw}
@@ -68,7 +68,7 @@ func CheckEnvironments(t *testing.T, cli testenv.CLI, rt string, port int) []str
 	say(t, port, "stderr", "connecting to "+env["DATABASE_URL"])
 	testenv.Eventually(t, time.Minute, "echo's lines in msctl logs", func() error {
 		out := cli.Must(t, "logs", "echo", "--raw").Stdout
-		if !strings.Contains(out, "token="+secret.Masked) || !strings.Contains(out, ":"+secret.Masked+"@") {
+		if !strings.Contains(out, "token="+redact.Masked) || !strings.Contains(out, ":"+redact.Masked+"@") {
 			return fmt.Errorf("no masked token and DSN yet:\n%s", out)
 		}
 		return leaked(out, secrets)

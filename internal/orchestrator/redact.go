@@ -1,13 +1,13 @@
 package orchestrator
 
-// The secret values of the services' environments (secret.Parts: tokens,
+// The secret values of the services' environments (redact.Parts: tokens,
 // passwords, the password of DATABASE_URL) never leave the orchestrator:
 // every instance's environment is added to the logbook's Scrubber before
 // the instance starts, so log lines are scrubbed as they arrive, and with
 // them everything built from them (tails in errors, logs, the dashboard).
 
 // Scrub returns text with every secret value of the services'
-// environments replaced by secret.Masked.
+// environments replaced by redact.Masked.
 func (o *Orchestrator) Scrub(text string) string { return o.logs.secrets.Scrub(text) }
 
 // ScrubError returns err with its message scrubbed; errors.Is and As still

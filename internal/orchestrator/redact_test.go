@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/msctl/msctl/internal/secret"
+	"github.com/msctl/msctl/internal/redact"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -22,10 +22,10 @@ func TestSecretsAreScrubbed(t *testing.T) {
 	if err == nil {
 		t.Fatal("up succeeded with a crashing service")
 	}
-	if strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), secret.Masked) {
+	if strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), redact.Masked) {
 		t.Errorf("error quotes the secret or no mask: %v", err)
 	}
-	if scrubbed := o.ScrubError(err); scrubbed != err && !strings.Contains(scrubbed.Error(), secret.Masked) {
+	if scrubbed := o.ScrubError(err); scrubbed != err && !strings.Contains(scrubbed.Error(), redact.Masked) {
 		t.Errorf("ScrubError = %v", scrubbed)
 	}
 	if u := f.current("users"); u != nil {

@@ -1,8 +1,8 @@
-// Package secret decides which environment values msctl must never print
+// Package redact decides which environment values msctl must never print
 // and hides them: Mask for a variable shown as name=value (config env),
 // Scrubber for free text that may contain them (service log lines, error
 // messages built from them).
-package secret
+package redact
 
 import (
 	"net/url"
