@@ -68,6 +68,7 @@ type Agent struct {
 	stateDir  string
 	orch      *orchestrator.Orchestrator
 	traces    *traceStore
+	metrics   *metricStore
 	col       *collector
 	token     string
 	lockFile  *os.File
@@ -111,7 +112,7 @@ func Start(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		m: opts.Manifest, env: opts.Env, rt: opts.Runtime, log: opts.Log, stateDir: dir,
-		traces: newTraceStore(maxTraces, maxSpans), col: newCollector(maxEvents),
+		traces: newTraceStore(maxTraces, maxSpans), metrics: newMetricStore(time.Now), col: newCollector(maxEvents),
 		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
 	}
 	fail := func(err error) (*Agent, error) {
@@ -165,7 +166,8 @@ func Start(opts Options) (*Agent, error) {
 	}
 	orch.Store(a.orch)
 	otlpMux := http.NewServeMux()
-	otlpMux.Handle("/v1/traces", otlpHandler(a.traces))
+	otlpMux.Handle("/v1/traces", tracesHandler(a.traces))
+	otlpMux.Handle("/v1/metrics", metricsHandler(a.metrics))
 	a.otlp = &http.Server{Handler: otlpMux, ReadHeaderTimeout: 5 * time.Second}
 	a.api = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = a.otlp.Serve(otlpLn) }()
@@ -401,6 +403,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
 	a.chaosRoutes(mux)
+	a.metricsRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := a.Restart(r.Context(), r.PathValue("name"))
 		switch {
@@ -519,7 +522,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// listenOTLP listens for traces on loopback, or where a runtime whose
+// listenOTLP listens for telemetry on loopback, or where a runtime whose
 // services cannot reach loopback says; if its port is taken, on another.
 func listenOTLP(rt runtime.Runtime) (net.Listener, error) {
 	l, ok := rt.(runtime.OTLPListener)
