@@ -42,7 +42,9 @@ func newExportK8sCmd(root *rootOptions) *cobra.Command {
 			"`kubectl apply -k DIR`.\n\n" +
 			"Service images are msctl/<project>-<service>:TAG (under kubernetes.registry when set); push them\n" +
 			"there first. Database passwords are drawn anew on every export: the provisioning Jobs set them,\n" +
-			"and pods using them roll. Files a previous export wrote that are no longer objects are removed.",
+			"and pods using them roll. Files a previous export wrote that are no longer objects are removed.\n\n" +
+			"The services' environment includes the .env files of --env; values that look secret go to each\n" +
+			"service's Secret <service>-secrets, not into its Deployment.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run() },
 	}
