@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/internal/chaos"
+	"github.com/msctl/msctl/internal/envfile"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
@@ -48,8 +49,11 @@ const (
 // Options configure an agent.
 type Options struct {
 	Manifest *manifest.Manifest
-	Runtime  runtime.Runtime
-	Log      *slog.Logger
+	// Env is the environment (envfile) Manifest was loaded with; a
+	// reconcile reloads msctl.yaml with it unless told another.
+	Env     string
+	Runtime runtime.Runtime
+	Log     *slog.Logger
 	// Grace is how long a stopping service gets; zero is the orchestrator's
 	// default.
 	Grace time.Duration
@@ -58,6 +62,7 @@ type Options struct {
 // Agent runs one workspace.
 type Agent struct {
 	m         *manifest.Manifest
+	env       string // guarded by mu
 	rt        runtime.Runtime
 	log       *slog.Logger
 	stateDir  string
@@ -106,7 +111,7 @@ func Start(opts Options) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		m: opts.Manifest, rt: opts.Runtime, log: opts.Log, stateDir: dir,
+		m: opts.Manifest, env: opts.Env, rt: opts.Runtime, log: opts.Log, stateDir: dir,
 		traces: newTraceStore(maxTraces, maxSpans), metrics: newMetricStore(time.Now), col: newCollector(maxEvents),
 		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
 	}
@@ -194,7 +199,7 @@ func (a *Agent) Up(ctx context.Context, services []string) error {
 		defer a.collectWG.Done()
 		a.col.pollBreakers(ctx, a.serviceEndpoints)
 	}()
-	err := a.orch.Up(ctx, orchestrator.UpOptions{Services: services})
+	err := a.orch.ScrubError(a.orch.Up(ctx, orchestrator.UpOptions{Services: services}))
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err != nil {
@@ -337,28 +342,44 @@ func (a *Agent) Snapshot() state.Snapshot {
 
 // Restart restarts one service or infra component.
 func (a *Agent) Restart(ctx context.Context, name string) error {
-	return a.orch.Restart(ctx, name)
+	return a.orch.ScrubError(a.orch.Restart(ctx, name))
 }
 
 // ErrNotUp is returned by Reconcile while the workspace is not (yet, or
 // any more) up.
 var ErrNotUp = errors.New("the workspace is not up")
 
-// Reconcile applies msctl.yaml as it is now on disk and the services'
-// current code to the running workspace (services limits it to those); see
+// Reconcile applies msctl.yaml and the .env files of the workspace's
+// environment as they are now on disk and the services' current code to
+// the running workspace (services limits it to those); see
 // orchestrator.Orchestrator.Reconcile.
 func (a *Agent) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
+	return a.ReconcileEnv(ctx, services, "")
+}
+
+// ReconcileEnv is Reconcile with the files of environment env (empty: the
+// one the workspace runs with); from then on the workspace runs with env.
+func (a *Agent) ReconcileEnv(ctx context.Context, services []string, env string) ([]state.Change, error) {
 	a.mu.Lock()
 	phase := a.phase
+	if env == "" {
+		env = a.env
+	}
 	a.mu.Unlock()
 	if phase != state.PhaseUp {
 		return nil, fmt.Errorf("%w: it is %s", ErrNotUp, phase)
 	}
-	m, err := manifest.Load(a.m.Path())
+	m, err := envfile.Load(a.m.Path(), env)
 	if err != nil {
 		return nil, err
 	}
-	return a.orch.Reconcile(ctx, m, services)
+	changes, err := a.orch.Reconcile(ctx, m, services)
+	if err == nil {
+		a.mu.Lock()
+		a.env = env
+		a.mu.Unlock()
+	}
+	return changes, a.orch.ScrubError(err)
 }
 
 // Logs streams log lines; see orchestrator.Orchestrator.Logs.
@@ -400,7 +421,7 @@ func (a *Agent) routes() http.Handler {
 		if s := r.URL.Query().Get("service"); s != "" {
 			services = strings.Split(s, ",")
 		}
-		changes, err := a.Reconcile(r.Context(), services)
+		changes, err := a.ReconcileEnv(r.Context(), services, r.URL.Query().Get("env"))
 		var me *manifest.Error
 		var mes manifest.Errors
 		switch {

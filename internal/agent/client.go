@@ -173,14 +173,22 @@ func (c *Client) Restart(ctx context.Context, service string) error {
 	return c.do(ctx, http.MethodPost, "/api/restart/"+url.PathEscape(service), nil)
 }
 
-// Reconcile asks the agent to apply msctl.yaml and the services' current
+// Reconcile asks the agent to apply msctl.yaml, the .env files of
+// environment env (empty: the one it runs with) and the services' current
 // code to the running workspace (services limits it to those) and returns
 // what it changed, once the changed services are ready again; nothing
 // means nothing changed.
-func (c *Client) Reconcile(ctx context.Context, services []string) ([]state.Change, error) {
-	path := "/api/reconcile"
+func (c *Client) Reconcile(ctx context.Context, services []string, env string) ([]state.Change, error) {
+	q := url.Values{}
 	if len(services) > 0 {
-		path += "?service=" + url.QueryEscape(strings.Join(services, ","))
+		q.Set("service", strings.Join(services, ","))
+	}
+	if env != "" {
+		q.Set("env", env)
+	}
+	path := "/api/reconcile"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	var body reconcileBody
 	err := c.do(ctx, http.MethodPost, path, &body)

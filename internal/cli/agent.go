@@ -16,6 +16,7 @@ type agentOptions struct {
 	root        *rootOptions
 	runtime     string
 	kubeContext string
+	env         string
 }
 
 // newAgentCmd is the detached agent `msctl up -d` starts in a new session.
@@ -26,6 +27,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	cmd.Hidden = true
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
+	addEnvFlag(cmd, &o.env)
 	cmd.AddCommand(newCollectCmd(), newChaosProxyCmd())
 	return cmd
 }
@@ -35,7 +37,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 const holdFailure = 10 * time.Second
 
 func (o *agentOptions) run(ctx context.Context, services []string) error {
-	m, err := loadManifest(o.root)
+	m, err := loadManifestEnv(o.root, o.env)
 	if err != nil {
 		return err
 	}
@@ -46,7 +48,7 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	if err != nil {
 		return err
 	}
-	a, closeLogs, err := o.root.startAgent(m, rtName, o.root.stderr)
+	a, closeLogs, err := o.root.startAgent(m, o.env, rtName, o.root.stderr)
 	if err != nil {
 		if errors.Is(err, agent.ErrAlreadyRunning) {
 			return nil

@@ -28,6 +28,7 @@ type exportK8sOptions struct {
 	out            string
 	tag            string
 	collectorImage string
+	env            string
 }
 
 func newExportK8sCmd(root *rootOptions) *cobra.Command {
@@ -41,7 +42,9 @@ func newExportK8sCmd(root *rootOptions) *cobra.Command {
 			"`kubectl apply -k DIR`.\n\n" +
 			"Service images are msctl/<project>-<service>:TAG (under kubernetes.registry when set); push them\n" +
 			"there first. Database passwords are drawn anew on every export: the provisioning Jobs set them,\n" +
-			"and pods using them roll. Files a previous export wrote that are no longer objects are removed.",
+			"and pods using them roll. Files a previous export wrote that are no longer objects are removed.\n\n" +
+			"The services' environment includes the .env files of --env; values that look secret go to each\n" +
+			"service's Secret <service>-secrets, not into its Deployment.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run() },
 	}
@@ -51,6 +54,9 @@ func newExportK8sCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.tag, "tag", gen.DefaultTag, "tag of the service images")
 	cmd.Flags().StringVar(&o.collectorImage, "collector-image", "",
 		"image of an OTLP/HTTP collector to deploy as msctl-collector (default: none, tracing off)")
+	// The services' env: is rendered into the Deployments, so the files of
+	// an environment are too (in plain text: see the command's help).
+	addEnvFlag(cmd, &o.env)
 	return cmd
 }
 
@@ -58,7 +64,7 @@ func (o *exportK8sOptions) run() error {
 	if o.tag == "" {
 		return usageError(fmt.Errorf("--tag must not be empty"))
 	}
-	m, err := loadManifest(o.root)
+	m, err := loadManifestEnv(o.root, o.env)
 	if err != nil {
 		return err
 	}

@@ -286,7 +286,7 @@ func newRuntime(name string, m *manifest.Manifest, log *slog.Logger, infraLogs i
 
 // startAgent starts an agent for m, logging to .msctl/agent.log (the
 // agent's own messages) and .msctl/infra.log (Postgres, NATS, etcd).
-func (f factory) startAgent(m *manifest.Manifest, rtName string, logTo io.Writer) (*agent.Agent, func(), error) {
+func (f factory) startAgent(m *manifest.Manifest, env, rtName string, logTo io.Writer) (*agent.Agent, func(), error) {
 	dir := agent.StateDir(m.Dir())
 	infraLog, err := os.OpenFile(filepath.Join(dir, "infra.log"), os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
@@ -301,7 +301,7 @@ func (f factory) startAgent(m *manifest.Manifest, rtName string, logTo io.Writer
 		infraLog.Close()
 		return nil, nil, err
 	}
-	a, err := agent.Start(agent.Options{Manifest: m, Runtime: rt, Log: log})
+	a, err := agent.Start(agent.Options{Manifest: m, Env: env, Runtime: rt, Log: log})
 	if err != nil {
 		infraLog.Close()
 		return nil, nil, err

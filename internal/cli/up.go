@@ -29,6 +29,7 @@ type upOptions struct {
 	// kubeContext is --context: the kubeconfig context of --runtime kubernetes.
 	kubeContext string
 	view        logViewFlags
+	env         string
 }
 
 func newUpCmd(root *rootOptions) *cobra.Command {
@@ -43,16 +44,17 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
 		"keeps the workspace running and up returns once everything is healthy.\n\n" +
 		"When the workspace is already up, up rebuilds it and restarts only the services whose code or\n" +
-		"env in msctl.yaml changed (and scales those whose replicas changed), leaving the rest running."
+		"environment (msctl.yaml env:, the --env .env files) changed (and scales those whose replicas changed), leaving the rest running."
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
 	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
 	o.view.add(cmd)
+	addEnvFlag(cmd, &o.env)
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
 	return cmd
 }
 
 func (o *upOptions) run(ctx context.Context) error {
-	m, err := loadManifest(o.root)
+	m, err := loadManifestEnv(o.root, o.env)
 	if err != nil {
 		return err
 	}
@@ -97,7 +99,7 @@ func (o *upOptions) reconcile(ctx context.Context, c *agent.Client) error {
 	}
 	fmt.Fprintf(o.root.stderr, "agent pid %d (%s runtime) is up: rebuilding to apply changes…\n", info.PID, info.Runtime)
 	begin := time.Now()
-	changes, err := c.Reconcile(ctx, o.services)
+	changes, err := c.Reconcile(ctx, o.services, o.env)
 	var ae *agent.APIError
 	if errors.As(err, &ae) && ae.Code == "restart_needed" {
 		return fmt.Errorf("%s\n\tfix: msctl down, then msctl up", ae.Message)
@@ -141,7 +143,7 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 		return fmt.Errorf("open agent log: %w", err)
 	}
 	defer agentLog.Close()
-	a, closeLogs, err := o.root.startAgent(m, rtName, agentLog)
+	a, closeLogs, err := o.root.startAgent(m, o.env, rtName, agentLog)
 	if errors.Is(err, agent.ErrAlreadyRunning) {
 		fmt.Fprintln(o.root.stderr, "already starting in another msctl; msctl ps shows it")
 		return nil
@@ -246,7 +248,7 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 	if err != nil {
 		return fmt.Errorf("open agent log: %w", err)
 	}
-	args := []string{"agent", "--file", m.Path(), "--runtime", rtName}
+	args := []string{"agent", "--file", m.Path(), "--runtime", rtName, "--env", o.env}
 	if o.kubeContext != "" {
 		args = append(args, "--context", o.kubeContext)
 	}

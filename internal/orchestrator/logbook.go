@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/msctl/msctl/internal/redact"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -15,6 +16,8 @@ type logbook struct {
 	perSvc    int
 	rings     map[string]*ring
 	followers map[*follower]struct{}
+	// secrets scrubs every line before it is kept (secrets.go).
+	secrets redact.Scrubber
 }
 
 type ring struct {
@@ -33,6 +36,7 @@ func newLogbook(perService int) *logbook {
 }
 
 func (b *logbook) add(l state.LogLine) {
+	l.Text = b.secrets.Scrub(l.Text)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.rings[l.Service]

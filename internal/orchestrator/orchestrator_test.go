@@ -198,8 +198,13 @@ func newOrch(t *testing.T, f *fakeRuntime) *Orchestrator {
 
 func newOrchWith(t *testing.T, f *fakeRuntime, r Router) *Orchestrator {
 	t.Helper()
+	return newOrchFor(t, f, loadShop(t), r)
+}
+
+func newOrchFor(t *testing.T, f *fakeRuntime, m *manifest.Manifest, r Router) *Orchestrator {
+	t.Helper()
 	o, err := New(Options{
-		Manifest: loadShop(t), Runtime: f, OTLPAddr: "127.0.0.1:4318", Probe: f.probe,
+		Manifest: m, Runtime: f, OTLPAddr: "127.0.0.1:4318", Probe: f.probe,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, ReadyTimeout: 5 * time.Second, Grace: time.Second,
 		Router: r,
 	})

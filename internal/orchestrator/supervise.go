@@ -39,6 +39,7 @@ func (o *Orchestrator) supervise(c *component, idx int, in *instance) {
 			ienv[k] = v
 		}
 		ienv["INSTANCE_ID"] = id
+		o.logs.secrets.Add(ienv)
 		o.setInst(c, in, state.StateStarting, "")
 		inst, err := o.rt.Start(ctx, runtime.Spec{
 			Service: c.name, Instance: id, HostPort: hostPort, Env: ienv,

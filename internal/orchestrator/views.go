@@ -22,7 +22,7 @@ func (o *Orchestrator) Ps() []state.Component {
 			continue
 		}
 		sc := state.Component{
-			Name: c.name, Kind: c.kind, State: c.state, Health: c.health,
+			Name: c.name, Kind: c.kind, State: c.state, Health: o.Scrub(c.health),
 			Endpoint: c.endpoint, Restarts: c.restarts, StartedAt: c.started,
 		}
 		for _, in := range c.insts {

@@ -62,7 +62,11 @@ func TestServerDryRun(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		change func(*manifest.Manifest)
-	}{{"shop", nil}, {"shop-ha", ha}} {
+	}{
+		// A secret in orders' env gives it an env Secret to validate too.
+		{"shop", func(m *manifest.Manifest) { m.Services["orders"].Env["API_TOKEN"] = "tok-orders" }},
+		{"shop-ha", ha},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ns := fmt.Sprintf("msctl-gen-test-%d", time.Now().UnixNano()%1e9)
 			objs := shopObjects(t, func(m *manifest.Manifest) {

@@ -134,15 +134,21 @@ func TestServiceEnv(t *testing.T) {
 }
 
 // TestSecretsMountedOnlyIntoTheirService walks every pod template: a
-// service's database Secret reaches only that service's pods (and its
-// Job), the superuser's only Postgres and the provisioning Jobs.
+// service's database and env Secrets reach only that service's pods (and
+// its Job), the superuser's only Postgres and the provisioning Jobs.
 func TestSecretsMountedOnlyIntoTheirService(t *testing.T) {
-	for holder, tmpl := range templates(shopObjects(t, nil)) {
+	withSecrets := func(m *manifest.Manifest) {
+		for _, s := range m.Services {
+			s.Env["API_TOKEN"] = "tok-" + s.Name
+		}
+	}
+	for holder, tmpl := range templates(shopObjects(t, withSecrets)) {
 		name, component := tmpl.Labels[LabelName], tmpl.Labels[LabelComponent]
 		for _, sec := range secretRefs(tmpl.Spec) {
 			switch {
 			case sec == adminSecret && (holder == postgresName || component == ComponentDBInit):
 			case sec == DBSecretName(name) && (component == ComponentService || component == ComponentDBInit):
+			case sec == SecretsName(name) && component == ComponentService:
 			default:
 				t.Errorf("%s (service %s, %s) reads Secret %s", holder, name, component, sec)
 			}

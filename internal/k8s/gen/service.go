@@ -17,8 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-
-	"github.com/msctl/msctl/internal/secrets"
 )
 
 // ConfigHashAnnotation on a service's pod template changes with its
@@ -47,33 +45,9 @@ func (g *generator) dbSecret(s ServiceSpec) *corev1.Secret {
 	}
 }
 
-// service returns the objects of one service: its database provisioning
-// Job, Deployment, Service and, when asked for, PodDisruptionBudget and
-// HorizontalPodAutoscaler.
-// SecretsName names the Secret holding the secrets msctl derives for a
-// service (internal/secrets): its env refers to them, so they appear in no
-// Deployment and no pod spec.
-func SecretsName(service string) string { return service + "-secrets" }
-
-// serviceSecrets returns the Secret of s's derived secrets, nil when it has
-// none.
-func (g *generator) serviceSecrets(s ServiceSpec) *corev1.Secret {
-	data := map[string][]byte{}
-	for k, v := range s.Env {
-		if secrets.IsEnv(k) {
-			data[k] = []byte(v)
-		}
-	}
-	if len(data) == 0 {
-		return nil
-	}
-	// Labelled as the service's own, like its Deployment: the runtime
-	// applies a service's objects by that label.
-	meta := g.meta(SecretsName(s.Name), ComponentService)
-	meta.Labels = g.labels(s.Name, ComponentService)
-	return &corev1.Secret{TypeMeta: typeSecret, ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: data}
-}
-
+// service returns the objects of one service: its secrets' Secret, its
+// database provisioning Job, Deployment, Service and, when asked for,
+// PodDisruptionBudget and HorizontalPodAutoscaler.
 func (g *generator) service(s ServiceSpec) []Object {
 	var objs []Object
 	if sec := g.serviceSecrets(s); sec != nil {
@@ -147,6 +121,12 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 		tmpl.Annotations = map[string]string{ConfigHashAnnotation: g.dbHash(s)}
 		tmpl.Spec.InitContainers = []corev1.Container{g.waitDatabase(s)}
 	}
+	if h := secretsHash(s); h != "" {
+		if tmpl.Annotations == nil {
+			tmpl.Annotations = map[string]string{}
+		}
+		tmpl.Annotations[SecretsHashAnnotation] = h
+	}
 	d := &appsv1.Deployment{TypeMeta: typeDeployment, ObjectMeta: g.meta(s.Name, ComponentService), Spec: appsv1.DeploymentSpec{
 		Selector: &metav1.LabelSelector{MatchLabels: g.selector(s.Name, ComponentService)},
 		// A new pod must be ready before an old one goes: no gap in the
@@ -169,7 +149,7 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 // addresses: the pod's own name and IP through the downward API, infra by
 // Service name, the database URL from the service's own Secret. The
 // service's env: from msctl.yaml comes last and wins, as on the other
-// runtimes.
+// runtimes; its secret values are read from its secrets' Secret.
 func (g *generator) env(s ServiceSpec, shutdown time.Duration) []corev1.EnvVar {
 	env := []corev1.EnvVar{
 		{Name: "SERVICE_NAME", Value: s.Name},
@@ -190,9 +170,10 @@ func (g *generator) env(s ServiceSpec, shutdown time.Duration) []corev1.EnvVar {
 	if s.Public {
 		env = append(env, corev1.EnvVar{Name: "GATEWAY_ROUTES", Value: g.spec.GatewayRoutes})
 	}
+	hidden := secretEnvKeys(s)
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		v := corev1.EnvVar{Name: k, Value: s.Env[k]}
-		if secrets.IsEnv(k) {
+		if slices.Contains(hidden, k) {
 			v = secretEnv(k, SecretsName(s.Name), k)
 		}
 		if i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == k }); i >= 0 {

@@ -1,8 +1,6 @@
 package kubernetes_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -123,9 +121,7 @@ func TestForegroundCtrlC(t *testing.T) {
 // suite's echo with a database, is public on a free gateway port.
 func publicEchoWorkspace(t *testing.T) (cli testenv.CLI, project string, port int) {
 	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	project = "k" + hex.EncodeToString(b)
+	project = uniqueProject()
 	port = testenv.FreePort(t)
 	dir := t.TempDir()
 	testenv.WriteFiles(t, dir, map[string]string{manifest.FileName: fmt.Sprintf(

@@ -26,9 +26,14 @@ import (
 // echoWorkspace writes a manifest with the conformance suite's echo
 // service, under a project no other test uses.
 func echoWorkspace(t testing.TB) *manifest.Manifest {
+	return runtimetest.EchoWorkspace(t, uniqueProject())
+}
+
+// uniqueProject names a workspace no other test (or person) uses.
+func uniqueProject() string {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	return runtimetest.EchoWorkspace(t, "k"+hex.EncodeToString(b))
+	return "k" + hex.EncodeToString(b)
 }
 
 // options translates m as the CLI's factory does.

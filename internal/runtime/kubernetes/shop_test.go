@@ -28,9 +28,7 @@ import (
 // in-cluster proxy, and `down --volumes` leaves no namespace.
 func TestShopOnKubernetes(t *testing.T) {
 	_, cs := useCluster(t)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	project := "k" + hex.EncodeToString(b)
+	project := uniqueProject()
 	shop := testenv.NewShop(t, staticMsctl(t), project)
 	shop.Timeout = 10 * time.Minute
 	ns := gen.DefaultNamespace(project)
