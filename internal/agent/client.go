@@ -107,13 +107,6 @@ func (c *Client) Snapshot(ctx context.Context) (state.Snapshot, error) {
 	return s, err
 }
 
-// Trace returns the spans of one trace, ordered by start.
-func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
-	var spans []state.Span
-	err := c.do(ctx, http.MethodGet, "/api/traces/"+url.PathEscape(id), &spans)
-	return spans, err
-}
-
 // Logs calls fn with every matching line, oldest first; with Follow it
 // keeps going with new lines until ctx ends (then it returns nil) or fn
 // returns an error.
