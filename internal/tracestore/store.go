@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,8 +241,12 @@ func (s *Store) store(spans []state.Span) {
 	for _, sp := range spans {
 		byTrace[sp.TraceID] = append(byTrace[sp.TraceID], sp)
 	}
+	// Keys go in in order: bbolt splits nodes only at commit, and inserts
+	// scattered over a node that grew in this transaction move it each time.
 	s.update(func(tx *bolt.Tx) error {
-		for id, spans := range byTrace {
+		for _, id := range slices.Sorted(maps.Keys(byTrace)) {
+			spans := byTrace[id]
+			slices.SortFunc(spans, func(a, b state.Span) int { return strings.Compare(a.SpanID, b.SpanID) })
 			if err := s.storeTrace(tx, id, spans); err != nil {
 				return err
 			}
