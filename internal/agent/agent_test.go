@@ -38,10 +38,16 @@ func idleClient(t *testing.T) (*Agent, *Client) {
 // startIdleIn is startIdle in a given workspace directory.
 func startIdleIn(t *testing.T, dir string) *Agent {
 	t.Helper()
+	return startIdleWith(t, dir, "")
+}
+
+// startIdleWith is startIdleIn with more top-level msctl.yaml sections.
+func startIdleWith(t *testing.T, dir, extra string) *Agent {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "services", "echo"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m := testenv.Manifest(t, dir, "project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n")
+	m := testenv.Manifest(t, dir, "project: t\ngateway:\n  port: 1\nservices:\n  echo:\n    public: true\n"+extra)
 	rt, err := local.New(local.Options{StateDir: StateDir(dir)})
 	if err != nil {
 		t.Fatal(err)
