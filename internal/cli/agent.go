@@ -16,6 +16,7 @@ type agentOptions struct {
 	root        *rootOptions
 	runtime     string
 	kubeContext string
+	otlpExport  otlpExportFlag
 }
 
 // newAgentCmd is the detached agent `msctl up -d` starts in a new session.
@@ -26,6 +27,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	cmd.Hidden = true
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
+	o.otlpExport.add(cmd)
 	cmd.AddCommand(newCollectCmd(), newChaosProxyCmd())
 	return cmd
 }
@@ -41,6 +43,9 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	}
 	if o.kubeContext != "" {
 		m.Kubernetes.Context = o.kubeContext
+	}
+	if err := o.otlpExport.apply(m); err != nil {
+		return err
 	}
 	rtName, err := resolveRuntime(ctx, o.runtime, m)
 	if err != nil {

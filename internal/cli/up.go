@@ -29,6 +29,7 @@ type upOptions struct {
 	// kubeContext is --context: the kubeconfig context of --runtime kubernetes.
 	kubeContext string
 	view        logViewFlags
+	otlpExport  otlpExportFlag
 }
 
 func newUpCmd(root *rootOptions) *cobra.Command {
@@ -48,6 +49,7 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
 	o.view.add(cmd)
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
+	o.otlpExport.add(cmd)
 	return cmd
 }
 
@@ -62,6 +64,9 @@ func (o *upOptions) run(ctx context.Context) error {
 	if o.kubeContext != "" {
 		m.Kubernetes.Context = o.kubeContext
 	}
+	if err := o.otlpExport.apply(m); err != nil {
+		return err
+	}
 	if err := checkServices(m, o.services); err != nil {
 		return err
 	}
@@ -73,6 +78,9 @@ func (o *upOptions) run(ctx context.Context) error {
 		return err
 	}
 	if c, err := o.root.connect(m.Dir()); err == nil {
+		if o.otlpExport != "" {
+			fmt.Fprintln(o.root.stderr, "--otlp-export applies when the agent starts: run msctl down, then up, to change it")
+		}
 		return o.reconcile(ctx, c)
 	}
 	rtName, note, err := chooseRuntime(ctx, o.runtime, m)
@@ -249,6 +257,9 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 	args := []string{"agent", "--file", m.Path(), "--runtime", rtName}
 	if o.kubeContext != "" {
 		args = append(args, "--context", o.kubeContext)
+	}
+	if o.otlpExport != "" {
+		args = append(args, "--otlp-export", string(o.otlpExport))
 	}
 	args = append(args, o.services...)
 	cmd := exec.Command(exe, args...)

@@ -289,7 +289,7 @@ func (s *Store) storeTrace(tx *bolt.Tx, id string, spans []state.Span) error {
 	if err != nil {
 		return err
 	}
-	m.Summary = summarize(id, all)
+	m.Summary = Summarize(id, all)
 	v, err := json.Marshal(m)
 	if err != nil {
 		return err

@@ -7,7 +7,9 @@ import (
 	"github.com/msctl/msctl/internal/state"
 )
 
-func summarize(id string, spans []state.Span) state.TraceSummary {
+// Summarize describes one trace from its spans: root, services, start,
+// duration, span and error counts.
+func Summarize(id string, spans []state.Span) state.TraceSummary {
 	sum := state.TraceSummary{TraceID: id, Spans: len(spans)}
 	var end time.Time
 	var root *state.Span
