@@ -53,7 +53,7 @@ func (f *fakeLeftovers) remove(_ context.Context, volumes bool) (int, error) {
 	return f.removed, nil
 }
 
-// TestWithoutAgent drives ps, logs, down and dlq through the command line with no
+// TestWithoutAgent drives ps, logs, down, dlq and traces through the command line with no
 // agent running and the leftovers faked: the one path they share then
 // decides what each prints and how it exits, with no Docker needed.
 func TestWithoutAgent(t *testing.T) {
@@ -155,6 +155,18 @@ func TestWithoutAgent(t *testing.T) {
 			stderr: []string{"msctl: --subject narrows --all: use msctl dlq replay --all --subject orders.evt.created"},
 		},
 		{name: "dlq drop, id 0", args: []string{"dlq", "drop", "0"}, code: 2, stderr: []string{`msctl: bad message id "0"`}},
+		{name: "traces, nothing stored", args: []string{"traces"}, stderr: []string{"no traces\n"}, noStdout: true},
+		{name: "traces --service --since, nothing stored", args: []string{"traces", "--service", "a", "--since", "5m"}, stderr: []string{"no traces of a in the last 5m0s\n"}, noStdout: true},
+		{name: "traces --json, nothing stored", args: []string{"traces", "--json"}, stdoutIs: "[]\n"},
+		{
+			name: "traces show, nothing stored", args: []string{"traces", "show", "4bf9"}, code: 1,
+			stderr: []string{"msctl: no trace 4bf9: nothing was traced in this workspace yet\n"}, noStdout: true,
+		},
+		{
+			name: "up --otlp-export, bad URL", args: []string{"up", "-d", "--otlp-export", "localhost:4318"}, code: 2,
+			stderr: []string{`msctl: --otlp-export "localhost:4318": the OTLP/HTTP endpoint must be an http:// or https:// URL, e.g. http://localhost:4318`},
+		},
+		{name: "traces --limit -1", args: []string{"traces", "--limit", "-1"}, code: 2, stderr: []string{"msctl: --limit -1: give a count, or 0 for all"}},
 		{
 			name: "down, nothing left", args: []string{"down"}, wantRemove: true,
 			stderr: []string{"nothing is up\n"}, noStdout: true,

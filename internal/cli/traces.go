@@ -183,7 +183,8 @@ const barWidth = 40
 // with each span's offset from the trace's start and its duration as a bar.
 func waterfall(w io.Writer, id string, spans []state.Span) error {
 	sum := tracestore.Summarize(id, spans)
-	fmt.Fprintf(w, "trace %s  %s  %s, %d spans, %d errors, started %s\n\n", id, sum.Root, span(sum.Duration), sum.Spans, sum.Errors, when(sum.Start))
+	fmt.Fprintf(w, "trace %s  %s  %s, %d %s, %d %s, started %s\n\n", id, sum.Root, span(sum.Duration),
+		sum.Spans, plural(sum.Spans, "span", "spans"), sum.Errors, plural(sum.Errors, "error", "errors"), when(sum.Start))
 	ids := map[string]bool{}
 	children := map[string][]state.Span{}
 	for _, sp := range spans {
