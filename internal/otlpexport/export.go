@@ -36,6 +36,9 @@ const (
 	minBackoff  = 200 * time.Millisecond
 	maxBackoff  = 5 * time.Second
 	sendTimeout = 10 * time.Second
+	// drainTimeout is how long Close lets the sender deliver what is
+	// queued: a service's last spans arrive as the workspace stops.
+	drainTimeout = 2 * time.Second
 )
 
 // CheckURL validates an export endpoint: http or https, a host, no query or
@@ -75,10 +78,11 @@ type Exporter struct {
 
 	sent, dropped atomic.Uint64
 
-	wake   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	done   chan struct{}
+	wake     chan struct{}
+	draining chan struct{} // closed by Close: stop once the queue is empty
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
 }
 
 // New starts an exporter to endpoint (see CheckURL).
@@ -90,9 +94,8 @@ func New(endpoint string) (*Exporter, error) {
 	e := &Exporter{
 		base:   strings.TrimSuffix(endpoint, "/"),
 		client: &http.Client{Timeout: sendTimeout},
-		wake:   make(chan struct{}, 1),
-		ctx:    ctx, cancel: cancel,
-		done: make(chan struct{}),
+		wake:   make(chan struct{}, 1), draining: make(chan struct{}),
+		ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	go e.run()
 	return e, nil
@@ -133,10 +136,16 @@ func (e *Exporter) Status() *state.Export {
 	return &state.Export{URL: e.base, Sent: e.sent.Load(), Dropped: e.dropped.Load(), Queued: len(e.queue), LastError: e.lastErr}
 }
 
-// Close stops sending; what is still queued is dropped.
+// Close lets the sender deliver what is queued for up to drainTimeout,
+// then stops it; what is left is not sent.
 func (e *Exporter) Close() {
 	if e == nil {
 		return
+	}
+	close(e.draining)
+	select {
+	case <-e.done:
+	case <-time.After(drainTimeout):
 	}
 	e.cancel()
 	<-e.done
@@ -150,6 +159,8 @@ func (e *Exporter) run() {
 			select {
 			case <-e.wake:
 				continue
+			case <-e.draining:
+				return
 			case <-e.ctx.Done():
 				return
 			}

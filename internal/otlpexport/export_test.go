@@ -72,3 +72,25 @@ func TestRetriesUntilTheEndpointComesUp(t *testing.T) {
 		t.Errorf("status = %+v, want 1 sent and the 400 as last error", s)
 	}
 }
+
+// TestCloseDeliversWhatIsQueued: the spans services flush as the workspace
+// stops still reach the endpoint.
+func TestCloseDeliversWhatIsQueued(t *testing.T) {
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	sink, _ := testenv.OTLPReceiver(t, addr)
+	e, err := otlpexport.New("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		e.Forward("traces", "application/x-protobuf", spanRequest(t, fmt.Sprint("last", i)))
+	}
+	e.Close()
+	if sink.SpanCount() != 3 {
+		t.Errorf("%d spans arrived before Close returned, want 3", sink.SpanCount())
+	}
+}
