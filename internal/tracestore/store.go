@@ -34,9 +34,9 @@ const (
 	DefaultMaxAge  = 24 * time.Hour
 )
 
-// maxPending bounds the spans waiting for the writer: a disk that stalls
-// must not grow the agent's memory without end.
-const maxPending = 100_000
+// defaultMaxPending bounds the spans waiting for the writer: a disk that
+// stalls must not grow the agent's memory without end.
+const defaultMaxPending = 100_000
 
 // Buckets: spans by trace id + span id (JSON state.Span); one meta record per
 // trace (its summary, size and arrival); and the arrival order, keyed by the
@@ -66,15 +66,16 @@ type Store struct {
 	// The writer's side (nil fields when read-only): Add queues under mu,
 	// one goroutine writes what queued meanwhile in one transaction under
 	// writeMu, so that Add never waits for the disk.
-	mu      sync.Mutex
-	pending []state.Span
-	writeMu sync.Mutex
-	wake    chan struct{}
-	done    chan struct{}
-	stopped chan struct{}
-	size    int64 // bytes of span records held, known to the writer only
-	dropped atomic.Uint64
-	onError func(error)
+	mu         sync.Mutex
+	pending    []state.Span
+	maxPending int
+	writeMu    sync.Mutex
+	wake       chan struct{}
+	done       chan struct{}
+	stopped    chan struct{}
+	size       int64 // bytes of span records held, known to the writer only
+	dropped    atomic.Uint64
+	onError    func(error)
 }
 
 // meta is a trace's record in bucketTraces.
@@ -106,7 +107,7 @@ func Open(path string, opts Options, onError func(error)) (*Store, error) {
 		return nil, fmt.Errorf("open trace store %s: %w", path, err)
 	}
 	s := &Store{
-		db: db, opts: opts, onError: onError,
+		db: db, opts: opts, onError: onError, maxPending: defaultMaxPending,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), stopped: make(chan struct{}),
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -154,13 +155,13 @@ func OpenReadOnly(path string) (*Store, error) {
 }
 
 // Add queues spans for the writer; it never waits for the disk. Beyond
-// maxPending queued spans the new ones are dropped and counted.
+// maxPending queued spans (100 000) the new ones are dropped and counted.
 func (s *Store) Add(spans []state.Span) {
 	if len(spans) == 0 {
 		return
 	}
 	s.mu.Lock()
-	room := maxPending - len(s.pending)
+	room := s.maxPending - len(s.pending)
 	if room < len(spans) {
 		s.dropped.Add(uint64(len(spans) - max(room, 0)))
 		spans = spans[:max(room, 0)]
