@@ -15,7 +15,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/msctl/msctl/internal/otlpexport"
-	"github.com/msctl/msctl/internal/otlphttp"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/tracestore"
 )
@@ -101,51 +100,12 @@ func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
 	return spans, err
 }
 
-// maxOTLPBody bounds one export request.
-const maxOTLPBody = 16 << 20
-
-// otlpHandler receives OTLP/HTTP trace exports, protobuf or JSON, optionally
-// gzip-compressed, and answers in the request's encoding. It queues the
-// spans for the store and the request for the exporter (nil: none), and
-// waits for neither.
-func otlpHandler(store *tracestore.Store, exp *otlpexport.Exporter) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST", http.StatusMethodNotAllowed)
-			return
-		}
-		data, ok := otlphttp.ReadBody(w, r, maxOTLPBody)
-		if !ok {
-			return
-		}
-		req := ptraceotlp.NewExportRequest()
-		var err error
-		isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
-		if isJSON {
-			err = req.UnmarshalJSON(data)
-		} else {
-			err = req.UnmarshalProto(data)
-		}
-		if err != nil {
-			http.Error(w, "decode OTLP request: "+err.Error(), http.StatusBadRequest)
-			return
-		}
+// tracesHandler receives OTLP/HTTP trace exports: it queues the spans for
+// the store and the request for the exporter (nil: none), waiting for
+// neither.
+func tracesHandler(store *tracestore.Store, exp *otlpexport.Exporter) http.Handler {
+	return otlpReceiver("traces", exp, ptraceotlp.NewExportRequest, ptraceotlp.NewExportResponse, func(req ptraceotlp.ExportRequest) {
 		store.Add(spansOf(req.Traces()))
-		exp.Forward("traces", r.Header.Get("Content-Type"), data)
-		resp := ptraceotlp.NewExportResponse()
-		var out []byte
-		if isJSON {
-			out, err = resp.MarshalJSON()
-			w.Header().Set("Content-Type", "application/json")
-		} else {
-			out, err = resp.MarshalProto()
-			w.Header().Set("Content-Type", "application/x-protobuf")
-		}
-		if err != nil {
-			http.Error(w, fmt.Sprintf("encode response: %v", err), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(out)
 	})
 }
 

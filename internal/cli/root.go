@@ -59,6 +59,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newDlqCmd(opts),
 		newTracesCmd(opts),
 		newChaosCmd(opts),
+		newTopCmd(opts),
 		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))

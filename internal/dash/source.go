@@ -26,6 +26,8 @@ type Source interface {
 	// AddFault and ClearFaults are msctl chaos add and clear.
 	AddFault(ctx context.Context, req state.FaultRequest) (state.Fault, error)
 	ClearFaults(ctx context.Context) (int, error)
+	// Metrics is GET /api/metrics (service empty: every service's rows).
+	Metrics(ctx context.Context, service string) (state.Metrics, error)
 }
 
 // Dialer connects to the workspace's agent.
@@ -110,6 +112,14 @@ func (r *redial) AddFault(ctx context.Context, req state.FaultRequest) (state.Fa
 		return state.Fault{}, err
 	}
 	return s.AddFault(ctx, req)
+}
+
+func (r *redial) Metrics(ctx context.Context, service string) (state.Metrics, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return state.Metrics{}, err
+	}
+	return s.Metrics(ctx, service)
 }
 
 func (r *redial) ClearFaults(ctx context.Context) (int, error) {
