@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/testenv"
@@ -68,7 +70,8 @@ func TestTracesSurviveAgentRestart(t *testing.T) {
 }
 
 // TestExportReachesOTLPReceiver: with observability.export the agent
-// forwards what services send to a real OpenTelemetry collector receiver.
+// forwards what services send, traces and metrics, to a real OpenTelemetry
+// collector receiver.
 func TestExportReachesOTLPReceiver(t *testing.T) {
 	port, err := freeport.Get()
 	if err != nil {
@@ -78,15 +81,24 @@ func TestExportReachesOTLPReceiver(t *testing.T) {
 	sink, _ := testenv.OTLPReceiver(t, addr)
 	a := startIdleWith(t, t.TempDir(), "observability:\n  export: http://"+addr+"\n")
 	testenv.SendTrace(t, a.Info().OTLP, "payments", "POST /internal/charge", "INSERT payments")
+	mp := testenv.MeterProvider(t, a.Info().OTLP, "payments", metricdata.DeltaTemporality)
+	h, err := mp.Meter("test").Float64Histogram("http.server.request.duration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Record(t.Context(), 0.02)
+	if err := mp.ForceFlush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 
 	testenv.Eventually(t, 10*time.Second, "the receiver gets the spans", func() error {
-		if sink.SpanCount() < 2 {
-			return fmt.Errorf("%d spans arrived", sink.SpanCount())
+		if sink.Traces.SpanCount() < 2 {
+			return fmt.Errorf("%d spans arrived", sink.Traces.SpanCount())
 		}
 		return nil
 	})
 	var names []string
-	for _, td := range sink.AllTraces() {
+	for _, td := range sink.Traces.AllTraces() {
 		rss := td.ResourceSpans()
 		for i := range rss.Len() {
 			svc, _ := rss.At(i).Resource().Attributes().Get("service.name")
@@ -100,17 +112,34 @@ func TestExportReachesOTLPReceiver(t *testing.T) {
 	if strings.Join(names, ",") != "INSERT payments,POST /internal/charge" {
 		t.Errorf("spans at the receiver = %v", names)
 	}
+	testenv.Eventually(t, 10*time.Second, "the receiver gets the metrics", func() error {
+		ms := sink.Metrics.AllMetrics()
+		if len(ms) == 0 {
+			return errors.New("none arrived")
+		}
+		rm := ms[0].ResourceMetrics().At(0)
+		svc, _ := rm.Resource().Attributes().Get("service.name")
+		if name := rm.ScopeMetrics().At(0).Metrics().At(0).Name(); svc.AsString() != "payments" || name != "http.server.request.duration" {
+			return fmt.Errorf("%s of service %q arrived", name, svc.AsString())
+		}
+		return nil
+	})
 	c, err := Connect(a.m.Dir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := c.Snapshot(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := snap.Export; e == nil || e.URL != "http://"+addr || e.Sent != 1 || e.Dropped != 0 {
-		t.Errorf("snapshot export = %+v, want 1 sent to http://%s", e, addr)
-	}
+	// The receiver consumes before it answers: the exporter counts a
+	// moment after.
+	testenv.Eventually(t, 5*time.Second, "the snapshot counts both sent", func() error {
+		snap, err := c.Snapshot(t.Context())
+		if err != nil {
+			return err
+		}
+		if e := snap.Export; e == nil || e.URL != "http://"+addr || e.Sent != 2 || e.Dropped != 0 {
+			return fmt.Errorf("snapshot export = %+v, want 2 sent (traces, metrics) to http://%s", e, addr)
+		}
+		return nil
+	})
 }
 
 func eachSpan(rs ptrace.ResourceSpans, fn func(ptrace.Span)) {

@@ -60,8 +60,8 @@ func TestRetriesUntilTheEndpointComesUp(t *testing.T) {
 	e.Forward("traces", "application/x-protobuf", spanRequest(t, "early"))
 	testenv.Until(t, 5*time.Second, "a failed attempt", func() bool { return e.Status().LastError != "" })
 	sink, _ := testenv.OTLPReceiver(t, addr)
-	testenv.Until(t, 10*time.Second, "the retried request arrives", func() bool { return sink.SpanCount() == 1 })
-	if got := sink.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name(); got != "early" {
+	testenv.Until(t, 10*time.Second, "the retried request arrives", func() bool { return sink.Traces.SpanCount() == 1 })
+	if got := sink.Traces.AllTraces()[0].ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name(); got != "early" {
 		t.Errorf("span %q arrived, want early", got)
 	}
 
@@ -90,7 +90,7 @@ func TestCloseDeliversWhatIsQueued(t *testing.T) {
 		e.Forward("traces", "application/x-protobuf", spanRequest(t, fmt.Sprint("last", i)))
 	}
 	e.Close()
-	if sink.SpanCount() != 3 {
-		t.Errorf("%d spans arrived before Close returned, want 3", sink.SpanCount())
+	if sink.Traces.SpanCount() != 3 {
+		t.Errorf("%d spans arrived before Close returned, want 3", sink.Traces.SpanCount())
 	}
 }

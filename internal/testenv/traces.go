@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/config/configgrpc"
 	"go.opentelemetry.io/collector/config/configoptional"
@@ -56,25 +57,44 @@ func SendTrace(t testing.TB, addr, service string, names ...string) string {
 	return root.SpanContext().TraceID().String()
 }
 
-// OTLPReceiver runs the OpenTelemetry collector's own OTLP receiver
-// (HTTP only) on addr (host:port), the traces it receives going to the
-// returned sink; it stops with the test, or earlier with the returned stop.
-func OTLPReceiver(t testing.TB, addr string) (sink *consumertest.TracesSink, stop func()) {
+// OTLPSink holds what an OTLPReceiver received, per signal.
+type OTLPSink struct {
+	Traces  consumertest.TracesSink
+	Metrics consumertest.MetricsSink
+}
+
+// OTLPReceiver runs the OpenTelemetry collector's own OTLP receiver (HTTP
+// only) on addr (host:port), traces and metrics going to the returned
+// sink; it stops with the test, or earlier with the returned stop.
+func OTLPReceiver(t testing.TB, addr string) (sink *OTLPSink, stop func()) {
 	t.Helper()
 	f := otlpreceiver.NewFactory()
 	cfg := f.CreateDefaultConfig().(*otlpreceiver.Config)
 	cfg.Protocols.GRPC = configoptional.None[configgrpc.ServerConfig]()
 	cfg.Protocols.HTTP.GetOrInsertDefault().ServerConfig.NetAddr.Endpoint = addr
-	sink = new(consumertest.TracesSink)
-	r, err := f.CreateTraces(context.Background(), receivertest.NewNopSettings(f.Type()), cfg, sink)
+	sink = new(OTLPSink)
+	set := receivertest.NewNopSettings(f.Type())
+	// Both signals on one config share one receiver (and one listener).
+	tr, err := f.CreateTraces(context.Background(), set, cfg, &sink.Traces)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+	mr, err := f.CreateMetrics(context.Background(), set, cfg, &sink.Metrics)
+	if err != nil {
 		t.Fatal(err)
 	}
+	for _, r := range []component.Component{tr, mr} {
+		if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var once sync.Once
-	stop = func() { once.Do(func() { _ = r.Shutdown(context.Background()) }) }
+	stop = func() {
+		once.Do(func() {
+			_ = tr.Shutdown(context.Background())
+			_ = mr.Shutdown(context.Background())
+		})
+	}
 	t.Cleanup(stop)
 	return sink, stop
 }
