@@ -73,8 +73,8 @@ type Store struct {
 	wake       chan struct{}
 	done       chan struct{}
 	stopped    chan struct{}
-	size       int64 // bytes of span records held, known to the writer only
-	dropped    atomic.Uint64
+	size       int64         // bytes of span records held, known to the writer only
+	dropped    atomic.Uint64 // since the last Flush, which reports them
 	onError    func(error)
 }
 
@@ -174,9 +174,6 @@ func (s *Store) Add(spans []state.Span) {
 	}
 }
 
-// Dropped says how many spans were dropped because the writer fell behind.
-func (s *Store) Dropped() uint64 { return s.dropped.Load() }
-
 // Flush waits until what was added so far is written.
 func (s *Store) Flush() {
 	s.writeMu.Lock()
@@ -187,6 +184,9 @@ func (s *Store) Flush() {
 	s.mu.Unlock()
 	if len(batch) > 0 {
 		s.store(batch)
+	}
+	if n := s.dropped.Swap(0); n > 0 && s.onError != nil {
+		s.onError(fmt.Errorf("%d spans dropped: more arrived than the disk took", n))
 	}
 }
 

@@ -192,7 +192,11 @@ func TestReadOnlyWhileWriterHoldsIt(t *testing.T) {
 }
 
 func TestAddNeverWaitsAndIsBounded(t *testing.T) {
-	s := open(t, filepath.Join(t.TempDir(), FileName), Options{})
+	var reported error
+	s, err := Open(filepath.Join(t.TempDir(), FileName), Options{}, func(err error) { reported = err })
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer s.Close()
 	s.maxPending = 5000 // the default's 100 000 spans take seconds to write at Close
 	// Hold the writer as a stalled disk would: Add must still return, and
@@ -214,7 +218,11 @@ func TestAddNeverWaitsAndIsBounded(t *testing.T) {
 	queued := len(s.pending)
 	s.mu.Unlock()
 	s.writeMu.Unlock()
-	if queued != 5000 || s.Dropped() != 2500 {
-		t.Errorf("queued %d (max 5000), dropped %d, want 2500", queued, s.Dropped())
+	if dropped := s.dropped.Load(); queued != 5000 || dropped != 2500 {
+		t.Errorf("queued %d (max 5000), dropped %d, want 2500", queued, dropped)
+	}
+	s.Flush()
+	if reported == nil || reported.Error() != "2500 spans dropped: more arrived than the disk took" {
+		t.Errorf("reported %v, want the 2500 dropped spans", reported)
 	}
 }
