@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -73,11 +72,7 @@ func TestTracesSurviveAgentRestart(t *testing.T) {
 // forwards what services send, traces and metrics, to a real OpenTelemetry
 // collector receiver.
 func TestExportReachesOTLPReceiver(t *testing.T) {
-	port, err := freeport.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := testenv.FreeAddr(t)
 	sink, _ := testenv.OTLPReceiver(t, addr)
 	a := startIdleWith(t, t.TempDir(), "observability:\n  export: http://"+addr+"\n")
 	testenv.SendTrace(t, a.Info().OTLP, "payments", "POST /internal/charge", "INSERT payments")
@@ -155,11 +150,7 @@ func eachSpan(rs ptrace.ResourceSpans, fn func(ptrace.Span)) {
 // the export endpoint the receiver answers as fast as ever, and what waits
 // to be forwarded stays bounded, the rest counted as dropped.
 func TestDeadExportEndpointNeitherBlocksNorGrows(t *testing.T) {
-	port, err := freeport.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := startIdleWith(t, t.TempDir(), fmt.Sprintf("observability:\n  export: http://127.0.0.1:%d/otlp\n", port))
+	a := startIdleWith(t, t.TempDir(), "observability:\n  export: http://"+testenv.FreeAddr(t)+"/otlp\n")
 	body, _ := exportRequest().MarshalProto()
 	const n = 2000
 	begin := time.Now()

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/msctl/msctl/internal/infra/freeport"
 	"github.com/msctl/msctl/internal/otlpexport"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -47,11 +46,7 @@ func spanRequest(t *testing.T, name string) []byte {
 // receiver is down arrives once it is up; one the receiver refuses as bad
 // is dropped at once, not retried.
 func TestRetriesUntilTheEndpointComesUp(t *testing.T) {
-	port, err := freeport.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := testenv.FreeAddr(t)
 	e, err := otlpexport.New("http://" + addr + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +71,7 @@ func TestRetriesUntilTheEndpointComesUp(t *testing.T) {
 // TestCloseDeliversWhatIsQueued: the spans services flush as the workspace
 // stops still reach the endpoint.
 func TestCloseDeliversWhatIsQueued(t *testing.T) {
-	port, err := freeport.Get()
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	addr := testenv.FreeAddr(t)
 	sink, _ := testenv.OTLPReceiver(t, addr)
 	e, err := otlpexport.New("http://" + addr)
 	if err != nil {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +21,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/msctl/msctl/internal/infra/freeport"
 )
 
 // SendTrace sends one trace the way a service does (kit/tracing: the OTel
@@ -97,4 +100,15 @@ func OTLPReceiver(t testing.TB, addr string) (sink *OTLPSink, stop func()) {
 	}
 	t.Cleanup(stop)
 	return sink, stop
+}
+
+// FreeAddr is a loopback host:port nothing listens on, for a server a test
+// starts (or leaves dead on purpose).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freeport.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
