@@ -32,16 +32,16 @@ import (
 	"github.com/msctl/msctl/internal/envfile"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
+	"github.com/msctl/msctl/internal/otlpexport"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/tracestore"
 	"github.com/msctl/msctl/services/kit/bus"
 )
 
 // Bounds of what the agent keeps in memory.
 const (
-	maxTraces     = 1000
-	maxSpans      = 50000
 	maxEvents     = 1000
 	snapshotTrace = 200 // trace summaries per snapshot
 )
@@ -67,7 +67,8 @@ type Agent struct {
 	log       *slog.Logger
 	stateDir  string
 	orch      *orchestrator.Orchestrator
-	traces    *traceStore
+	traces    *tracestore.Store
+	export    *otlpexport.Exporter // nil without observability.export
 	metrics   *metricStore
 	col       *collector
 	token     string
@@ -112,10 +113,15 @@ func Start(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		m: opts.Manifest, env: opts.Env, rt: opts.Runtime, log: opts.Log, stateDir: dir,
-		traces: newTraceStore(maxTraces, maxSpans), metrics: newMetricStore(time.Now), col: newCollector(maxEvents),
+		metrics: newMetricStore(time.Now), col: newCollector(maxEvents),
 		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
 	}
+	if err := a.openTelemetry(); err != nil {
+		lf.Close()
+		return nil, err
+	}
 	fail := func(err error) (*Agent, error) {
+		a.closeTelemetry()
 		lf.Close()
 		return nil, err
 	}
@@ -166,8 +172,8 @@ func Start(opts Options) (*Agent, error) {
 	}
 	orch.Store(a.orch)
 	otlpMux := http.NewServeMux()
-	otlpMux.Handle("/v1/traces", tracesHandler(a.traces))
-	otlpMux.Handle("/v1/metrics", metricsHandler(a.metrics))
+	otlpMux.Handle("/v1/traces", tracesHandler(a.traces, a.export))
+	otlpMux.Handle("/v1/metrics", metricsHandler(a.metrics, a.export))
 	a.otlp = &http.Server{Handler: otlpMux, ReadHeaderTimeout: 5 * time.Second}
 	a.api = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = a.otlp.Serve(otlpLn) }()
@@ -296,6 +302,7 @@ func (a *Agent) Down(ctx context.Context, volumes bool) error {
 	}
 	err := a.orch.Down(ctx, orchestrator.DownOptions{Volumes: volumes})
 	a.closeServers()
+	a.closeTelemetry()
 	_ = os.Remove(infoPath(a.stateDir))
 	a.lockFile.Close()
 	return err
@@ -322,7 +329,12 @@ func (a *Agent) Snapshot() state.Snapshot {
 		StartedAt:  a.info.StartedAt,
 		TakenAt:    time.Now().UTC(),
 		Components: a.orch.Ps(),
-		Traces:     a.traces.summaries(snapshotTrace),
+		Export:     a.export.Status(),
+	}
+	a.traces.Flush()
+	var err error
+	if s.Traces, err = a.traces.List(tracestore.Query{Limit: snapshotTrace}); err != nil {
+		a.log.Warn("trace store", "err", err)
 	}
 	if pub := a.m.Public(); pub != nil {
 		s.GatewayURL = "http://127.0.0.1:" + strconv.Itoa(a.m.Gateway.Port)
@@ -392,14 +404,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /api/snapshot", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, a.Snapshot())
 	})
-	mux.HandleFunc("GET /api/traces/{id}", func(w http.ResponseWriter, r *http.Request) {
-		spans, ok := a.traces.get(r.PathValue("id"))
-		if !ok {
-			writeError(w, http.StatusNotFound, "not_found", "no trace "+r.PathValue("id"))
-			return
-		}
-		writeJSON(w, http.StatusOK, spans)
-	})
+	a.traceRoutes(mux)
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
 	a.chaosRoutes(mux)

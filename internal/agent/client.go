@@ -107,13 +107,6 @@ func (c *Client) Snapshot(ctx context.Context) (state.Snapshot, error) {
 	return s, err
 }
 
-// Trace returns the spans of one trace, ordered by start.
-func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
-	var spans []state.Span
-	err := c.do(ctx, http.MethodGet, "/api/traces/"+url.PathEscape(id), &spans)
-	return spans, err
-}
-
 // Metrics returns the services' RED metrics (only service's when not
 // empty).
 func (c *Client) Metrics(ctx context.Context, service string) (state.Metrics, error) {

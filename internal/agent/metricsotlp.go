@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
+	"github.com/msctl/msctl/internal/otlpexport"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -23,9 +24,10 @@ const (
 	metricConsumerLag     = "messaging.consumer.lag"
 )
 
-// metricsHandler receives OTLP/HTTP metric exports into store.
-func metricsHandler(store *metricStore) http.Handler {
-	return otlpReceiver(pmetricotlp.NewExportRequest, pmetricotlp.NewExportResponse, func(req pmetricotlp.ExportRequest) {
+// metricsHandler receives OTLP/HTTP metric exports into store, and hands
+// them to exp to forward (nil: none).
+func metricsHandler(store *metricStore, exp *otlpexport.Exporter) http.Handler {
+	return otlpReceiver("metrics", exp, pmetricotlp.NewExportRequest, pmetricotlp.NewExportResponse, func(req pmetricotlp.ExportRequest) {
 		store.addOTLP(req.Metrics())
 	})
 }

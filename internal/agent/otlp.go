@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/msctl/msctl/internal/otlpexport"
 	"github.com/msctl/msctl/internal/otlphttp"
 )
 
@@ -19,10 +20,11 @@ type otlpMessage interface {
 	MarshalJSON() ([]byte, error)
 }
 
-// otlpReceiver receives OTLP/HTTP exports of one signal, protobuf or JSON,
-// optionally gzip-compressed, hands each decoded request to consume and
-// answers in the request's encoding.
-func otlpReceiver[Req, Resp otlpMessage](newReq func() Req, newResp func() Resp, consume func(Req)) http.Handler {
+// otlpReceiver receives OTLP/HTTP exports of one signal ("traces",
+// "metrics"), protobuf or JSON, optionally gzip-compressed, hands each
+// decoded request to consume and to exp to forward (nil: none; it only
+// queues) and answers in the request's encoding.
+func otlpReceiver[Req, Resp otlpMessage](signal string, exp *otlpexport.Exporter, newReq func() Req, newResp func() Resp, consume func(Req)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST", http.StatusMethodNotAllowed)
@@ -45,6 +47,7 @@ func otlpReceiver[Req, Resp otlpMessage](newReq func() Req, newResp func() Resp,
 			return
 		}
 		consume(req)
+		exp.Forward(signal, r.Header.Get("Content-Type"), data)
 		resp := newResp()
 		var out []byte
 		if isJSON {

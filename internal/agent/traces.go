@@ -1,140 +1,111 @@
 package agent
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
-	"slices"
+	"net/url"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/msctl/msctl/internal/otlpexport"
 	"github.com/msctl/msctl/internal/state"
+	"github.com/msctl/msctl/internal/tracestore"
 )
 
-// traceStore keeps the most recent traces, bounded both in traces and in
-// spans: when either bound is passed the oldest trace goes.
-type traceStore struct {
-	maxTraces, maxSpans int
-
-	mu     sync.Mutex
-	traces map[string]*trace
-	order  []string // trace ids, oldest first
-	spans  int
-}
-
-type trace struct {
-	spans []state.Span
-}
-
-func newTraceStore(maxTraces, maxSpans int) *traceStore {
-	return &traceStore{maxTraces: maxTraces, maxSpans: maxSpans, traces: map[string]*trace{}}
-}
-
-func (s *traceStore) add(spans []state.Span) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, sp := range spans {
-		t := s.traces[sp.TraceID]
-		if t == nil {
-			t = &trace{}
-			s.traces[sp.TraceID] = t
-			s.order = append(s.order, sp.TraceID)
+// traceRoutes serves the trace store: GET /api/traces lists, GET
+// /api/traces/{id} gives one trace's spans. Both write what is queued
+// first, so that a reader sees every span the receiver acknowledged.
+func (a *Agent) traceRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/traces", func(w http.ResponseWriter, r *http.Request) {
+		q, err := traceQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_query", err.Error())
+			return
 		}
-		t.spans = append(t.spans, sp)
-		s.spans++
-	}
-	for len(s.order) > 0 && (len(s.order) > s.maxTraces || s.spans > s.maxSpans) {
-		id := s.order[0]
-		s.order = s.order[1:]
-		s.spans -= len(s.traces[id].spans)
-		delete(s.traces, id)
-	}
+		a.traces.Flush()
+		list, err := a.traces.List(q)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "trace_store", err.Error())
+			return
+		}
+		if list == nil {
+			list = []state.TraceSummary{}
+		}
+		writeJSON(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("GET /api/traces/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a.traces.Flush()
+		spans, err := a.traces.Trace(r.PathValue("id"))
+		switch {
+		case errors.Is(err, tracestore.ErrNotFound):
+			writeError(w, http.StatusNotFound, "not_found", "no trace "+r.PathValue("id")+" (msctl traces lists them)")
+		case err != nil:
+			writeError(w, http.StatusInternalServerError, "trace_store", err.Error())
+		default:
+			writeJSON(w, http.StatusOK, spans)
+		}
+	})
 }
 
-// get returns the spans of one trace, ordered by start.
-func (s *traceStore) get(id string) ([]state.Span, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.traces[id]
-	if !ok {
-		return nil, false
+// traceQuery reads service, since (a duration) and limit.
+func traceQuery(v url.Values) (tracestore.Query, error) {
+	q := tracestore.Query{Service: v.Get("service")}
+	if s := v.Get("since"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return q, fmt.Errorf("since %q is not a duration like 10m", s)
+		}
+		q.Since = time.Now().Add(-d)
 	}
-	out := slices.Clone(t.spans)
-	slices.SortStableFunc(out, func(a, b state.Span) int { return a.Start.Compare(b.Start) })
-	return out, true
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return q, fmt.Errorf("limit %q is not a count", s)
+		}
+		q.Limit = n
+	}
+	return q, nil
 }
 
-// summaries describes the newest traces, newest first.
-func (s *traceStore) summaries(limit int) []state.TraceSummary {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]state.TraceSummary, 0, min(limit, len(s.order)))
-	for i := len(s.order) - 1; i >= 0 && len(out) < limit; i-- {
-		out = append(out, summarize(s.order[i], s.traces[s.order[i]].spans))
+// Traces lists the traces the agent stored, newest first: service and since
+// (how far back a trace may have started; 0 is no bound) select, limit (0:
+// all) caps.
+func (c *Client) Traces(ctx context.Context, service string, since time.Duration, limit int) ([]state.TraceSummary, error) {
+	v := url.Values{}
+	if service != "" {
+		v.Set("service", service)
 	}
-	return out
+	if since > 0 {
+		v.Set("since", since.String())
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	var list []state.TraceSummary
+	err := c.do(ctx, http.MethodGet, "/api/traces?"+v.Encode(), &list)
+	return list, err
 }
 
-func summarize(id string, spans []state.Span) state.TraceSummary {
-	sum := state.TraceSummary{TraceID: id, Spans: len(spans)}
-	var end time.Time
-	var root *state.Span
-	seen := map[string]bool{}
-	ids := map[string]bool{}
-	for i := range spans {
-		ids[spans[i].SpanID] = true
-	}
-	for i := range spans {
-		sp := &spans[i]
-		if sum.Start.IsZero() || sp.Start.Before(sum.Start) {
-			sum.Start = sp.Start
-		}
-		if e := sp.Start.Add(sp.Duration); e.After(end) {
-			end = e
-		}
-		if sp.Error {
-			sum.Errors++
-		}
-		if !seen[sp.Service] {
-			seen[sp.Service] = true
-			sum.Services = append(sum.Services, sp.Service)
-		}
-		// The root has no parent; until it arrives, the earliest span whose
-		// parent we have not seen stands in.
-		if rootRank(sp, ids) < rootRank(root, ids) || root != nil && rootRank(sp, ids) == rootRank(root, ids) && sp.Start.Before(root.Start) {
-			root = sp
-		}
-	}
-	slices.Sort(sum.Services)
-	if root != nil {
-		sum.Root = root.Service + ": " + root.Name
-	}
-	sum.Duration = end.Sub(sum.Start)
-	return sum
+// Trace returns the spans of one trace, ordered by start.
+func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
+	var spans []state.Span
+	err := c.do(ctx, http.MethodGet, "/api/traces/"+url.PathEscape(id), &spans)
+	return spans, err
 }
 
-// rootRank orders root candidates: a span without parent first, then one
-// whose parent is missing, then the rest; nil last.
-func rootRank(sp *state.Span, ids map[string]bool) int {
-	switch {
-	case sp == nil:
-		return 3
-	case sp.ParentID == "":
-		return 0
-	case !ids[sp.ParentID]:
-		return 1
-	default:
-		return 2
-	}
-}
-
-// tracesHandler receives OTLP/HTTP trace exports into store.
-func tracesHandler(store *traceStore) http.Handler {
-	return otlpReceiver(ptraceotlp.NewExportRequest, ptraceotlp.NewExportResponse, func(req ptraceotlp.ExportRequest) {
-		store.add(spansOf(req.Traces()))
+// tracesHandler receives OTLP/HTTP trace exports: it queues the spans for
+// the store and the request for the exporter (nil: none), waiting for
+// neither.
+func tracesHandler(store *tracestore.Store, exp *otlpexport.Exporter) http.Handler {
+	return otlpReceiver("traces", exp, ptraceotlp.NewExportRequest, ptraceotlp.NewExportResponse, func(req ptraceotlp.ExportRequest) {
+		store.Add(spansOf(req.Traces()))
 	})
 }
 

@@ -17,6 +17,7 @@ type agentOptions struct {
 	runtime     string
 	kubeContext string
 	env         string
+	otlpExport  otlpExportFlag
 }
 
 // newAgentCmd is the detached agent `msctl up -d` starts in a new session.
@@ -28,6 +29,7 @@ func newAgentCmd(root *rootOptions) *cobra.Command {
 	cmd.Flags().StringVar(&o.runtime, "runtime", "local", "runtime to use")
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context of the kubernetes runtime")
 	addEnvFlag(cmd, &o.env)
+	o.otlpExport.add(cmd)
 	cmd.AddCommand(newCollectCmd(), newChaosProxyCmd())
 	return cmd
 }
@@ -43,6 +45,9 @@ func (o *agentOptions) run(ctx context.Context, services []string) error {
 	}
 	if o.kubeContext != "" {
 		m.Kubernetes.Context = o.kubeContext
+	}
+	if err := o.otlpExport.apply(m); err != nil {
+		return err
 	}
 	rtName, err := resolveRuntime(ctx, o.runtime, m)
 	if err != nil {

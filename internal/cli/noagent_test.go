@@ -53,7 +53,7 @@ func (f *fakeLeftovers) remove(_ context.Context, volumes bool) (int, error) {
 	return f.removed, nil
 }
 
-// TestWithoutAgent drives ps, logs, down, dlq and top through the command line with no
+// TestWithoutAgent drives ps, logs, down, dlq, top and traces through the command line with no
 // agent running and the leftovers faked: the one path they share then
 // decides what each prints and how it exits, with no Docker needed.
 func TestWithoutAgent(t *testing.T) {
@@ -158,6 +158,18 @@ func TestWithoutAgent(t *testing.T) {
 		{name: "top, no agent", args: []string{"top"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace (start it with msctl up -d)\n"}, noStdout: true},
 		{name: "top --json, no agent", args: []string{"top", "--json"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}, noStdout: true},
 		{name: "top --watch, no agent", args: []string{"top", "--watch"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}, noStdout: true},
+		{name: "traces, nothing stored", args: []string{"traces"}, stderr: []string{"no traces\n"}, noStdout: true},
+		{name: "traces --service --since, nothing stored", args: []string{"traces", "--service", "a", "--since", "5m"}, stderr: []string{"no traces of a in the last 5m0s\n"}, noStdout: true},
+		{name: "traces --json, nothing stored", args: []string{"traces", "--json"}, stdoutIs: "[]\n"},
+		{
+			name: "traces show, nothing stored", args: []string{"traces", "show", "4bf9"}, code: 1,
+			stderr: []string{"msctl: no trace 4bf9: nothing was traced in this workspace yet\n"}, noStdout: true,
+		},
+		{
+			name: "up --otlp-export, bad URL", args: []string{"up", "-d", "--otlp-export", "localhost:4318"}, code: 2,
+			stderr: []string{`msctl: --otlp-export "localhost:4318": the OTLP/HTTP endpoint must be an http:// or https:// URL, e.g. http://localhost:4318`},
+		},
+		{name: "traces --limit -1", args: []string{"traces", "--limit", "-1"}, code: 2, stderr: []string{"msctl: --limit -1: give a count, or 0 for all"}},
 		{
 			name: "down, nothing left", args: []string{"down"}, wantRemove: true,
 			stderr: []string{"nothing is up\n"}, noStdout: true,

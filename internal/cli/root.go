@@ -57,6 +57,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newLogsCmd(opts),
 		newRestartCmd(opts),
 		newDlqCmd(opts),
+		newTracesCmd(opts),
 		newChaosCmd(opts),
 		newTopCmd(opts),
 		newAgentCmd(opts),

@@ -30,6 +30,7 @@ type upOptions struct {
 	kubeContext string
 	view        logViewFlags
 	env         string
+	otlpExport  otlpExportFlag
 }
 
 func newUpCmd(root *rootOptions) *cobra.Command {
@@ -50,6 +51,7 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 	o.view.add(cmd)
 	addEnvFlag(cmd, &o.env)
 	cmd.Flags().StringVar(&o.kubeContext, "context", "", "kubeconfig context for --runtime kubernetes (default: kubernetes.context in msctl.yaml, else the current one)")
+	o.otlpExport.add(cmd)
 	return cmd
 }
 
@@ -64,6 +66,9 @@ func (o *upOptions) run(ctx context.Context) error {
 	if o.kubeContext != "" {
 		m.Kubernetes.Context = o.kubeContext
 	}
+	if err := o.otlpExport.apply(m); err != nil {
+		return err
+	}
 	if err := checkServices(m, o.services); err != nil {
 		return err
 	}
@@ -75,6 +80,9 @@ func (o *upOptions) run(ctx context.Context) error {
 		return err
 	}
 	if c, err := o.root.connect(m.Dir()); err == nil {
+		if o.otlpExport != "" {
+			fmt.Fprintln(o.root.stderr, "--otlp-export applies when the agent starts: run msctl down, then up, to change it")
+		}
 		return o.reconcile(ctx, c)
 	}
 	rtName, note, err := chooseRuntime(ctx, o.runtime, m)
@@ -251,6 +259,9 @@ func (o *upOptions) detached(ctx context.Context, m *manifest.Manifest, rtName s
 	args := []string{"agent", "--file", m.Path(), "--runtime", rtName, "--env", o.env}
 	if o.kubeContext != "" {
 		args = append(args, "--context", o.kubeContext)
+	}
+	if o.otlpExport != "" {
+		args = append(args, "--otlp-export", string(o.otlpExport))
 	}
 	args = append(args, o.services...)
 	cmd := exec.Command(exe, args...)

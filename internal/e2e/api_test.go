@@ -3,8 +3,10 @@ package e2e
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -161,6 +163,27 @@ func TestUpAndPublicAPI(t *testing.T) {
 		if len(snap.Registry["orders"]) == 0 {
 			t.Errorf("registry in the snapshot has no orders: %+v", snap.Registry)
 		}
+	})
+
+	// The agent keeps traces on disk: after down msctl traces reads them
+	// there, and the next agent serves them again.
+	t.Run("TracesSurviveDownAndUp", func(t *testing.T) {
+		want := []string{"gateway", "orders", "inventory", "payments", "notifications"}
+		check := func(t *testing.T) {
+			t.Helper()
+			var spans []state.Span
+			r := shop.Must(t, "traces", "show", traceID, "--json")
+			if err := json.Unmarshal([]byte(r.Stdout), &spans); err != nil || !containsAll(servicesOf(spans), want) {
+				t.Errorf("traces show %s --json: services %v (%v), want %v", traceID, servicesOf(spans), err, want)
+			}
+			if r := shop.Must(t, "traces", "--service", "payments"); !strings.Contains(r.Stdout, traceID) {
+				t.Errorf("traces --service payments lacks %s:\n%s", traceID, r.Stdout)
+			}
+		}
+		shop.Must(t, "down")
+		check(t)
+		ensureUp(t)
+		check(t)
 	})
 }
 

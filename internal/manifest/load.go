@@ -16,7 +16,7 @@ import (
 )
 
 var (
-	rootKeys      = []string{"project", "gateway", "infra", "services", "kubernetes"}
+	rootKeys      = []string{"project", "gateway", "infra", "services", "kubernetes", "observability"}
 	gatewayKeys   = []string{"port"}
 	infraKeys     = []string{"postgres", "broker", "registry"}
 	componentKeys = []string{"image", "version", "port", "replicas"}
@@ -118,6 +118,7 @@ func parse(file, abs string, data []byte) (*Manifest, error) {
 		p.component(inf, "registry", &m.Infra.Registry)
 	}
 	p.kubernetes(fields, m)
+	p.observability(fields, m)
 	if kv, ok := fields["services"]; ok && !isNull(kv.val) {
 		if kv.val.Kind != yaml.MappingNode {
 			p.errorf(kv.val, "write services as a mapping of name to settings, e.g. services: {users: {language: go}}", "services must be a mapping")

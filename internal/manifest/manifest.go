@@ -53,6 +53,8 @@ type Manifest struct {
 	Services map[string]*Service
 	// Kubernetes is read by the kubernetes runtime and export k8s only.
 	Kubernetes Kubernetes
+	// Observability is read by the agent (observability.go).
+	Observability Observability
 
 	// path is the absolute path of the file it was loaded from.
 	path string

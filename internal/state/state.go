@@ -61,6 +61,8 @@ type Snapshot struct {
 	// Deliveries are JetStream's deliveries to each consumer since the agent started; Events
 	// holds publishes only.
 	Deliveries []Delivery `json:"deliveries,omitempty"`
+	// Export is the forwarding to an external OTLP endpoint; nil when none is set.
+	Export *Export `json:"export,omitempty"`
 	// Faults are the active `msctl chaos` faults, oldest first.
 	Faults []Fault `json:"faults,omitempty"`
 }
