@@ -86,6 +86,8 @@ type Agent struct {
 	// nil when the runtime cannot run them, chaosErr saying why.
 	chaos    chaos.Controller
 	chaosErr error
+
+	watch watching // up --watch (watch.go)
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP
@@ -265,6 +267,7 @@ func (a *Agent) Down(ctx context.Context, volumes bool) error {
 		return nil
 	}
 	a.closed = true
+	a.stopWatch()
 	if a.phase != state.PhaseFailed {
 		a.phase = state.PhaseStopping
 	}
@@ -315,6 +318,7 @@ func (a *Agent) Snapshot() state.Snapshot {
 		s.GatewayURL = "http://127.0.0.1:" + strconv.Itoa(a.m.Gateway.Port)
 	}
 	a.col.snapshot(&s)
+	s.Watch = a.watchSnapshot()
 	if a.chaos != nil {
 		// A proxy that does not answer shows no faults; chaos ls says why.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -374,6 +378,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
 	a.chaosRoutes(mux)
+	a.watchRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := a.Restart(r.Context(), r.PathValue("name"))
 		switch {

@@ -1,0 +1,246 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/msctl/msctl/internal/agent"
+	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/testenv"
+)
+
+// TestWatchSystem drives `msctl up -d --watch` on a small workspace of
+// its own on each runtime: edits of a handler, a syntax error, a shared
+// package and msctl.yaml, each applied to exactly the services they
+// affect while the others keep their processes or containers.
+func TestWatchSystem(t *testing.T) {
+	testenv.SkipShort(t, "builds msctl and brings workspaces up")
+	bin := testenv.Msctl(t)
+	for _, rt := range []string{"local", "docker"} {
+		t.Run(rt, func(t *testing.T) {
+			if rt == docker.Name {
+				testenv.RequireDocker(t)
+			}
+			testWatch(t, bin, rt)
+		})
+	}
+}
+
+// The watch workspace: a (imports the shared package services/kit/greet)
+// and b (public, imports nothing shared; its handler lives in handler.go).
+const (
+	watchMain = `package main
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+)
+
+func main() {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/readyz", ok)
+	mux.HandleFunc("/hello", hello)
+	if err := http.ListenAndServe(os.Getenv("HTTP_ADDR"), mux); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+`
+	watchHandlerA = `package main
+
+import (
+	"fmt"
+	"net/http"
+
+	"example.com/ws/services/kit/greet"
+)
+
+func hello(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, greet.Word()) }
+`
+	watchHandlerB = `package main
+
+import (
+	"fmt"
+	"net/http"
+)
+
+func hello(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, %q) }
+`
+	watchGreet = "package greet\n\nfunc Word() string { return %q }\n"
+)
+
+func watchWorkspace(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	// Postgres runs as another user when the tests run as root.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	testenv.WriteFiles(t, dir, map[string]string{
+		"go.mod":                      "module example.com/ws\n\ngo 1.24\n",
+		".gitignore":                  "*.gen\n",
+		"services/kit/greet/greet.go": fmt.Sprintf(watchGreet, "hello"),
+		"services/a/main.go":          watchMain,
+		"services/a/handler.go":       watchHandlerA,
+		"services/b/main.go":          watchMain,
+		"services/b/handler.go":       fmt.Sprintf(watchHandlerB, "v1"),
+		manifest.FileName: fmt.Sprintf("project: watch%s\ngateway:\n  port: %d\nservices:\n"+
+			"  a:\n    path: services/a\n    language: go\n    replicas: 1\n"+
+			"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
+			hex.EncodeToString(b), testenv.FreePort(t)),
+	})
+	return dir
+}
+
+func testWatch(t *testing.T, bin, rt string) {
+	dir := watchWorkspace(t)
+	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		msctlIn(t, bin, dir, "down", "--volumes")
+		if rt == docker.Name {
+			testenv.RemoveDockerWorkspace(t, m.Project)
+		}
+	})
+	cli := testenv.CLI{Bin: bin, Dir: dir}
+	watcher := testenv.StartProc(t, "msctl up -d --watch", cli.Command("up", "-d", "--watch", "--runtime", rt), syscall.SIGINT)
+	testenv.Until(t, 5*time.Minute, "up -d --watch to watch", func() bool {
+		return strings.Contains(watcher.Output(), "watching for changes") || watcher.Exited()
+	})
+	if watcher.Exited() {
+		t.Fatalf("up -d --watch exited:\n%s", watcher.Output())
+	}
+	c, err := agent.Connect(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := fmt.Sprintf("http://127.0.0.1:%d/hello", m.Gateway.Port)
+	serves := func(url, want string) {
+		t.Helper()
+		testenv.Eventually(t, 3*time.Minute, url+" answers "+want, func() error {
+			if got := get(url); got != want {
+				return fmt.Errorf("answers %q (watch output:\n%s)", got, watcher.Output())
+			}
+			return nil
+		})
+	}
+	write := func(rel, text string) {
+		t.Helper()
+		testenv.WriteFiles(t, dir, map[string]string{rel: text})
+	}
+	serves(gw, "v1")
+	before := components(t, bin, dir)
+
+	// An edit of b's handler: the new behaviour is served, a keeps its
+	// process or container.
+	write("services/b/handler.go", fmt.Sprintf(watchHandlerB, "v2"))
+	serves(gw, "v2")
+	testenv.Until(t, time.Minute, "the progress line of b", func() bool {
+		return strings.Contains(watcher.Output(), "b: change detected → building → replaced 1/1")
+	})
+	after := components(t, bin, dir)
+	assertReplaced(t, before, after, []string{"b"})
+
+	// Ignored files change nothing.
+	write("services/b/x.gen", "generated")
+	write("services/b/.handler.go.swp", "swap")
+
+	// A syntax error: the old instance keeps serving and the compiler's
+	// message is shown, in the CLI and the agent's status, until a good
+	// build.
+	write("services/b/handler.go", "package main\n\nfunc hello( {\n")
+	testenv.Eventually(t, 2*time.Minute, "the build error in the watch status", func() error {
+		s, err := c.Watch(context.Background())
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(s.BuildError, "handler.go:3") {
+			return fmt.Errorf("build error %q", s.BuildError)
+		}
+		return nil
+	})
+	if out := watcher.Output(); !strings.Contains(out, "failed") || !strings.Contains(out, "handler.go:3") {
+		t.Errorf("up --watch did not show the compiler error:\n%s", out)
+	}
+	if got := get(gw); got != "v2" {
+		t.Errorf("after a broken build the gateway answers %q, want the old v2", got)
+	}
+	assertReplaced(t, after, components(t, bin, dir), nil)
+	write("services/b/handler.go", fmt.Sprintf(watchHandlerB, "v3"))
+	serves(gw, "v3")
+	testenv.Eventually(t, time.Minute, "the build error to clear", func() error {
+		if s, err := c.Watch(context.Background()); err != nil || s.BuildError != "" {
+			return fmt.Errorf("status %+v, %v", s, err)
+		}
+		return nil
+	})
+
+	// A shared package: its importer a is rebuilt and replaced, b not.
+	before = components(t, bin, dir)
+	write("services/kit/greet/greet.go", fmt.Sprintf(watchGreet, "bonjour"))
+	testenv.Until(t, 3*time.Minute, "the progress line of a", func() bool {
+		return strings.Contains(watcher.Output(), "a: change detected → building → replaced 1/1")
+	})
+	after = components(t, bin, dir)
+	assertReplaced(t, before, after, []string{"a"})
+	serves("http://"+after["a"].Endpoint+"/hello", "bonjour")
+
+	// msctl.yaml: a replica change reconciles; a structural one says
+	// what needs down and up, and watching goes on.
+	write(manifest.FileName, strings.Replace(mustRead(t, filepath.Join(dir, manifest.FileName)), "replicas: 1", "replicas: 2", 1))
+	testenv.Until(t, 3*time.Minute, "a scaled to 2", func() bool {
+		return strings.Contains(watcher.Output(), "a: scaled 1 → 2")
+	})
+	assertInstances(t, bin, dir, rt, m.Project, 2)
+	write(manifest.FileName, strings.Replace(mustRead(t, filepath.Join(dir, manifest.FileName)), "depends_on: [a]", "depends_on: []", 1))
+	testenv.Until(t, time.Minute, "restart needed", func() bool {
+		return strings.Contains(watcher.Output(), "msctl down, then msctl up (still watching)")
+	})
+
+	// Ctrl-C stops watching; the workspace stays up.
+	watcher.Stop(syscall.SIGINT)
+	if out := watcher.Output(); !strings.Contains(out, "stopped watching; the workspace is still up") {
+		t.Errorf("Ctrl-C: up --watch said:\n%s", out)
+	}
+	if s, err := c.Watch(context.Background()); err != nil || s.On {
+		t.Errorf("after Ctrl-C the agent's watch status is %+v, %v", s, err)
+	}
+	if got := get(gw); got != "v3" {
+		t.Errorf("after Ctrl-C the gateway answers %q", got)
+	}
+}
+
+// get is the body of a GET, or the error.
+func get(url string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
