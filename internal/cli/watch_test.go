@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/runtime/kubernetes"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -27,10 +30,15 @@ import (
 func TestWatchSystem(t *testing.T) {
 	testenv.SkipShort(t, "builds msctl and brings workspaces up")
 	bin := testenv.Msctl(t)
-	for _, rt := range []string{"local", "docker"} {
+	for _, rt := range []string{"local", "docker", "kubernetes"} {
 		t.Run(rt, func(t *testing.T) {
-			if rt == docker.Name {
+			switch rt {
+			case docker.Name:
 				testenv.RequireDocker(t)
+			case kubernetes.Name:
+				testenv.RequireDocker(t)
+				t.Setenv("KUBECONFIG", testenv.RequireKubernetes(t))
+				t.Setenv(kubernetes.EnvContainerdSock, testenv.KubernetesContainerdSock(t))
 			}
 			testWatch(t, bin, rt)
 		})
@@ -245,4 +253,160 @@ func get(url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestWatchReplacesWithoutFailedRequests runs the shop with two replicas
+// of inventory and orders under `up -d --watch` and changes their env in
+// msctl.yaml while clients keep calling them through the gateway, reads
+// (retried by the gateway) and order placements (never retried): the
+// one-at-a-time replacement must fail none of them.
+func TestWatchReplacesWithoutFailedRequests(t *testing.T) {
+	testenv.SkipShort(t, "builds msctl and brings the shop up")
+	bin := testenv.Msctl(t)
+	sh := testenv.NewShop(t, bin, "watchload")
+	t.Cleanup(func() { msctlIn(t, bin, sh.Dir, "down", "--volumes") })
+	path := filepath.Join(sh.Dir, manifest.FileName)
+	setServices(t, path, func(name string, svc map[string]any) {
+		if name == "inventory" || name == "orders" {
+			svc["replicas"] = 2
+		}
+	})
+	watcher := testenv.StartProc(t, "msctl up -d --watch", sh.Command("up", "-d", "--watch", "--runtime", "local"), syscall.SIGINT)
+	testenv.Until(t, 6*time.Minute, "up -d --watch to watch", func() bool {
+		return strings.Contains(watcher.Output(), "watching for changes") || watcher.Exited()
+	})
+	if watcher.Exited() {
+		t.Fatalf("up -d --watch exited:\n%s", watcher.Output())
+	}
+	gw := sh.Gateway(t)
+	token := gw.SignIn("watch-load@example.com", "Load")
+	product := gw.InStock(1)
+	before := components(t, bin, sh.Dir)
+
+	calls := []loadCall{
+		{"GET", "/api/v1/products", "", ""},
+		{"GET", "/api/v1/products", "", ""},
+		{"GET", "/api/v1/orders", token, ""},
+		{"POST", "/api/v1/orders", token, fmt.Sprintf(`{"items":[{"product_id":%q,"quantity":1}],"card_number":%q}`, product.ID, testenv.GoodCard)},
+	}
+	load := startLoad(gw.Base, calls, 3*time.Minute, 4000)
+	time.Sleep(time.Second) // load before the change, too
+	setServices(t, path, func(name string, svc map[string]any) {
+		if name == "inventory" || name == "orders" {
+			svc["env"] = map[string]any{"WATCH_GENERATION": "2"}
+		}
+	})
+	testenv.Until(t, 4*time.Minute, "inventory and orders replaced", func() bool {
+		out := watcher.Output()
+		return strings.Contains(out, "inventory: env changed → replaced 2/2") && strings.Contains(out, "orders: env changed → replaced 2/2") ||
+			strings.Contains(out, "failed")
+	})
+	time.Sleep(time.Second) // and after it
+	res := load.stop()
+	t.Logf("%d requests through the gateway while inventory and orders were replaced, %d failed", res.total, len(res.failures))
+	if len(res.failures) > 0 {
+		t.Errorf("%d of %d requests failed during the replacement, e.g.:\n%s", len(res.failures), res.total, strings.Join(res.failures[:min(10, len(res.failures))], "\n"))
+	}
+	if res.total < 100 {
+		t.Errorf("only %d requests: the load did not run", res.total)
+	}
+	after := components(t, bin, sh.Dir)
+	assertReplaced(t, before, after, []string{"inventory", "orders"})
+	for _, n := range []string{"inventory", "orders"} {
+		if after[n].Instances != 2 {
+			t.Errorf("%s: %d instances after the replacement, want 2", n, after[n].Instances)
+		}
+	}
+}
+
+// setServices rewrites each service's entry of the msctl.yaml at path
+// with edit.
+func setServices(t *testing.T, path string, edit func(name string, svc map[string]any)) {
+	t.Helper()
+	var doc map[string]any
+	if err := yaml.Unmarshal([]byte(mustRead(t, path)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	svcs, _ := doc["services"].(map[string]any)
+	for name, v := range svcs {
+		if svc, ok := v.(map[string]any); ok {
+			edit(name, svc)
+		}
+	}
+	out, err := yaml.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WriteFiles(t, filepath.Dir(path), map[string]string{filepath.Base(path): string(out)})
+}
+
+// loadCall is one kind of request a load worker repeats.
+type loadCall struct{ method, path, token, body string }
+
+type loadResult struct {
+	total    int
+	failures []string
+}
+
+type runningLoad struct {
+	done    chan struct{}
+	results chan loadResult
+}
+
+// startLoad runs one worker per call, each repeating it until stop,
+// within at most d and n requests, counting every answer that is not 2xx
+// and every request without an answer as a failure.
+func startLoad(base string, calls []loadCall, d time.Duration, n int) *runningLoad {
+	l := &runningLoad{done: make(chan struct{}), results: make(chan loadResult, len(calls))}
+	deadline := time.Now().Add(d)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for _, c := range calls {
+		go func() {
+			var r loadResult
+			defer func() { l.results <- r }()
+			for i := 0; i < n && time.Now().Before(deadline); i++ {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+				if err != nil {
+					r.failures = append(r.failures, err.Error())
+					return
+				}
+				if c.token != "" {
+					req.Header.Set("Authorization", "Bearer "+c.token)
+				}
+				if c.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				r.total++
+				resp, err := client.Do(req)
+				if err != nil {
+					r.failures = append(r.failures, fmt.Sprintf("%s %s: %v", c.method, c.path, err))
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					r.failures = append(r.failures, fmt.Sprintf("%s %s: %d %s", c.method, c.path, resp.StatusCode, body))
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and sums up the workers' results.
+func (l *runningLoad) stop() loadResult {
+	close(l.done)
+	var sum loadResult
+	for range cap(l.results) {
+		r := <-l.results
+		sum.total += r.total
+		sum.failures = append(sum.failures, r.failures...)
+	}
+	return sum
 }
