@@ -203,6 +203,12 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 			id = newID()
 		}
 		w.Header()[canonicalRequestID] = []string{id}
+		if s.draining.Load() {
+			// Shutting down: a kept-alive connection would soon be closed
+			// under a client about to reuse it, failing a request it may
+			// not retry. Close it after this answer instead.
+			w.Header().Set("Connection", "close")
+		}
 		ctx := logx.WithRequestID(r.Context(), id)
 		// Probes are neither traced nor logged: they would drown the real traffic.
 		traced := !probe(r.URL.Path)
