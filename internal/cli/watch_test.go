@@ -2,13 +2,11 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,15 +21,16 @@ import (
 	"github.com/msctl/msctl/internal/testenv"
 )
 
-// TestWatchSystem drives `msctl up -d --watch` on a small workspace of
-// its own on each runtime: edits of a handler, a syntax error, a shared
-// package and msctl.yaml, each applied to exactly the services they
-// affect while the others keep their processes or containers.
-func TestWatchSystem(t *testing.T) {
-	testenv.SkipShort(t, "builds msctl and brings workspaces up")
-	bin := testenv.Msctl(t)
+// watchSystem is TestUpSystem's `up --watch` part. Watch/<runtime>
+// drives `msctl up -d --watch` on a small workspace of its own: edits of
+// a handler, a syntax error, a shared package and msctl.yaml, each
+// applied to exactly the services they affect while the others keep
+// their processes or containers. WatchUnderLoad/local replaces replicas
+// of the shop while clients call them.
+func watchSystem(t *testing.T, bin string) {
+	t.Run("WatchUnderLoad/local", func(t *testing.T) { testWatchUnderLoad(t, bin) })
 	for _, rt := range []string{"local", "docker", "kubernetes"} {
-		t.Run(rt, func(t *testing.T) {
+		t.Run("Watch/"+rt, func(t *testing.T) {
 			switch rt {
 			case docker.Name:
 				testenv.RequireDocker(t)
@@ -93,13 +92,7 @@ func hello(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, %q) }
 
 func watchWorkspace(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	// Postgres runs as another user when the tests run as root.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
+	dir, id := workspaceDir(t)
 	testenv.WriteFiles(t, dir, map[string]string{
 		"go.mod":                      "module example.com/ws\n\ngo 1.24\n",
 		".gitignore":                  "*.gen\n",
@@ -111,7 +104,7 @@ func watchWorkspace(t *testing.T) string {
 		manifest.FileName: fmt.Sprintf("project: watch%s\ngateway:\n  port: %d\nservices:\n"+
 			"  a:\n    path: services/a\n    language: go\n    replicas: 1\n"+
 			"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
-			hex.EncodeToString(b), testenv.FreePort(t)),
+			id, testenv.FreePort(t)),
 	})
 	return dir
 }
@@ -255,14 +248,12 @@ func get(url string) string {
 	return string(b)
 }
 
-// TestWatchReplacesWithoutFailedRequests runs the shop with two replicas
-// of inventory and orders under `up -d --watch` and changes their env in
-// msctl.yaml while clients keep calling them through the gateway, reads
-// (retried by the gateway) and order placements (never retried): the
-// one-at-a-time replacement must fail none of them.
-func TestWatchReplacesWithoutFailedRequests(t *testing.T) {
-	testenv.SkipShort(t, "builds msctl and brings the shop up")
-	bin := testenv.Msctl(t)
+// testWatchUnderLoad runs the shop with two replicas of inventory and
+// orders under `up -d --watch` and changes their env in msctl.yaml, twice,
+// while clients keep calling them through the gateway, reads (retried by
+// the gateway) and order placements (never retried): the one-at-a-time
+// replacement must fail none of them.
+func testWatchUnderLoad(t *testing.T, bin string) {
 	sh := testenv.NewShop(t, bin, "watchload")
 	t.Cleanup(func() { msctlIn(t, bin, sh.Dir, "down", "--volumes") })
 	path := filepath.Join(sh.Dir, manifest.FileName)
@@ -291,16 +282,18 @@ func TestWatchReplacesWithoutFailedRequests(t *testing.T) {
 	}
 	load := startLoad(gw.Base, calls, 3*time.Minute, 4000)
 	time.Sleep(time.Second) // load before the change, too
-	setServices(t, path, func(name string, svc map[string]any) {
-		if name == "inventory" || name == "orders" {
-			svc["env"] = map[string]any{"WATCH_GENERATION": "2"}
-		}
-	})
-	testenv.Until(t, 4*time.Minute, "inventory and orders replaced", func() bool {
-		out := watcher.Output()
-		return strings.Contains(out, "inventory: env changed → replaced 2/2") && strings.Contains(out, "orders: env changed → replaced 2/2") ||
-			strings.Contains(out, "failed")
-	})
+	for gen := 2; gen <= 3; gen++ {
+		setServices(t, path, func(name string, svc map[string]any) {
+			if name == "inventory" || name == "orders" {
+				svc["env"] = map[string]any{"WATCH_GENERATION": strconv.Itoa(gen)}
+			}
+		})
+		testenv.Until(t, 4*time.Minute, "inventory and orders replaced", func() bool {
+			out := watcher.Output()
+			return strings.Count(out, "inventory: env changed → replaced 2/2; orders: env changed → replaced 2/2") == gen-1 ||
+				strings.Contains(out, "failed")
+		})
+	}
 	time.Sleep(time.Second) // and after it
 	res := load.stop()
 	t.Logf("%d requests through the gateway while inventory and orders were replaced, %d failed", res.total, len(res.failures))

@@ -30,15 +30,7 @@ func TestWatchKey(t *testing.T) {
 			s := fixture()
 			s.Watch = tt.watch
 			src := &fakeSource{snap: s}
-			h := newHarnessWith(t, src, 80, 24)
-			h.snapshot(s)
-			if tt.disconnect {
-				h.send(snapshotMsg{at: now, err: errors.New("connection refused")})
-			}
-			src.err = tt.srcErr
-			for _, m := range run(t, h.send(keyMsg("w"))) {
-				h.send(m)
-			}
+			h := pressKeys(t, src, tt.disconnect, tt.srcErr, []string{"w"})
 			if !slices.Equal(src.watches, tt.wantWatches) {
 				t.Errorf("SetWatch calls %v, want %v", src.watches, tt.wantWatches)
 			}

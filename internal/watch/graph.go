@@ -43,7 +43,7 @@ func LoadGraph(ctx context.Context, services []Service) (*Graph, error) {
 		if !s.Go {
 			continue
 		}
-		root, err := moduleRoot(s.Dir)
+		root, err := moduleRoot(ctx, s.Dir)
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}
@@ -157,14 +157,17 @@ func within(p, dir string) bool {
 	return p == dir || strings.HasPrefix(p, dir+string(filepath.Separator))
 }
 
-// moduleRoot is the nearest directory at or above dir holding a go.mod.
-func moduleRoot(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod in %s or any parent directory", dir)
-		}
+// moduleRoot is the directory of the go.mod the go command uses in dir.
+func moduleRoot(ctx context.Context, dir string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOMOD")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD in %s: %w", dir, err)
 	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("%s is in no Go module: add a go.mod (go mod init)", dir)
+	}
+	return filepath.Dir(gomod), nil
 }
