@@ -122,13 +122,14 @@ func testWatch(t *testing.T, bin, rt string) {
 		}
 	})
 	cli := testenv.CLI{Bin: bin, Dir: dir}
-	watcher := testenv.StartProc(t, "msctl up -d --watch", cli.Command("up", "-d", "--watch", "--runtime", rt), syscall.SIGINT)
-	testenv.Until(t, 5*time.Minute, "up -d --watch to watch", func() bool {
-		return strings.Contains(watcher.Output(), "watching for changes") || watcher.Exited()
-	})
-	if watcher.Exited() {
-		t.Fatalf("up -d --watch exited:\n%s", watcher.Output())
+	// The foreground mode on local, the detached one elsewhere: both
+	// follow the same agent's watcher.
+	foreground := rt == "local"
+	args := []string{"up", "-d", "--watch", "--runtime", rt}
+	if foreground {
+		args = []string{"up", "--watch", "--runtime", rt}
 	}
+	watcher := startWatch(t, cli, args...)
 	c, err := agent.Connect(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +219,24 @@ func testWatch(t *testing.T, bin, rt string) {
 		return strings.Contains(watcher.Output(), "msctl down, then msctl up (still watching)")
 	})
 
-	// Ctrl-C stops watching; the workspace stays up.
+	if foreground {
+		// Ctrl-C stops watching and, as for any foreground up, the
+		// workspace.
+		_ = syscall.Kill(watcher.PGID(), syscall.SIGINT)
+		select {
+		case <-watcher.Done():
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("a foreground up --watch did not stop on Ctrl-C:\n%s", watcher.Output())
+		}
+		if out := watcher.Output(); !strings.Contains(out, "stopped in") {
+			t.Errorf("Ctrl-C: up --watch said:\n%s", out)
+		}
+		if agent.Alive(agent.StateDir(dir)) {
+			t.Error("the agent of a foreground up --watch outlived its Ctrl-C")
+		}
+		return
+	}
+	// With -d, Ctrl-C stops watching; the workspace stays up.
 	watcher.Stop(syscall.SIGINT)
 	if out := watcher.Output(); !strings.Contains(out, "stopped watching; the workspace is still up") {
 		t.Errorf("Ctrl-C: up --watch said:\n%s", out)
@@ -262,13 +280,7 @@ func testWatchUnderLoad(t *testing.T, bin string) {
 			svc["replicas"] = 2
 		}
 	})
-	watcher := testenv.StartProc(t, "msctl up -d --watch", sh.Command("up", "-d", "--watch", "--runtime", "local"), syscall.SIGINT)
-	testenv.Until(t, 6*time.Minute, "up -d --watch to watch", func() bool {
-		return strings.Contains(watcher.Output(), "watching for changes") || watcher.Exited()
-	})
-	if watcher.Exited() {
-		t.Fatalf("up -d --watch exited:\n%s", watcher.Output())
-	}
+	watcher := startWatch(t, sh.CLI, "up", "-d", "--watch", "--runtime", "local")
 	gw := sh.Gateway(t)
 	token := gw.SignIn("watch-load@example.com", "Load")
 	product := gw.InStock(1)
@@ -310,6 +322,20 @@ func testWatchUnderLoad(t *testing.T, bin string) {
 			t.Errorf("%s: %d instances after the replacement, want 2", n, after[n].Instances)
 		}
 	}
+}
+
+// startWatch starts msctl with args (an up --watch) and returns once it
+// says what it watches.
+func startWatch(t *testing.T, cli testenv.CLI, args ...string) *testenv.Proc {
+	t.Helper()
+	p := testenv.StartProc(t, "msctl "+strings.Join(args, " "), cli.Command(args...), syscall.SIGINT)
+	testenv.Until(t, 6*time.Minute, "up --watch to watch", func() bool {
+		return strings.Contains(p.Output(), " and msctl.yaml\n") || p.Exited()
+	})
+	if p.Exited() {
+		t.Fatalf("msctl %s exited:\n%s", strings.Join(args, " "), p.Output())
+	}
+	return p
 }
 
 // setServices rewrites each service's entry of the msctl.yaml at path
