@@ -16,6 +16,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
+	"github.com/msctl/msctl/services/kit/vault/vaulttest"
 	ordersbroker "github.com/msctl/msctl/services/orders/adapters/broker"
 	orderspg "github.com/msctl/msctl/services/orders/adapters/postgres"
 	ordersapp "github.com/msctl/msctl/services/orders/app"
@@ -90,7 +91,7 @@ type ordersSaga struct {
 func newOrdersSaga(t *testing.T) *ordersSaga {
 	db := openDB(t, "orders", ordersmigrations.FS)
 	cfg := ordersapp.SagaConfig{StepTimeout: time.Millisecond, MaxAttempts: 1}
-	return &ordersSaga{db: db, app: ordersapp.New(db, orderspg.New(db), cfg, quietLog())}
+	return &ordersSaga{db: db, app: ordersapp.New(db, orderspg.New(db), cfg, ordersapp.Keys{Cards: vaulttest.New(t), RequestHash: []byte("test")}, quietLog())}
 }
 
 // place places an order of one keyboard (product) for userID.

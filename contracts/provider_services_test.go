@@ -16,6 +16,7 @@ import (
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/httpx"
+	"github.com/msctl/msctl/services/kit/vault/vaulttest"
 
 	invbroker "github.com/msctl/msctl/services/inventory/adapters/broker"
 	invpg "github.com/msctl/msctl/services/inventory/adapters/postgres"
@@ -121,7 +122,8 @@ func TestProviderInventory(t *testing.T) {
 
 func TestProviderPayments(t *testing.T) {
 	db := openDB(t, "payments", paymigrations.FS)
-	pay := payapp.New(paypg.New(db), &payapp.Faults{})
+	cards := vaulttest.New(t)
+	pay := payapp.New(paypg.New(db), cards, &payapp.Faults{})
 	handler := paybroker.Handler(db, pay)
 	srv := httpServer("payments")
 	payapi.Register(srv.Mux, pay)
@@ -134,7 +136,11 @@ func TestProviderPayments(t *testing.T) {
 		return handler(ctx, m)
 	}
 	charge := func(ctx context.Context, orderID, card string) error {
-		return send(ctx, events.PaymentsCharge, events.ChargePayment{OrderID: orderID, UserID: exampleUserID, AmountCents: keyboardPrice, CardNumber: card})
+		sealed, err := cards.Seal(card, orderID)
+		if err != nil {
+			return err
+		}
+		return send(ctx, events.PaymentsCharge, events.ChargePayment{OrderID: orderID, UserID: exampleUserID, AmountCents: keyboardPrice, Card: sealed})
 	}
 	chargeReply := func(card, reply string) message.Handler {
 		return produce(func(ctx context.Context) ([]byte, error) {

@@ -20,6 +20,9 @@ func table(results map[string]outcome, notFound map[string]bool) (rows []row, ba
 			r.threshold = strings.Replace(strings.Replace(r.threshold, "< ", "≤ ", 1), "> ", "≥ ", 1)
 		}
 		o, ok := results[t.bench]
+		if p, has := results[topLevel(t.bench)]; !ok && has && p.status != measured {
+			o, ok = p, true // skipped or failed before its sub-benchmarks ran
+		}
 		switch {
 		case notFound[topLevel(t.bench)]:
 			r.measured, r.ok = "not measured ("+topLevel(t.bench)+" is in no package)", "-"

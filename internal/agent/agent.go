@@ -32,6 +32,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/services/kit/bus"
 )
@@ -62,6 +63,7 @@ type Agent struct {
 	stateDir  string
 	orch      *orchestrator.Orchestrator
 	traces    *traceStore
+	metrics   *metricStore
 	col       *collector
 	token     string
 	lockFile  *os.File
@@ -107,7 +109,7 @@ func Start(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		m: opts.Manifest, rt: opts.Runtime, log: opts.Log, stateDir: dir,
-		traces: newTraceStore(maxTraces, maxSpans), col: newCollector(maxEvents),
+		traces: newTraceStore(maxTraces, maxSpans), metrics: newMetricStore(time.Now), col: newCollector(maxEvents),
 		lockFile: lf, phase: state.PhaseStarting, downReq: make(chan bool, 1),
 	}
 	fail := func(err error) (*Agent, error) {
@@ -119,6 +121,10 @@ func Start(opts Options) (*Agent, error) {
 		return fail(err)
 	}
 	a.token = hex.EncodeToString(tok)
+	secret, err := secrets.LoadOrCreate(dir)
+	if err != nil {
+		return fail(err)
+	}
 	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(fmt.Errorf("agent API listener: %w", err))
@@ -145,6 +151,7 @@ func Start(opts Options) (*Agent, error) {
 	a.orch, err = orchestrator.New(orchestrator.Options{
 		Manifest: opts.Manifest, Runtime: opts.Runtime, Log: opts.Log,
 		OTLPAddr: otlpLn.Addr().String(), Grace: opts.Grace, Router: router,
+		Secret: secret,
 	})
 	if err != nil {
 		apiLn.Close()
@@ -156,7 +163,8 @@ func Start(opts Options) (*Agent, error) {
 	}
 	orch.Store(a.orch)
 	otlpMux := http.NewServeMux()
-	otlpMux.Handle("/v1/traces", otlpHandler(a.traces))
+	otlpMux.Handle("/v1/traces", tracesHandler(a.traces))
+	otlpMux.Handle("/v1/metrics", metricsHandler(a.metrics))
 	a.otlp = &http.Server{Handler: otlpMux, ReadHeaderTimeout: 5 * time.Second}
 	a.api = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = a.otlp.Serve(otlpLn) }()
@@ -379,6 +387,7 @@ func (a *Agent) routes() http.Handler {
 	a.dlqRoutes(mux)
 	a.chaosRoutes(mux)
 	a.watchRoutes(mux)
+	a.metricsRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := a.Restart(r.Context(), r.PathValue("name"))
 		switch {
@@ -497,7 +506,7 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// listenOTLP listens for traces on loopback, or where a runtime whose
+// listenOTLP listens for telemetry on loopback, or where a runtime whose
 // services cannot reach loopback says; if its port is taken, on another.
 func listenOTLP(rt runtime.Runtime) (net.Listener, error) {
 	l, ok := rt.(runtime.OTLPListener)

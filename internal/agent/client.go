@@ -114,6 +114,18 @@ func (c *Client) Trace(ctx context.Context, id string) ([]state.Span, error) {
 	return spans, err
 }
 
+// Metrics returns the services' RED metrics (only service's when not
+// empty).
+func (c *Client) Metrics(ctx context.Context, service string) (state.Metrics, error) {
+	path := "/api/metrics"
+	if service != "" {
+		path += "?service=" + url.QueryEscape(service)
+	}
+	var m state.Metrics
+	err := c.do(ctx, http.MethodGet, path, &m)
+	return m, err
+}
+
 // Logs calls fn with every matching line, oldest first; with Follow it
 // keeps going with new lines until ctx ends (then it returns nil) or fn
 // returns an error.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/msctl/msctl/internal/otlphttp"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -133,48 +131,10 @@ func rootRank(sp *state.Span, ids map[string]bool) int {
 	}
 }
 
-// maxOTLPBody bounds one export request.
-const maxOTLPBody = 16 << 20
-
-// otlpHandler receives OTLP/HTTP trace exports, protobuf or JSON, optionally
-// gzip-compressed, and answers in the request's encoding.
-func otlpHandler(store *traceStore) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST", http.StatusMethodNotAllowed)
-			return
-		}
-		data, ok := otlphttp.ReadBody(w, r, maxOTLPBody)
-		if !ok {
-			return
-		}
-		req := ptraceotlp.NewExportRequest()
-		var err error
-		isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
-		if isJSON {
-			err = req.UnmarshalJSON(data)
-		} else {
-			err = req.UnmarshalProto(data)
-		}
-		if err != nil {
-			http.Error(w, "decode OTLP request: "+err.Error(), http.StatusBadRequest)
-			return
-		}
+// tracesHandler receives OTLP/HTTP trace exports into store.
+func tracesHandler(store *traceStore) http.Handler {
+	return otlpReceiver(ptraceotlp.NewExportRequest, ptraceotlp.NewExportResponse, func(req ptraceotlp.ExportRequest) {
 		store.add(spansOf(req.Traces()))
-		resp := ptraceotlp.NewExportResponse()
-		var out []byte
-		if isJSON {
-			out, err = resp.MarshalJSON()
-			w.Header().Set("Content-Type", "application/json")
-		} else {
-			out, err = resp.MarshalProto()
-			w.Header().Set("Content-Type", "application/x-protobuf")
-		}
-		if err != nil {
-			http.Error(w, fmt.Sprintf("encode response: %v", err), http.StatusInternalServerError)
-			return
-		}
-		_, _ = w.Write(out)
 	})
 }
 

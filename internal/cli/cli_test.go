@@ -135,7 +135,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 // prints it for machines too.
 func TestReadCommandsTakeJSON(t *testing.T) {
 	root := newRootCmd(&rootOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}})
-	for _, path := range [][]string{{"ps"}, {"logs"}, {"doctor"}, {"contracts", "verify"}, {"contracts", "can-i-deploy"}, {"dlq", "ls"}, {"dlq", "show"}} {
+	for _, path := range [][]string{{"ps"}, {"logs"}, {"doctor"}, {"contracts", "verify"}, {"contracts", "can-i-deploy"}, {"dlq", "ls"}, {"dlq", "show"}, {"top"}} {
 		cmd, _, err := root.Find(path)
 		if err != nil {
 			t.Fatalf("%v: %v", path, err)

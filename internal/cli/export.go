@@ -5,7 +5,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/k8s/gen"
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 func newExportCmd(root *rootOptions) *cobra.Command {
@@ -64,10 +66,17 @@ func (o *exportK8sOptions) run() error {
 	for _, name := range m.ServiceNames() {
 		tags[name] = o.tag
 	}
+	// The workspace's own secret, so that what the exported services seal
+	// and what a running workspace sealed agree.
+	secret, err := secrets.LoadOrCreate(agent.StateDir(m.Dir()))
+	if err != nil {
+		return err
+	}
 	spec, err := gen.FromManifest(m, gen.Options{
 		Tags:           tags,
 		Password:       func(string) (string, error) { return gen.NewPassword() },
 		CollectorImage: o.collectorImage,
+		Secret:         secret,
 	})
 	if err != nil {
 		return err

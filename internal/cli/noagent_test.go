@@ -53,7 +53,7 @@ func (f *fakeLeftovers) remove(_ context.Context, volumes bool) (int, error) {
 	return f.removed, nil
 }
 
-// TestWithoutAgent drives ps, logs, down and dlq through the command line with no
+// TestWithoutAgent drives ps, logs, down, dlq and top through the command line with no
 // agent running and the leftovers faked: the one path they share then
 // decides what each prints and how it exits, with no Docker needed.
 func TestWithoutAgent(t *testing.T) {
@@ -155,6 +155,9 @@ func TestWithoutAgent(t *testing.T) {
 			stderr: []string{"msctl: --subject narrows --all: use msctl dlq replay --all --subject orders.evt.created"},
 		},
 		{name: "dlq drop, id 0", args: []string{"dlq", "drop", "0"}, code: 2, stderr: []string{`msctl: bad message id "0"`}},
+		{name: "top, no agent", args: []string{"top"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace (start it with msctl up -d)\n"}, noStdout: true},
+		{name: "top --json, no agent", args: []string{"top", "--json"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}, noStdout: true},
+		{name: "top --watch, no agent", args: []string{"top", "--watch"}, code: 1, stderr: []string{"msctl: nothing is up in this workspace"}, noStdout: true},
 		{
 			name: "down, nothing left", args: []string{"down"}, wantRemove: true,
 			stderr: []string{"nothing is up\n"}, noStdout: true,

@@ -58,6 +58,7 @@ func newRootCmd(opts *rootOptions) *cobra.Command {
 		newRestartCmd(opts),
 		newDlqCmd(opts),
 		newChaosCmd(opts),
+		newTopCmd(opts),
 		newAgentCmd(opts),
 	)
 	root.AddCommand(newDashCmd(opts))

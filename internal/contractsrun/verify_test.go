@@ -157,9 +157,9 @@ func TestProviderCatchesRenamedField(t *testing.T) {
 		},
 		{
 			name:     "message",
-			provider: "orders", rename: "orders:card_number=card",
+			provider: "orders", rename: "orders:card=card_number",
 			want: []string{
-				`payments → orders: "a command to charge a card": ` + mismatch + "$.data -> Actual map is missing the following keys: card_number",
+				`payments → orders: "a command to charge a card": ` + mismatch + "$.data -> Actual map is missing the following keys: card",
 			},
 		},
 	}

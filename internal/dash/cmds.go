@@ -22,6 +22,10 @@ type (
 		spans []state.Span
 		err   error
 	}
+	metricsMsg struct {
+		metrics state.Metrics
+		err     error
+	}
 	restartMsg struct {
 		service string
 		err     error
@@ -53,6 +57,15 @@ func fetchSnapshot(src Source, now func() time.Time) tea.Cmd {
 		defer cancel()
 		snap, err := src.Snapshot(ctx)
 		return snapshotMsg{snap: snap, at: now(), err: err}
+	}
+}
+
+func fetchMetrics(src Source) tea.Cmd {
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+		defer cancel()
+		mt, err := src.Metrics(ctx, "")
+		return metricsMsg{metrics: mt, err: err}
 	}
 }
 

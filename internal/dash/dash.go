@@ -61,6 +61,7 @@ const (
 	panelBreakers
 	panelLogs
 	panelEvents
+	panelMetrics
 	numPanels
 )
 
@@ -79,6 +80,7 @@ type Model struct {
 	breakers      *panels.Breakers
 	logs          *panels.Logs
 	events        *panels.Events
+	metrics       *panels.Metrics
 
 	waterfall    *panels.Waterfall // non-nil while a trace is open
 	loadingTrace string
@@ -118,9 +120,10 @@ func New(src Source, opts Options) *Model {
 		breakers: &panels.Breakers{},
 		logs:     panels.NewLogs(opts.LogLines),
 		events:   panels.NewEvents(opts.Events),
+		metrics:  &panels.Metrics{},
 		help:     help.New(),
 	}
-	m.panels = [numPanels]panels.Panel{m.services, m.registry, m.traces, m.breakers, m.logs, m.events}
+	m.panels = [numPanels]panels.Panel{m.services, m.registry, m.traces, m.breakers, m.logs, m.events, m.metrics}
 	return m
 }
 
@@ -137,7 +140,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.help.Width = m.width
 		return m, nil
 	case tea.KeyMsg:
-		return m, m.key(msg)
+		shown := m.active
+		cmd := m.key(msg)
+		if m.active == panelMetrics && shown != panelMetrics && !m.showHelp {
+			// Shown now rather than at the next poll.
+			cmd = tea.Batch(cmd, fetchMetrics(m.src))
+		}
+		return m, cmd
 	case pollMsg:
 		return m, fetchSnapshot(m.src, m.opts.Now)
 	case snapshotMsg:
@@ -153,6 +162,13 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		m.waterfall = panels.NewWaterfall(msg.id, msg.spans)
 		m.setStatus("", false)
+		return m, nil
+	case metricsMsg:
+		if msg.err != nil {
+			m.setStatus("metrics: "+msg.err.Error(), true)
+		} else {
+			m.metrics.SetMetrics(msg.metrics)
+		}
 		return m, nil
 	case restartMsg:
 		if msg.err != nil {
@@ -200,6 +216,10 @@ func (m *Model) snapshot(msg snapshotMsg) tea.Cmd {
 	m.snap, m.have = msg.snap, true
 	for _, p := range m.panels {
 		p.SetSnapshot(msg.snap, msg.at)
+	}
+	// Metrics are computed for the asking: only while they are shown.
+	if m.active == panelMetrics {
+		next = tea.Batch(next, fetchMetrics(m.src))
 	}
 	if m.feed != nil || m.logsOpening {
 		return next
@@ -366,7 +386,7 @@ func (m *Model) enter() tea.Cmd {
 		m.loadingTrace = t.TraceID
 		m.setStatus("loading trace "+short(t.TraceID)+"…", false)
 		return fetchTrace(m.src, t.TraceID)
-	case panelServices, panelRegistry, panelBreakers:
+	case panelServices, panelRegistry, panelBreakers, panelMetrics:
 		if svc, ok := m.selectedService(); ok {
 			m.logs.SetService(svc)
 			m.active = panelLogs
@@ -398,6 +418,8 @@ func (m *Model) selectedService() (string, bool) {
 		return m.registry.Selected()
 	case panelBreakers:
 		return m.breakers.Selected()
+	case panelMetrics:
+		return m.metrics.Selected()
 	case panelLogs:
 		svc := m.logs.Service()
 		return svc, svc != ""

@@ -164,6 +164,7 @@ type fakeSource struct {
 	faults    []state.FaultRequest // what AddFault was asked
 	clears    int
 	watches   []bool // what SetWatch was asked
+	metrics   state.Metrics
 }
 
 var _ Source = (*fakeSource)(nil)
@@ -220,6 +221,45 @@ func (f *fakeSource) AddFault(_ context.Context, req state.FaultRequest) (state.
 	}
 	f.faults = append(f.faults, req)
 	return state.Fault{ID: strconv.Itoa(len(f.faults)), FaultSpec: req.FaultSpec}, nil
+}
+
+func (f *fakeSource) Metrics(context.Context, string) (state.Metrics, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.metrics, f.err
+}
+
+// fixtureMetrics is the shop under load: the gateway's route and its edge
+// to orders, failing more and more slowly over the last minute; a consumer
+// that fell behind.
+func fixtureMetrics() state.Metrics {
+	ramp := func(from, step float64) []float64 {
+		v := make([]float64, 150)
+		for i := range v {
+			v[i] = from + step*float64(i%40)
+		}
+		v[140], v[141] = 0, 0 // nothing measured for 4 s
+		return v
+	}
+	lag := int64(42)
+	lags := make([]int64, 150)
+	for i := range lags {
+		lags[i] = int64(i) / 3
+	}
+	lags[149] = lag
+	return state.Metrics{
+		TakenAt: now, StepMS: 2000, WindowMS: 10000,
+		Rows: []state.MetricRow{
+			{Service: "gateway", Kind: state.MetricRoute, Name: "POST /api/v1/orders", Requests: 240, RPS: 24, ErrorPct: 7.5, P50MS: 18.2, P99MS: 412,
+				Total: 15321, TotalErrors: 210, RPSSeries: ramp(10, 0.5), P99Series: ramp(40, 10)},
+			{Service: "gateway", Kind: state.MetricRoute, Name: "GET /api/v1/products", Requests: 50, RPS: 5, P50MS: 1.2, P99MS: 4.9,
+				Total: 3020, RPSSeries: ramp(5, 0), P99Series: ramp(4.9, 0)},
+			{Service: "gateway", Kind: state.MetricEdge, Name: "orders", Requests: 240, RPS: 24, ErrorPct: 2.5, P50MS: 15.1, P99MS: 398,
+				Total: 15300, TotalErrors: 190, RPSSeries: ramp(10, 0.5), P99Series: ramp(30, 9)},
+			{Service: "payments", Kind: state.MetricConsumer, Name: "payments-orders", Subject: "orders.evt.created", Requests: 20, RPS: 2, P50MS: 3.3, P99MS: 9.7,
+				Total: 1500, RPSSeries: ramp(2, 0), P99Series: ramp(9.7, 0), Lag: &lag, LagSeries: lags},
+		},
+	}
 }
 
 func (f *fakeSource) ClearFaults(context.Context) (int, error) {

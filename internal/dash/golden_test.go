@@ -86,6 +86,13 @@ func TestViewGolden(t *testing.T) {
 			h.snapshot(s)
 			h.keys("6")
 		}},
+		{"metrics", func(h *harness) {
+			ready(h)
+			h.keys("7")
+			h.send(metricsMsg{metrics: fixtureMetrics()})
+			h.keys("down", "down", "down")
+		}},
+		{"metrics_empty", func(h *harness) { ready(h); h.keys("7"); h.send(metricsMsg{metrics: state.Metrics{StepMS: 2000}}) }},
 		{"help", func(h *harness) { ready(h); h.keys("?") }},
 		{"filter", func(h *harness) { ready(h); h.keys("/", "p", "a", "y") }},
 		{"no_workspace", func(h *harness) {

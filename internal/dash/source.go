@@ -28,6 +28,8 @@ type Source interface {
 	ClearFaults(ctx context.Context) (int, error)
 	// SetWatch turns the agent's source watcher (up --watch) on or off.
 	SetWatch(ctx context.Context, on bool) (state.WatchStatus, error)
+	// Metrics is GET /api/metrics (service empty: every service's rows).
+	Metrics(ctx context.Context, service string) (state.Metrics, error)
 }
 
 // Dialer connects to the workspace's agent.
@@ -112,6 +114,14 @@ func (r *redial) AddFault(ctx context.Context, req state.FaultRequest) (state.Fa
 		return state.Fault{}, err
 	}
 	return s.AddFault(ctx, req)
+}
+
+func (r *redial) Metrics(ctx context.Context, service string) (state.Metrics, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return state.Metrics{}, err
+	}
+	return s.Metrics(ctx, service)
 }
 
 func (r *redial) ClearFaults(ctx context.Context) (int, error) {

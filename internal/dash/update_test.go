@@ -27,8 +27,8 @@ func TestKeys(t *testing.T) {
 	}{
 		{name: "starts on services", wantPanel: panelServices, wantSel: "postgres"},
 		{name: "tab moves right", keys: []string{"tab"}, wantPanel: panelRegistry},
-		{name: "tab wraps", keys: []string{"6", "tab"}, wantPanel: panelServices},
-		{name: "shift+tab wraps left", keys: []string{"shift+tab"}, wantPanel: panelEvents},
+		{name: "tab wraps", keys: []string{"7", "tab"}, wantPanel: panelServices},
+		{name: "shift+tab wraps left", keys: []string{"shift+tab"}, wantPanel: panelMetrics},
 		{name: "number keys", keys: []string{"4"}, wantPanel: panelBreakers},
 		{name: "down and j", keys: []string{"down", "j"}, wantPanel: panelServices, wantSel: "etcd"},
 		{name: "up and k stop at the top", keys: []string{"j", "up", "k", "k"}, wantSel: "postgres"},
@@ -205,6 +205,36 @@ func TestPollFetchesSnapshot(t *testing.T) {
 	}
 	if msgs := run(t, h.send(pollMsg{})); len(msgs) != 1 || kinds(msgs)[0] != "dash.snapshotMsg" {
 		t.Fatalf("poll produced %v", kinds(msgs))
+	}
+}
+
+// Metrics are fetched as their panel opens, then with the snapshot only
+// while it is shown, and land in it.
+func TestMetricsFetchedWhileShown(t *testing.T) {
+	src := &fakeSource{snap: fixture(), metrics: fixtureMetrics()}
+	h := newHarnessWith(t, src, 120, 30)
+	h.send(logsOpenedMsg{feed: &logFeed{lines: make(chan state.LogLine), cancel: func() {}}})
+	if got := kinds(run(t, h.snapshot(fixture()))); slices.Contains(got, "dash.metricsMsg") {
+		t.Errorf("services panel: the snapshot fetched metrics too: %v", got)
+	}
+	if got := kinds(run(t, h.send(keyMsg("7")))); !slices.Equal(got, []string{"dash.metricsMsg"}) {
+		t.Errorf("opening the panel produced %v, want a metrics fetch", got)
+	}
+	if v := h.m.View(); !strings.Contains(v, "loading metrics…") {
+		t.Errorf("metrics panel before its first fetch:\n%s", v)
+	}
+	var fetched bool
+	for _, msg := range run(t, h.snapshot(fixture())) {
+		if mm, ok := msg.(metricsMsg); ok {
+			fetched = true
+			h.send(mm)
+		}
+	}
+	if !fetched {
+		t.Fatal("metrics panel: no metrics fetched with the snapshot")
+	}
+	if v := h.m.View(); !strings.Contains(v, "payments-orders (orders.evt.created)") || !strings.Contains(v, "[7 Metrics]") {
+		t.Errorf("metrics panel after the fetch:\n%s", v)
 	}
 }
 

@@ -79,9 +79,14 @@ func (m *Model) tabs() string {
 		if n := m.badge(i); n != "" {
 			label += " " + n
 		}
-		if i == m.active {
+		switch {
+		case i == m.active:
 			b.WriteString(st.ActiveTab.Render("[" + label + "]"))
-		} else {
+		case i == 0: // the screen's edge is margin enough: seven tabs fit 80 columns
+			b.WriteString(st.Tab.Render(label + " "))
+		case i == len(m.panels)-1:
+			b.WriteString(st.Tab.Render(" " + label))
+		default:
 			b.WriteString(st.Tab.Render(" " + label + " "))
 		}
 	}
@@ -89,8 +94,9 @@ func (m *Model) tabs() string {
 }
 
 // badge flags what needs attention: components down, breakers open,
-// messages parked in the DLQ. Narrow terminals get the short form so that
-// all six tabs fit in 80 columns.
+// messages parked in the DLQ (not failing metrics: they are fetched only
+// while shown). Narrow terminals get the short form so that all seven tabs
+// fit in 80 columns.
 func (m *Model) badge(panel int) string {
 	var n uint64 // DLQDepth's type
 	var what string
@@ -196,7 +202,7 @@ func (m *Model) statusLine() string {
 	switch m.active {
 	case panelBreakers:
 		hints = append(hints, "enter: logs", "r: restart", "x: edge down 30s", "X: clear faults")
-	case panelServices, panelRegistry:
+	case panelServices, panelRegistry, panelMetrics:
 		hints = append(hints, "enter: logs of the service", "r: restart it", "w: watch sources")
 	case panelTraces:
 		if m.waterfall != nil {
@@ -226,6 +232,7 @@ func (m *Model) helpLines() []string {
 		"  4 breakers   circuit breakers per upstream, FAILS consecutive/total; chaos faults",
 		"  5 logs       merged logs; f follow, l minimum level, s one service at a time",
 		"  6 events     broker subjects and the flow of recent messages",
+		"  7 metrics    per route, called service and consumer: rps, error %, p50/p99 and their sparklines, lag",
 		"",
 		"  w turns watching on or off (msctl up --watch): a change rebuilds and replaces the services",
 		"  it affects; the header says watching, and a failed build shows its error below.",

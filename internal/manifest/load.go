@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 var (
@@ -18,7 +20,7 @@ var (
 	gatewayKeys   = []string{"port"}
 	infraKeys     = []string{"postgres", "broker", "registry"}
 	componentKeys = []string{"image", "version", "port", "replicas"}
-	serviceKeys   = []string{"path", "language", "port", "public", "depends_on", "database", "health", "env", "replicas", "routes", "autoscale"}
+	serviceKeys   = []string{"path", "language", "port", "public", "depends_on", "database", "health", "env", "secrets", "replicas", "routes", "autoscale"}
 )
 
 // Load reads, parses and validates the manifest at path. Problems come back
@@ -284,6 +286,7 @@ func (p *parser) service(k, v *yaml.Node, abs string) *Service {
 			}
 		}
 	}
+	s.Secrets = p.secretNames(f, where)
 	if kv, ok := f["routes"]; ok && !isNull(kv.val) {
 		if kv.val.Kind != yaml.MappingNode {
 			p.errorf(kv.val, "write a mapping of path prefix to access, e.g. routes: {/api/v1/orders: auth}", "%s.routes must be a mapping", where)
@@ -324,6 +327,31 @@ func (p *parser) service(k, v *yaml.Node, abs string) *Service {
 		}
 	}
 	return s
+}
+
+// secretNames reads a service's `secrets:`, the shared secrets msctl
+// derives from the workspace secret for it (internal/secrets).
+func (p *parser) secretNames(f map[string]keyVal, where string) []string {
+	kv, ok := f["secrets"]
+	if !ok || isNull(kv.val) {
+		return nil
+	}
+	if kv.val.Kind != yaml.SequenceNode {
+		p.errorf(kv.val, "write a list, e.g. secrets: [card-vault]", "%s.secrets must be a list of secret names", where)
+		return nil
+	}
+	var names []string
+	for _, n := range kv.val.Content {
+		name := p.str(n, where+".secrets entry")
+		switch {
+		case name == "" || slices.Contains(names, name):
+		case !secrets.ValidName(name):
+			p.errorf(n, "use lower case letters, digits and dashes, e.g. card-vault", "%s.secrets: %q is not a valid secret name", where, name)
+		default:
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func (p *parser) str(n *yaml.Node, what string) string {

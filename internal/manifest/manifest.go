@@ -102,7 +102,10 @@ type Service struct {
 	Database  bool
 	Health    string
 	Env       map[string]string
-	Replicas  int
+	// Secrets names the shared secrets the service receives, each derived
+	// from the workspace secret (internal/secrets).
+	Secrets  []string
+	Replicas int
 	// Routes maps gateway path prefixes this service serves to their access,
 	// AccessPublic or AccessAuth.
 	Routes map[string]string

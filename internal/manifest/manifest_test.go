@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -94,6 +95,25 @@ func TestLoadRepositoryManifest(t *testing.T) {
 	}
 }
 
+func TestLoadSecrets(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "services/orders"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "msctl.yaml")
+	yml := "project: shop\nservices:\n  orders:\n    secrets: [card-vault, salt, card-vault]\n"
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Services["orders"].Secrets; !slices.Equal(got, []string{"card-vault", "salt"}) {
+		t.Errorf("secrets = %v, want [card-vault salt]", got)
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -112,6 +132,12 @@ func TestLoadErrors(t *testing.T) {
 			name: "unknown top-level key suggests",
 			yml:  "project: shop\nservicse: {}\n",
 			want: []string{`2: unknown key "servicse"`},
+		},
+		{
+			name: "bad secrets",
+			yml:  "project: shop\nservices:\n  users:\n    secrets: [card-vault, Card_Vault]\n  orders:\n    secrets: card-vault\n",
+			dirs: []string{"services/users", "services/orders"},
+			want: []string{`4: services.users.secrets: "Card_Vault" is not a valid secret name`, `6: services.orders.secrets must be a list`},
 		},
 		{
 			name: "missing project",

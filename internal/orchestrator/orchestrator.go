@@ -44,6 +44,9 @@ type Options struct {
 	LogLines int
 	// Router, when set, routes services' edges through proxies (edges.go).
 	Router Router
+	// Secret is the workspace secret services' secrets derive from
+	// (internal/secrets); nil gives services none.
+	Secret []byte
 }
 
 // Defaults for zero Options.

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
 )
 
@@ -283,6 +285,13 @@ func (o *Orchestrator) env(ctx context.Context, c *component, svcEnv map[string]
 	}
 	if err := o.route(c, env); err != nil {
 		return nil, err
+	}
+	if o.opts.Secret != nil {
+		sec, err := secrets.Env(o.opts.Secret, c.name, c.svc.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(env, sec)
 	}
 	for k, v := range svcEnv {
 		env[k] = v

@@ -12,6 +12,7 @@ package systest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -28,6 +29,8 @@ import (
 	"github.com/msctl/msctl/internal/infra/embetcd"
 	"github.com/msctl/msctl/internal/infra/embnats"
 	"github.com/msctl/msctl/internal/infra/freeport"
+	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/testenv"
 	"github.com/msctl/msctl/services/kit/registry"
 )
@@ -42,8 +45,11 @@ type Env struct {
 	Etcd *embetcd.Server
 
 	etcdCli *clientv3.Client
-	mu      sync.Mutex
-	svcs    map[string]*Service
+	// secret is this Env's workspace secret: services get the secrets
+	// msctl would derive from it (their own, and what msctl.yaml lists).
+	secret []byte
+	mu     sync.Mutex
+	svcs   map[string]*Service
 }
 
 // New starts the broker and registry for one test; services are started
@@ -51,7 +57,11 @@ type Env struct {
 func New(t testing.TB) *Env {
 	t.Helper()
 	testenv.Postgres(t) // fail or skip early when Postgres is unavailable
-	e := &Env{t: t, NATS: testenv.NATS(t), Etcd: testenv.Etcd(t), svcs: map[string]*Service{}}
+	secret, err := secrets.LoadOrCreate(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Env{t: t, NATS: testenv.NATS(t), Etcd: testenv.Etcd(t), secret: secret, svcs: map[string]*Service{}}
 	e.etcdCli = testenv.EtcdClient(t, e.Etcd)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -104,6 +114,11 @@ func (e *Env) Start(name string, extra map[string]string) *Service {
 		s.DSN = withPoolSize(testenv.Database(e.t, name), 16)
 		vars["DATABASE_URL"] = s.DSN
 	}
+	sec, err := secrets.Env(e.secret, name, shopSecrets(e.t, name))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	maps.Copy(vars, sec)
 	for k, v := range extra {
 		vars[k] = v
 	}
@@ -326,6 +341,20 @@ func (s *Service) Stop(t testing.TB) {
 }
 
 // hasDatabase reports whether a service keeps a database: it embeds migrations.
+// shopSecrets is what the repository's msctl.yaml lists under the
+// service's secrets:.
+func shopSecrets(t testing.TB, name string) []string {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join(testenv.RepoRoot(), "msctl.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := m.Services[name]; ok {
+		return s.Secrets
+	}
+	return nil
+}
+
 func hasDatabase(name string) bool {
 	_, err := os.Stat(filepath.Join(testenv.RepoRoot(), "services", name, "migrations"))
 	return err == nil

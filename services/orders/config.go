@@ -11,4 +11,8 @@ type Config struct {
 	MaxAttempts int `env:"ORDERS_SAGA_MAX_ATTEMPTS" default:"3" example:"3"`
 	// RebuildReadModel rebuilds the read model from the order events at start.
 	RebuildReadModel bool `env:"ORDERS_REBUILD_READ_MODEL" default:"false" example:"true"`
+	// CardVault seals card numbers for payments (msctl.yaml `secrets: [card-vault]`).
+	CardVault string `env:"MSCTL_SECRET_CARD_VAULT" required:"true" example:"(set by msctl)"`
+	// OwnSecret salts request hashes; msctl gives every service its own.
+	OwnSecret string `env:"MSCTL_SERVICE_SECRET" required:"true" example:"(set by msctl)"`
 }

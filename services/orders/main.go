@@ -16,6 +16,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/vault"
 	"github.com/msctl/msctl/services/orders/adapters/broker"
 	"github.com/msctl/msctl/services/orders/adapters/postgres"
 	"github.com/msctl/msctl/services/orders/api"
@@ -35,7 +36,12 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if cfg.StepTimeout <= 0 || cfg.MaxAttempts < 1 {
 		return fmt.Errorf("ORDERS_SAGA_STEP_TIMEOUT must be positive and ORDERS_SAGA_MAX_ATTEMPTS at least 1 (for example 10s and 3)")
 	}
-	a := app.New(s.DB, postgres.New(s.DB), app.SagaConfig{StepTimeout: cfg.StepTimeout, MaxAttempts: cfg.MaxAttempts, Healthy: s.Server.Ready}, s.Log)
+	cards, err := vault.New(cfg.CardVault, "MSCTL_SECRET_CARD_VAULT")
+	if err != nil {
+		return err
+	}
+	keys := app.Keys{Cards: cards, RequestHash: []byte(cfg.OwnSecret)}
+	a := app.New(s.DB, postgres.New(s.DB), app.SagaConfig{StepTimeout: cfg.StepTimeout, MaxAttempts: cfg.MaxAttempts, Healthy: s.Server.Ready}, keys, s.Log)
 	b, err := s.Bus(ctx)
 	if err != nil {
 		return err

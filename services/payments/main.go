@@ -10,6 +10,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit"
 	"github.com/msctl/msctl/services/kit/config"
+	"github.com/msctl/msctl/services/kit/vault"
 	"github.com/msctl/msctl/services/payments/adapters/broker"
 	"github.com/msctl/msctl/services/payments/adapters/postgres"
 	"github.com/msctl/msctl/services/payments/api"
@@ -30,7 +31,11 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if err := faults.Set(cfg.FailureRate, cfg.Latency); err != nil {
 		return fmt.Errorf("PAYMENTS_FAILURE_RATE/PAYMENTS_LATENCY: %w", err)
 	}
-	a := app.New(postgres.New(s.DB), faults)
+	cards, err := vault.New(cfg.CardVault, "MSCTL_SECRET_CARD_VAULT")
+	if err != nil {
+		return err
+	}
+	a := app.New(postgres.New(s.DB), cards, faults)
 	b, err := s.Bus(ctx)
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 type KeyMap struct {
 	NextPanel key.Binding
 	PrevPanel key.Binding
-	Panels    [6]key.Binding
+	Panels    [7]key.Binding
 	Up        key.Binding
 	Down      key.Binding
 	PageUp    key.Binding
@@ -41,13 +41,14 @@ type KeyMap struct {
 var Keys = KeyMap{
 	NextPanel: key.NewBinding(key.WithKeys("tab"), key.WithHelp("tab", "next panel")),
 	PrevPanel: key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous panel")),
-	Panels: [6]key.Binding{
+	Panels: [7]key.Binding{
 		key.NewBinding(key.WithKeys("1"), key.WithHelp("1", "services")),
 		key.NewBinding(key.WithKeys("2"), key.WithHelp("2", "registry")),
 		key.NewBinding(key.WithKeys("3"), key.WithHelp("3", "traces")),
 		key.NewBinding(key.WithKeys("4"), key.WithHelp("4", "breakers")),
 		key.NewBinding(key.WithKeys("5"), key.WithHelp("5", "logs")),
 		key.NewBinding(key.WithKeys("6"), key.WithHelp("6", "events")),
+		key.NewBinding(key.WithKeys("7"), key.WithHelp("7", "metrics")),
 	},
 	Up:          key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
 	Down:        key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
@@ -77,7 +78,7 @@ func (k KeyMap) ShortHelp() []key.Binding {
 // FullHelp is the help screen, one column per group.
 func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
-		{k.NextPanel, k.PrevPanel, k.Panels[0], k.Panels[1], k.Panels[2], k.Panels[3], k.Panels[4], k.Panels[5]},
+		{k.NextPanel, k.PrevPanel, k.Panels[0], k.Panels[1], k.Panels[2], k.Panels[3], k.Panels[4], k.Panels[5], k.Panels[6]},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Back},
 		{k.Filter, k.Restart, k.Follow, k.Level, k.Service, k.Fault, k.ClearFaults, k.Watch, k.Help, k.Quit},
 	}

@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/msctl/msctl/internal/manifest"
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 // DefaultTag is the service image tag when the caller has no build hash.
@@ -25,6 +27,9 @@ type Options struct {
 	// CollectorImage and CollectorArgs set the in-cluster collector.
 	CollectorImage string
 	CollectorArgs  []string
+	// Secret is the workspace secret (internal/secrets) services' secrets
+	// derive from; nil gives them none.
+	Secret []byte
 }
 
 // PostgresRole is the role Options.Password is asked for the superuser's
@@ -90,6 +95,17 @@ func FromManifest(m *manifest.Manifest, opts Options) (Spec, error) {
 			Database: s.Database,
 			Depends:  s.DependsOn,
 			Env:      s.Env,
+		}
+		if opts.Secret != nil {
+			sec, err := secrets.Env(opts.Secret, name, s.Secrets)
+			if err != nil {
+				return Spec{}, err
+			}
+			svc.Env = maps.Clone(s.Env)
+			if svc.Env == nil {
+				svc.Env = map[string]string{}
+			}
+			maps.Copy(svc.Env, sec)
 		}
 		if v, ok := s.Env["SHUTDOWN_TIMEOUT"]; ok {
 			d, err := time.ParseDuration(v)

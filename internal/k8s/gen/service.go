@@ -17,6 +17,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/msctl/msctl/internal/secrets"
 )
 
 // ConfigHashAnnotation on a service's pod template changes with its
@@ -48,8 +50,35 @@ func (g *generator) dbSecret(s ServiceSpec) *corev1.Secret {
 // service returns the objects of one service: its database provisioning
 // Job, Deployment, Service and, when asked for, PodDisruptionBudget and
 // HorizontalPodAutoscaler.
+// SecretsName names the Secret holding the secrets msctl derives for a
+// service (internal/secrets): its env refers to them, so they appear in no
+// Deployment and no pod spec.
+func SecretsName(service string) string { return service + "-secrets" }
+
+// serviceSecrets returns the Secret of s's derived secrets, nil when it has
+// none.
+func (g *generator) serviceSecrets(s ServiceSpec) *corev1.Secret {
+	data := map[string][]byte{}
+	for k, v := range s.Env {
+		if secrets.IsEnv(k) {
+			data[k] = []byte(v)
+		}
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	// Labelled as the service's own, like its Deployment: the runtime
+	// applies a service's objects by that label.
+	meta := g.meta(SecretsName(s.Name), ComponentService)
+	meta.Labels = g.labels(s.Name, ComponentService)
+	return &corev1.Secret{TypeMeta: typeSecret, ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: data}
+}
+
 func (g *generator) service(s ServiceSpec) []Object {
 	var objs []Object
+	if sec := g.serviceSecrets(s); sec != nil {
+		objs = append(objs, sec)
+	}
 	if s.Database {
 		objs = append(objs, g.dbJob(s))
 	}
@@ -163,6 +192,9 @@ func (g *generator) env(s ServiceSpec, shutdown time.Duration) []corev1.EnvVar {
 	}
 	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		v := corev1.EnvVar{Name: k, Value: s.Env[k]}
+		if secrets.IsEnv(k) {
+			v = secretEnv(k, SecretsName(s.Name), k)
+		}
 		if i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == k }); i >= 0 {
 			env[i] = v
 		} else {

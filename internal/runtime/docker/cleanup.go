@@ -23,6 +23,7 @@ import (
 func (r *Runtime) Cleanup(ctx context.Context, volumes bool) error {
 	ctx, cancel := forced(ctx)
 	defer cancel()
+	r.dropPG()
 	cs, err := r.list(ctx, nil)
 	if err != nil {
 		return err

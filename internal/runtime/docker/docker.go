@@ -27,6 +27,7 @@ import (
 
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/msctl/msctl/internal/runtime"
 )
@@ -79,7 +80,14 @@ type Runtime struct {
 	claimed map[string]bool   // container ids this Runtime owns or adopted
 	infra   *infraState
 
-	dbMu sync.Mutex // serialises CREATE ROLE/DATABASE
+	dbMu sync.Mutex // serialises CREATE ROLE/DATABASE; guards the fields below
+	// pg is the superuser connection EnsureDatabase keeps, to pgDSN.
+	pg    *pgx.Conn
+	pgDSN string
+	// provisioned are the services whose database exists in the Postgres
+	// of provisionedFor, the infra StartInfra (or RestartInfra) last set up.
+	provisionedFor *infraState
+	provisioned    map[string]bool
 }
 
 var (
@@ -154,6 +162,7 @@ func (r *Runtime) Name() string { return Name }
 // running: stopping them is Stop's, StopInfra's and Cleanup's business.
 func (r *Runtime) Close() error {
 	r.cancel()
+	r.dropPG()
 	return r.cli.Close()
 }
 

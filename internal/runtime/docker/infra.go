@@ -375,10 +375,14 @@ func (r *Runtime) waitInfra(ctx context.Context, name string, ports map[nat.Port
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s not ready: %w (last probe: %v)", name, ctx.Err(), last)
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(infraPoll):
 		}
 	}
 }
+
+// infraPoll is how often waitInfra probes: a probe is a refused connection
+// or one small request, and every interval is latency added to an up.
+const infraPoll = 50 * time.Millisecond
 
 var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 
@@ -444,13 +448,16 @@ func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, e
 
 	r.dbMu.Lock()
 	defer r.dbMu.Unlock()
-	conn, err := pgx.Connect(ctx, superDSN(inf.pgHost, inf.pgPassword, "postgres"))
-	if err != nil {
-		return "", fmt.Errorf("ensure database %s: connect: %w", service, err)
+	// What this infra provisioned stays provisioned: an up with nothing
+	// changed asks again for every service and need not wait for Postgres.
+	if r.provisionedFor != inf {
+		r.provisionedFor, r.provisioned = inf, map[string]bool{}
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := pgserver.Provision(ctx, conn, service, service, password); err != nil {
-		return "", err
+	if !r.provisioned[service] {
+		if err := r.provision(ctx, inf, service, password); err != nil {
+			return "", err
+		}
+		r.provisioned[service] = true
 	}
 	u := url.URL{
 		Scheme: "postgres", User: url.UserPassword(service, password),
@@ -459,11 +466,54 @@ func (r *Runtime) EnsureDatabase(ctx context.Context, service string) (string, e
 	return u.String(), nil
 }
 
+// provision creates the role and database of service on the superuser
+// connection the Runtime keeps (dbMu held): a connection per service, each
+// authenticating anew, put most of a second between the infra being ready
+// and the last service starting. A kept connection that fails (Postgres
+// was restarted) is replaced once.
+func (r *Runtime) provision(ctx context.Context, inf *infraState, service, password string) error {
+	dsn := superDSN(inf.pgHost, inf.pgPassword, "postgres")
+	for fresh := false; ; fresh = true {
+		if r.pg == nil || r.pgDSN != dsn || fresh {
+			r.closePG()
+			conn, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				return fmt.Errorf("ensure database %s: connect: %w", service, err)
+			}
+			r.pg, r.pgDSN, fresh = conn, dsn, true
+		}
+		err := pgserver.Provision(ctx, r.pg, service, service, password)
+		if err == nil || fresh || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// dropPG closes the kept superuser connection before Postgres stops: a
+// smart shutdown waits for every session to end.
+func (r *Runtime) dropPG() {
+	r.dbMu.Lock()
+	r.closePG()
+	r.dbMu.Unlock()
+}
+
+// closePG closes the kept superuser connection (dbMu held).
+func (r *Runtime) closePG() {
+	if r.pg == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = r.pg.Close(ctx)
+	r.pg = nil
+}
+
 // StopInfra stops the infra containers gracefully; their data stays in the
 // volumes and the containers stay until Cleanup.
 func (r *Runtime) StopInfra(ctx context.Context, grace time.Duration) error {
 	r.restartMu.Lock()
 	defer r.restartMu.Unlock()
+	r.dropPG()
 	cs, err := r.list(ctx, map[string]string{LabelKind: state.KindInfra})
 	if err != nil {
 		return err

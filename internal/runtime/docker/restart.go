@@ -42,6 +42,9 @@ func (r *Runtime) RestartInfra(ctx context.Context, component string) (runtime.I
 			def = d
 		}
 	}
+	if component == runtime.Postgres {
+		r.dropPG()
+	}
 	ports, err := r.replaceInfra(ctx, def, st.published[component], st.pgPassword)
 	if err != nil {
 		return runtime.Infra{}, fmt.Errorf("restart %s: %w", component, err)

@@ -34,7 +34,10 @@ const maxExport = 8 << 20
 
 // Export is one OTLP/HTTP request the collector received, as it came.
 type Export struct {
-	Seq         int64  `json:"seq"`
+	Seq int64 `json:"seq"`
+	// Path is the signal's path, /v1/traces or /v1/metrics; the relay posts
+	// the body to the same path of the agent's receiver.
+	Path        string `json:"path"`
 	ContentType string `json:"contentType"`
 	Body        []byte `json:"body"`
 }
@@ -62,11 +65,12 @@ func NewCollector() *Collector {
 	return &Collector{boot: hex.EncodeToString(b)}
 }
 
-// ServeHTTP answers POST /v1/traces (OTLP/HTTP, protobuf or JSON, maybe
-// gzip) and GET /spans?after=N.
+// ServeHTTP answers POST /v1/traces and /v1/metrics (OTLP/HTTP, protobuf
+// or JSON, maybe gzip) and GET /spans?after=N (every signal's exports: the
+// path predates metrics).
 func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
-	case r.Method == http.MethodPost && r.URL.Path == "/v1/traces":
+	case r.Method == http.MethodPost && (r.URL.Path == "/v1/traces" || r.URL.Path == "/v1/metrics"):
 		c.receive(w, r)
 	case r.Method == http.MethodGet && r.URL.Path == "/spans":
 		after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
@@ -93,12 +97,13 @@ func (c *Collector) receive(w http.ResponseWriter, r *http.Request) {
 	ct := r.Header.Get("Content-Type")
 	c.mu.Lock()
 	c.seq++
-	c.buf = append(c.buf, Export{Seq: c.seq, ContentType: ct, Body: data})
+	c.buf = append(c.buf, Export{Seq: c.seq, Path: r.URL.Path, ContentType: ct, Body: data})
 	if len(c.buf) > collectorBuffer {
 		c.buf = c.buf[len(c.buf)-collectorBuffer:]
 	}
 	c.mu.Unlock()
-	// An empty ExportTraceServiceResponse: zero bytes in protobuf, {} in JSON.
+	// An empty Export{Trace,Metrics}ServiceResponse: zero bytes in
+	// protobuf, {} in JSON.
 	w.Header().Set("Content-Type", ct)
 	if ct == "application/json" {
 		_, _ = w.Write([]byte("{}"))
@@ -142,7 +147,7 @@ func relay(ctx context.Context, fetch func(ctx context.Context, after int64) (Ex
 		}
 		if err == nil {
 			for _, e := range got.Exports {
-				req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+to+"/v1/traces", bytes.NewReader(e.Body))
+				req, rerr := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+to+e.Path, bytes.NewReader(e.Body))
 				if rerr != nil {
 					break
 				}

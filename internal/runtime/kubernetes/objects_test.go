@@ -24,7 +24,8 @@ func testSpec() gen.Spec {
 		Registry: gen.Infra{Image: "bitnami/etcd:3.5", Replicas: 1},
 		Services: []gen.ServiceSpec{
 			{Name: "gateway", Image: "msctl/shop-gateway:1", Replicas: 1, Health: "/readyz", Public: true, Depends: []string{"orders"}},
-			{Name: "orders", Image: "msctl/shop-orders:1", Replicas: 2, Health: "/readyz", Database: true, DatabasePassword: "pw"},
+			{Name: "orders", Image: "msctl/shop-orders:1", Replicas: 2, Health: "/readyz", Database: true, DatabasePassword: "pw",
+				Env: map[string]string{"MSCTL_SERVICE_SECRET": "own-key", "MSCTL_SECRET_CARD_VAULT": "shared-key", "LOG_LEVEL": "debug"}},
 		},
 	}
 }
@@ -68,7 +69,7 @@ func TestServiceObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := names(apply)
-	for _, want := range []string{"Secret/orders-db", "Service/orders", "NetworkPolicy/orders", "NetworkPolicy/gateway", "NetworkPolicy/default-deny"} {
+	for _, want := range []string{"Secret/orders-db", "Secret/orders-secrets", "Service/orders", "NetworkPolicy/orders", "NetworkPolicy/gateway", "NetworkPolicy/default-deny"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("orders objects %v lack %s", got, want)
 		}
@@ -85,6 +86,19 @@ func TestServiceObjects(t *testing.T) {
 	if pod.Spec.RestartPolicy != corev1.RestartPolicyNever || pod.Labels[labelInstance] != "orders-1-ab" ||
 		pod.Labels[gen.LabelName] != "orders" || pod.Spec.Containers[0].Image != "msctl/shop-orders:1" {
 		t.Errorf("instance pod: %+v", pod)
+	}
+	// Derived secrets reach the pod from the Secret, never as values.
+	for _, e := range pod.Spec.Containers[0].Env {
+		switch e.Name {
+		case "MSCTL_SERVICE_SECRET", "MSCTL_SECRET_CARD_VAULT":
+			if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != "orders-secrets" {
+				t.Errorf("pod env %s = %+v, want a reference to Secret orders-secrets", e.Name, e)
+			}
+		case "LOG_LEVEL":
+			if e.Value != "debug" {
+				t.Errorf("pod env LOG_LEVEL = %+v", e)
+			}
+		}
 	}
 	if deploy.Spec.Template.Labels[labelInstance] != "" {
 		t.Error("instancePod changed the Deployment's template")

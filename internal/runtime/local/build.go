@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,17 +8,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/msctl/msctl/internal/runtime"
+	"github.com/msctl/msctl/internal/runtime/gobuild"
 )
 
 // Build compiles Go services into .msctl/bin/<name>. A service whose
-// source key (see keyer) matches the one recorded beside its binary
+// source key (see gobuild.Keyer) matches the one recorded beside its binary
 // is not handed to the toolchain at all: even a fully cached `go build`
 // of a module with this many dependencies takes a second or more, most
 // of a warm `msctl up`. The others of one Go module are built by a single
@@ -45,7 +44,7 @@ func (r *Runtime) Build(ctx context.Context, specs []runtime.BuildSpec, progress
 			progress(runtime.BuildEvent{Service: s.Name, Done: true, Err: err})
 			return err
 		}
-		root, err := moduleRoot(s.Dir)
+		root, err := gobuild.ModuleRoot(s.Dir)
 		if err != nil {
 			progress(runtime.BuildEvent{Service: s.Name, Done: true, Err: err})
 			return fmt.Errorf("build %s: %w", s.Name, err)
@@ -71,14 +70,11 @@ func (r *Runtime) Build(ctx context.Context, specs []runtime.BuildSpec, progress
 }
 
 func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.BuildSpec, progress func(runtime.BuildEvent)) error {
-	// Keys are taken before building, so that a source edited while go
-	// build runs makes the next Build compile again rather than trust a
-	// binary made from the older text.
 	keys := map[string]string{}
 	var stale []runtime.BuildSpec
-	kr := newKeyer(root)
+	kr := gobuild.NewKeyer(root, slices.Concat(buildEnv, buildFlags)...)
 	for _, s := range group {
-		key, err := kr.key(s.Dir)
+		key, err := kr.Key(s.Dir)
 		if err != nil {
 			// Not knowing the inputs only costs the shortcut.
 			r.log.Debug("no source key, leaving it to go build", "service", s.Name, "err", err)
@@ -95,42 +91,16 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 		return nil
 	}
 
-	// go build -o DIR names each binary after its package directory; build
-	// one package per distinct directory name, else a per-service output.
 	before := map[string]string{}
-	args := []string{"build", "-trimpath", "-o", r.binDir() + string(filepath.Separator)}
-	sameName := true
+	targets := make([]gobuild.Target, 0, len(stale))
 	for _, s := range stale {
 		progress(runtime.BuildEvent{Service: s.Name})
 		before[s.Name] = fileHash(r.binPath(s.Name))
 		// The old key must not vouch for whatever this build leaves behind.
 		_ = os.Remove(r.keyPath(s.Name))
-		rel, err := filepath.Rel(root, s.Dir)
-		if err != nil {
-			return fmt.Errorf("build %s: %w", s.Name, err)
-		}
-		args = append(args, "./"+filepath.ToSlash(rel))
-		sameName = sameName && filepath.Base(s.Dir) == s.Name
+		targets = append(targets, gobuild.Target{Name: s.Name, Dir: s.Dir})
 	}
-	var runs [][]string
-	if sameName {
-		runs = [][]string{args}
-	} else {
-		for i, s := range stale {
-			runs = append(runs, []string{"build", "-trimpath", "-o", r.binPath(s.Name), args[4+i]})
-		}
-	}
-	var failed error
-	for _, a := range runs {
-		cmd := exec.CommandContext(ctx, "go", a...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), buildEnv...)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			failed = fmt.Errorf("go build in %s: %w\n%s", root, err, strings.TrimSpace(out.String()))
-		}
-	}
+	failed := gobuild.Compile(ctx, root, r.binDir(), targets, buildEnv, buildFlags)
 	for _, s := range stale {
 		after := fileHash(r.binPath(s.Name))
 		switch {
@@ -157,8 +127,11 @@ func (r *Runtime) buildModule(ctx context.Context, root string, group []runtime.
 }
 
 // buildEnv is added to the toolchain's environment: services are static
-// binaries.
-var buildEnv = []string{"CGO_ENABLED=0"}
+// binaries. buildFlags keep the host's paths out of them.
+var (
+	buildEnv   = []string{"CGO_ENABLED=0"}
+	buildFlags = []string{"-trimpath"}
+)
 
 // keyPath is where the source key of a service's binary is recorded.
 func (r *Runtime) keyPath(service string) string { return r.binPath(service) + ".key" }
@@ -196,16 +169,4 @@ func fileHash(path string) string {
 		return ""
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// moduleRoot finds the directory of the go.mod governing dir.
-func moduleRoot(dir string) (string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod in %s or any parent directory", dir)
-		}
-	}
 }

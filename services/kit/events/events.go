@@ -115,12 +115,14 @@ type StockReleased struct {
 	OrderID string `json:"order_id"`
 }
 
-// ChargePayment asks payments to charge a card once per order.
+// ChargePayment asks payments to charge a card once per order. The card
+// number never travels in clear: Card is sealed (kit/vault, under the
+// card-vault secret orders and payments share, bound to the order id).
 type ChargePayment struct {
 	OrderID     string `json:"order_id"`
 	UserID      string `json:"user_id"`
 	AmountCents int64  `json:"amount_cents"`
-	CardNumber  string `json:"card_number"`
+	Card        string `json:"card"`
 }
 
 // RefundPayment undoes a charge (compensation). Refunding an order that was

@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/msctl/msctl/services/kit/outbox"
+	"github.com/msctl/msctl/services/kit/vault"
 	"github.com/msctl/msctl/services/orders/domain"
 )
 
@@ -58,18 +60,30 @@ type SagaConfig struct {
 	Healthy func(context.Context) error
 }
 
+// Keys are the secrets orders holds (msctl hands them out, msctl.yaml
+// `secrets:`): no card number or unsalted digest of one is ever stored.
+type Keys struct {
+	// Cards seals card numbers for payments, the only one that opens them.
+	Cards *vault.Vault
+	// RequestHash salts the request hashes that tell an idempotent retry
+	// from a reused key; unsalted, a hash of a few items and a card number
+	// could be reversed by trying card numbers.
+	RequestHash []byte
+}
+
 // App implements the use cases.
 type App struct {
 	db   *pgxpool.Pool
 	repo Repository
 	saga SagaConfig
+	keys Keys
 	log  *slog.Logger
 	now  func() time.Time
 }
 
 // New builds the App.
-func New(db *pgxpool.Pool, repo Repository, saga SagaConfig, log *slog.Logger) *App {
-	return &App{db: db, repo: repo, saga: saga, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
+func New(db *pgxpool.Pool, repo Repository, saga SagaConfig, keys Keys, log *slog.Logger) *App {
+	return &App{db: db, repo: repo, saga: saga, keys: keys, log: log, now: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }}
 }
 
 // Place accepts an order and starts its saga: the order row, the saga row,
@@ -89,8 +103,12 @@ func (a *App) Place(ctx context.Context, userID, idemKey string, items []domain.
 		lines[i] = domain.Item{ProductID: it.ProductID, Quantity: it.Quantity}
 	}
 	o := domain.Order{ID: id.String(), UserID: userID, Status: domain.StatusPending, Items: lines, CreatedAt: now, UpdatedAt: now}
-	s := domain.Saga{OrderID: o.ID, Step: domain.StepReserve, CardNumber: card, Attempts: 1, UpdatedAt: now}
-	hash := requestHash(lines, card)
+	sealed, err := a.keys.Cards.Seal(card, o.ID)
+	if err != nil {
+		return domain.Order{}, false, err
+	}
+	s := domain.Saga{OrderID: o.ID, Step: domain.StepReserve, Card: sealed, Attempts: 1, UpdatedAt: now}
+	hash := a.requestHash(lines, card)
 
 	var out domain.Order
 	var created bool
@@ -129,14 +147,16 @@ func (a *App) Order(ctx context.Context, userID, id string) (domain.Order, error
 }
 
 // requestHash identifies a request's content, to tell a retry (same
-// content) from a reused key (different content).
-func requestHash(items []domain.Item, card string) string {
+// content) from a reused key (different content). It is an HMAC under the
+// service's own key, so the stored hash reveals nothing about the card.
+func (a *App) requestHash(items []domain.Item, card string) string {
 	raw, _ := json.Marshal(struct {
 		Items []domain.Item
 		Card  string
 	}{items, card})
-	sum := sha256.Sum256(raw)
-	return hex.EncodeToString(sum[:])
+	mac := hmac.New(sha256.New, a.keys.RequestHash)
+	mac.Write(raw)
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // sendBatch sends the queued statements of b in tx, in one round trip.

@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +21,8 @@ import (
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/pg"
+	"github.com/msctl/msctl/services/kit/vault"
+	"github.com/msctl/msctl/services/kit/vault/vaulttest"
 	"github.com/msctl/msctl/services/orders/adapters/postgres"
 	"github.com/msctl/msctl/services/orders/app"
 	"github.com/msctl/msctl/services/orders/domain"
@@ -28,6 +32,49 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func keys(t *testing.T) app.Keys {
+	return app.Keys{Cards: vaulttest.New(t), RequestHash: []byte("orders-own-secret")}
+}
+
+// An accepted order keeps its card only sealed, bound to the order, and its
+// request hash is salted: neither the saga row nor the orders row holds the
+// number or a plain digest of the request.
+func TestPlaceStoresNoCardNumber(t *testing.T) {
+	db := newDB(t)
+	a := app.New(db, postgres.New(db), app.SagaConfig{StepTimeout: time.Minute, MaxAttempts: 1}, keys(t), quiet())
+	const card = "4242424242424242"
+	items := []domain.Item{{ProductID: "p1", Quantity: 2}}
+	o, _, err := a.Place(context.Background(), "u1", "k1", items, card)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed, hash string
+	if err := db.QueryRow(context.Background(), `SELECT s.card, o.request_hash FROM sagas s JOIN orders o ON o.id = s.order_id WHERE s.order_id = $1`, o.ID).Scan(&sealed, &hash); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(sealed, card) || !vault.Sealed(sealed) {
+		t.Errorf("saga card = %q, want it sealed", sealed)
+	}
+	if got, err := vaulttest.New(t).Open(sealed, o.ID); err != nil || got != card {
+		t.Errorf("sealed card opens to %q, %v", got, err)
+	}
+	raw, _ := json.Marshal(struct {
+		Items []domain.Item
+		Card  string
+	}{items, card})
+	plain := sha256.Sum256(raw)
+	if hash == hex.EncodeToString(plain[:]) {
+		t.Error("request hash is the plain SHA-256 of the request: not salted")
+	}
+	// The salted hash still tells a retry from a reused key.
+	if _, created, err := a.Place(context.Background(), "u1", "k1", items, card); err != nil || created {
+		t.Errorf("retry: created %v, err %v", created, err)
+	}
+	if _, _, err := a.Place(context.Background(), "u1", "k1", items, "4000000000000002"); !errors.Is(err, app.ErrIdempotencyMismatch) {
+		t.Errorf("reused key with another card: err = %v, want mismatch", err)
+	}
+}
 
 func newDB(t *testing.T) *pgxpool.Pool {
 	t.Helper()
@@ -64,7 +111,7 @@ func TestSweeperDoesNotCountTimeWhileDependenciesAreDown(t *testing.T) {
 			return errors.New("nats: not connected")
 		}
 		return nil
-	}}, quiet())
+	}}, keys(t), quiet())
 	o, _, err := a.Place(context.Background(), "u1", "", []domain.Item{{ProductID: "p1", Quantity: 1}}, "4242424242424242")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +142,7 @@ func TestRebuildRefusesAStreamThatLostEvents(t *testing.T) {
 	b := bustest.Dial(t, ns.URL())
 	ctx := context.Background()
 	bustest.LimitMsgs(t, b, events.StreamOrderEvents, 3)
-	a := app.New(db, postgres.New(db), app.SagaConfig{StepTimeout: time.Minute, MaxAttempts: 1}, quiet())
+	a := app.New(db, postgres.New(db), app.SagaConfig{StepTimeout: time.Minute, MaxAttempts: 1}, keys(t), quiet())
 	publish := func(id string) {
 		env, err := events.New(events.OrderCreated, events.OrderCreatedV1{OrderID: id, UserID: "u1", Items: []events.Item{{ProductID: "p", Quantity: 1}}})
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/fault"
 	"github.com/msctl/msctl/services/kit/outbox"
+	"github.com/msctl/msctl/services/kit/vault"
 	"github.com/msctl/msctl/services/orders/domain"
 )
 
@@ -145,7 +146,7 @@ func (a *App) step(o *domain.Order, s *domain.Saga, t domain.Transition) {
 		if t.Final == domain.StatusCancelled {
 			o.Reason = s.Reason
 		}
-		s.CardNumber = "" // nothing left to charge
+		s.Card = "" // nothing left to charge
 	}
 }
 
@@ -167,7 +168,11 @@ func (a *App) queueSend(ctx context.Context, b *pgx.Batch, o domain.Order, s dom
 		}
 		subject, data = events.InventoryReserve, events.ReserveStock{OrderID: o.ID, Items: items}
 	case domain.StepCharge:
-		subject, data = events.PaymentsCharge, events.ChargePayment{OrderID: o.ID, UserID: o.UserID, AmountCents: o.TotalCents, CardNumber: s.CardNumber}
+		cmd, err := a.chargeCommand(o, s)
+		if err != nil {
+			return err
+		}
+		subject, data = events.PaymentsCharge, cmd
 	case domain.StepRefund:
 		subject, data = events.PaymentsRefund, events.RefundPayment{OrderID: o.ID, Reason: s.Reason}
 	case domain.StepRelease:
@@ -295,4 +300,18 @@ func (a *App) healthy(ctx context.Context) error {
 		return nil
 	}
 	return a.saga.Healthy(ctx)
+}
+
+// chargeCommand asks payments to charge the saga's sealed card. A saga
+// stored before cards were sealed holds the number itself: it is sealed
+// here, so that it never reaches the outbox or the stream in clear.
+func (a *App) chargeCommand(o domain.Order, s domain.Saga) (events.ChargePayment, error) {
+	card := s.Card
+	if !vault.Sealed(card) {
+		var err error
+		if card, err = a.keys.Cards.Seal(card, o.ID); err != nil {
+			return events.ChargePayment{}, err
+		}
+	}
+	return events.ChargePayment{OrderID: o.ID, UserID: o.UserID, AmountCents: o.TotalCents, Card: card}, nil
 }

@@ -11,8 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/outbox"
+	"github.com/msctl/msctl/services/kit/vault"
 	"github.com/msctl/msctl/services/payments/domain"
 )
 
@@ -44,11 +46,15 @@ func answer(ctx context.Context, replies *pgx.Batch, r reply) error {
 // App implements the use cases.
 type App struct {
 	repo   Repository
+	cards  *vault.Vault
 	faults *Faults
 }
 
-// New builds the App.
-func New(repo Repository, faults *Faults) *App { return &App{repo: repo, faults: faults} }
+// New builds the App. cards opens the card numbers orders seals; payments
+// keeps only their last four digits.
+func New(repo Repository, cards *vault.Vault, faults *Faults) *App {
+	return &App{repo: repo, cards: cards, faults: faults}
+}
 
 // Faults is the runtime fault knob.
 func (a *App) Faults() *Faults { return a.faults }
@@ -60,10 +66,17 @@ func (a *App) Charge(ctx context.Context, tx pgx.Tx, replies *pgx.Batch, cmd eve
 	if err := a.faults.Inject(ctx); err != nil {
 		return fmt.Errorf("charge %s: %w", cmd.OrderID, err)
 	}
-	out := domain.Authorize(cmd.CardNumber, cmd.AmountCents)
+	card, err := a.cards.Open(cmd.Card, cmd.OrderID)
+	if err != nil {
+		// Another key sealed it (orders and payments disagree on the
+		// card-vault secret) or it was altered: no attempt will open it.
+		// Parked, it can be replayed once the keys agree again.
+		return bus.Permanent(fmt.Errorf("charge %s: card: %w", cmd.OrderID, err))
+	}
+	out := domain.Authorize(card, cmd.AmountCents)
 	p := domain.Payment{
 		OrderID: cmd.OrderID, UserID: cmd.UserID, Status: out.Status,
-		AmountCents: cmd.AmountCents, CardLast4: domain.Last4(cmd.CardNumber), Reason: out.Reason,
+		AmountCents: cmd.AmountCents, CardLast4: domain.Last4(card), Reason: out.Reason,
 	}
 	inserted, err := a.repo.Insert(ctx, tx, p)
 	if err != nil {

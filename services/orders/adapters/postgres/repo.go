@@ -67,8 +67,8 @@ func (r *Repo) CreateOrder(ctx context.Context, tx pgx.Tx, o domain.Order, s dom
 		}
 		return existing, hash, false, nil
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO sagas (order_id, step, reason, card_number, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		s.OrderID, s.Step, s.Reason, s.CardNumber, s.Attempts, s.UpdatedAt); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO sagas (order_id, step, reason, card, attempts, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		s.OrderID, s.Step, s.Reason, s.Card, s.Attempts, s.UpdatedAt); err != nil {
 		return domain.Order{}, "", false, fmt.Errorf("insert saga: %w", err)
 	}
 	return o, requestHash, true, nil
@@ -86,10 +86,10 @@ func (r *Repo) Order(ctx context.Context, userID, id string) (domain.Order, erro
 	return o, nil
 }
 
-const sagaColumns = `s.order_id, s.step, s.reason, s.card_number, s.attempts, s.updated_at`
+const sagaColumns = `s.order_id, s.step, s.reason, s.card, s.attempts, s.updated_at`
 
 func sagaDest(s *domain.Saga) []any {
-	return []any{&s.OrderID, &s.Step, &s.Reason, &s.CardNumber, &s.Attempts, &s.UpdatedAt}
+	return []any{&s.OrderID, &s.Step, &s.Reason, &s.Card, &s.Attempts, &s.UpdatedAt}
 }
 
 // LockSagas reads the orders and sagas of orderIDs, locking the saga rows
@@ -144,8 +144,8 @@ func (r *Repo) QueueSaveOrder(b *pgx.Batch, o domain.Order) error {
 
 // QueueSaveSaga queues the update of a saga's state on b.
 func (r *Repo) QueueSaveSaga(b *pgx.Batch, s domain.Saga) {
-	b.Queue(`UPDATE sagas SET step = $2, reason = $3, card_number = $4, attempts = $5, updated_at = $6 WHERE order_id = $1`,
-		s.OrderID, s.Step, s.Reason, s.CardNumber, s.Attempts, s.UpdatedAt)
+	b.Queue(`UPDATE sagas SET step = $2, reason = $3, card = $4, attempts = $5, updated_at = $6 WHERE order_id = $1`,
+		s.OrderID, s.Step, s.Reason, s.Card, s.Attempts, s.UpdatedAt)
 }
 
 // QueueUpsertView queues on b the insert of a read-model row, or the

@@ -1,4 +1,9 @@
-package local
+// Package gobuild compiles a workspace's Go services for the runtimes that
+// run host-built binaries (local processes, and the images of the docker and
+// kubernetes runtimes): source keys that tell, without running the
+// toolchain, whether a service's binary would change, and one go build per
+// module for those that would.
+package gobuild
 
 import (
 	"bufio"
@@ -35,9 +40,12 @@ import (
 // the module (a go.work, replace directives pointing at directories, a
 // vendor directory) get no key: go build decides every time.
 //
-// A keyer computes the source keys of several packages of one module,
-// reading each file once however many of them import it.
-type keyer struct {
+// A Keyer computes the source keys of several packages of one module,
+// reading each file once however many of them import it. Keys are taken
+// before building, so that a source edited while go build runs makes the
+// next build compile again rather than trust a binary made from the older
+// text.
+type Keyer struct {
 	root, modPath string
 	base          []byte // digest of the toolchain, environment, go.mod and go.sum
 	err           error  // why the module gets no keys
@@ -51,13 +59,17 @@ type pkgDigest struct {
 	err     error
 }
 
-func newKeyer(root string) *keyer {
-	k := &keyer{root: root, pkgs: map[string]pkgDigest{}}
-	k.base, k.modPath, k.err = moduleDigest(root)
+// NewKeyer returns a Keyer for the module rooted at root. build are the
+// environment variables and flags the caller's go build runs with (such as
+// CGO_ENABLED=0, -trimpath): they change the binary, so they are part of
+// every key.
+func NewKeyer(root string, build ...string) *Keyer {
+	k := &Keyer{root: root, pkgs: map[string]pkgDigest{}}
+	k.base, k.modPath, k.err = moduleDigest(root, build)
 	return k
 }
 
-func moduleDigest(root string) ([]byte, string, error) {
+func moduleDigest(root string, build []string) ([]byte, string, error) {
 	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil {
 		return nil, "", err
@@ -70,7 +82,7 @@ func moduleDigest(root string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	h := sha256.New()
-	if err := hashToolchain(h); err != nil {
+	if err := hashToolchain(h, build); err != nil {
 		return nil, "", err
 	}
 	fmt.Fprintf(h, "mod %s\n", modPath)
@@ -83,8 +95,9 @@ func moduleDigest(root string) ([]byte, string, error) {
 	return h.Sum(nil), modPath, nil
 }
 
-// key is the source key of the main package in dir.
-func (k *keyer) key(dir string) (string, error) {
+// Key is the source key of the main package in dir. An error means the
+// key cannot be known (see Keyer): the caller then builds every time.
+func (k *Keyer) Key(dir string) (string, error) {
 	if k.err != nil {
 		return "", k.err
 	}
@@ -119,7 +132,7 @@ func (k *keyer) key(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func (k *keyer) pkg(dir string) (pkgDigest, error) {
+func (k *Keyer) pkg(dir string) (pkgDigest, error) {
 	if p, ok := k.pkgs[dir]; ok {
 		return p, p.err
 	}
@@ -191,7 +204,7 @@ func keyable(root string, gomod []byte) error {
 // makes of the same sources.
 var toolchainEnv = []string{"GOFLAGS", "GOOS", "GOARCH", "GOAMD64", "GOARM", "GOARM64", "GO386", "GOEXPERIMENT", "GOTOOLCHAIN", "GODEBUG"}
 
-func hashToolchain(h hash.Hash) error {
+func hashToolchain(h hash.Hash, build []string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		return err
@@ -204,7 +217,7 @@ func hashToolchain(h hash.Hash) error {
 	for _, k := range toolchainEnv {
 		fmt.Fprintf(h, "env %s=%q\n", k, os.Getenv(k))
 	}
-	fmt.Fprintf(h, "env %q\n", buildEnv)
+	fmt.Fprintf(h, "build %q\n", build)
 	// `go env -w` settings live in a file and count like the variables.
 	if cfg, err := os.UserConfigDir(); err == nil {
 		if err := hashFile(h, "goenv", filepath.Join(cfg, "go", "env")); err != nil && !errors.Is(err, os.ErrNotExist) {
