@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,8 +12,12 @@ import (
 	"github.com/msctl/msctl/internal/state"
 )
 
-// watchPoll is how often up --watch reads the watcher's progress.
-const watchPoll = 200 * time.Millisecond
+// watchPoll is how often up --watch reads the watcher's progress; after
+// watchGone failed reads in a row (2 s) the agent is taken to be gone.
+const (
+	watchPoll = 200 * time.Millisecond
+	watchGone = 10
+)
 
 // watchStatus reads the agent's watch status: through the API, or in
 // process for a foreground up.
@@ -36,6 +41,10 @@ func (o *upOptions) watchDetached(ctx context.Context, m *manifest.Manifest) err
 	}
 	fmt.Fprintln(o.root.stderr, "watching for changes; Ctrl-C stops watching, the workspace keeps running (msctl down stops it)")
 	followWatch(ctx, c.Watch, lastSeq(before), o.root.stderr)
+	if ctx.Err() == nil {
+		// The agent went away under us: msctl down, or it was killed.
+		return errors.New("the workspace's agent stopped, and watching with it")
+	}
 	if _, err := c.SetWatch(context.Background(), false); err != nil {
 		return fmt.Errorf("turn watching off: %w", err)
 	}
@@ -62,17 +71,26 @@ func lastSeq(s state.WatchStatus) int {
 	return 0
 }
 
-// followWatch prints each watch event after seq once, until ctx ends.
+// followWatch prints each watch event after seq once, until ctx ends or
+// the agent is gone (watchGone reads in a row).
 func followWatch(ctx context.Context, get watchStatus, seq int, w io.Writer) {
 	t := time.NewTicker(watchPoll)
 	defer t.Stop()
+	failed := 0
 	for {
-		if s, err := get(ctx); err == nil {
+		s, err := get(ctx)
+		switch {
+		case err == nil:
+			failed = 0
 			for _, ev := range s.Events {
 				if ev.Seq > seq {
 					fmt.Fprintln(w, ev.Text)
 					seq = ev.Seq
 				}
+			}
+		case ctx.Err() == nil:
+			if failed++; failed >= watchGone {
+				return
 			}
 		}
 		select {

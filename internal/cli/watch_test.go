@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/kubernetes"
+	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
 
@@ -428,4 +430,31 @@ func (l *runningLoad) stop() loadResult {
 		sum.failures = append(sum.failures, r.failures...)
 	}
 	return sum
+}
+
+// TestFollowWatch: each event is printed once, in order, from after the
+// seq it starts at; the follow ends when the agent stops answering.
+func TestFollowWatch(t *testing.T) {
+	var reads int
+	get := func(context.Context) (state.WatchStatus, error) {
+		reads++
+		switch reads {
+		case 1:
+			return state.WatchStatus{Events: []state.WatchEvent{{Seq: 3, Text: "old"}, {Seq: 4, Text: "a: change detected → building"}}}, nil
+		case 2, 3:
+			return state.WatchStatus{Events: []state.WatchEvent{{Seq: 4, Text: "a: change detected → building"}, {Seq: 5, Text: "a: change detected → building → replaced 1/1 (1s)"}}}, nil
+		}
+		return state.WatchStatus{}, errors.New("connection refused")
+	}
+	var out strings.Builder
+	done := make(chan struct{})
+	go func() { followWatch(t.Context(), get, 3, &out); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("followWatch did not end when the agent stopped answering")
+	}
+	if want := "a: change detected → building\na: change detected → building → replaced 1/1 (1s)\n"; out.String() != want {
+		t.Errorf("printed:\n%s\nwant:\n%s", out.String(), want)
+	}
 }
