@@ -28,9 +28,13 @@ import (
 // a handler, a syntax error, a shared package and msctl.yaml, each
 // applied to exactly the services they affect while the others keep
 // their processes or containers. WatchUnderLoad/local replaces replicas
-// of the shop while clients call them.
+// of the shop (on local and docker) while clients call them.
 func watchSystem(t *testing.T, bin string) {
-	t.Run("WatchUnderLoad/local", func(t *testing.T) { testWatchUnderLoad(t, bin) })
+	t.Run("WatchUnderLoad/local", func(t *testing.T) { testWatchUnderLoad(t, bin, "local") })
+	t.Run("WatchUnderLoad/docker", func(t *testing.T) {
+		testenv.RequireDocker(t)
+		testWatchUnderLoad(t, bin, docker.Name)
+	})
 	for _, rt := range []string{"local", "docker", "kubernetes"} {
 		t.Run("Watch/"+rt, func(t *testing.T) {
 			switch rt {
@@ -273,16 +277,21 @@ func get(url string) string {
 // while clients keep calling them through the gateway, reads (retried by
 // the gateway) and order placements (never retried): the one-at-a-time
 // replacement must fail none of them.
-func testWatchUnderLoad(t *testing.T, bin string) {
+func testWatchUnderLoad(t *testing.T, bin, rt string) {
 	sh := testenv.NewShop(t, bin, "watchload")
-	t.Cleanup(func() { msctlIn(t, bin, sh.Dir, "down", "--volumes") })
+	t.Cleanup(func() {
+		msctlIn(t, bin, sh.Dir, "down", "--volumes")
+		if rt == docker.Name {
+			testenv.RemoveDockerWorkspace(t, "watchload")
+		}
+	})
 	path := filepath.Join(sh.Dir, manifest.FileName)
 	setServices(t, path, func(name string, svc map[string]any) {
 		if name == "inventory" || name == "orders" {
 			svc["replicas"] = 2
 		}
 	})
-	watcher := startWatch(t, sh.CLI, "up", "-d", "--watch", "--runtime", "local")
+	watcher := startWatch(t, sh.CLI, "up", "-d", "--watch", "--runtime", rt)
 	gw := sh.Gateway(t)
 	token := gw.SignIn("watch-load@example.com", "Load")
 	product := gw.InStock(1)
