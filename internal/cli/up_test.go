@@ -79,6 +79,23 @@ func echoWorkspace(t *testing.T) string {
 	return dir
 }
 
+// downAtCleanup loads the workspace in dir and takes it down, with its
+// data, when the test ends (on docker whatever down missed too).
+func downAtCleanup(t *testing.T, bin, dir, rt string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		msctlIn(t, bin, dir, "down", "--volumes")
+		if rt == docker.Name {
+			testenv.RemoveDockerWorkspace(t, m.Project)
+		}
+	})
+	return m
+}
+
 // workspaceDir is a directory for a workspace of the test's own and a
 // random id for its project name.
 func workspaceDir(t *testing.T) (dir, id string) {
@@ -183,16 +200,7 @@ func lastLines(s string, n int) string {
 // replaces that service alone; replicas follow msctl.yaml both ways.
 func testUpWhileUp(t *testing.T, bin, rt string) {
 	dir := echoWorkspace(t)
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		msctlIn(t, bin, dir, "down", "--volumes")
-		if rt == docker.Name {
-			testenv.RemoveDockerWorkspace(t, m.Project)
-		}
-	})
+	m := downAtCleanup(t, bin, dir, rt)
 	msctlIn(t, bin, dir, "up", "-d", "--runtime", rt)
 	first := components(t, bin, dir)
 

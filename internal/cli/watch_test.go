@@ -128,16 +128,7 @@ func watchWorkspace(t *testing.T) string {
 
 func testWatch(t *testing.T, bin, rt string) {
 	dir := watchWorkspace(t)
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		msctlIn(t, bin, dir, "down", "--volumes")
-		if rt == docker.Name {
-			testenv.RemoveDockerWorkspace(t, m.Project)
-		}
-	})
+	m := downAtCleanup(t, bin, dir, rt)
 	cli := testenv.CLI{Bin: bin, Dir: dir}
 	// The foreground mode on local, the detached one elsewhere: both
 	// follow the same agent's watcher.
@@ -290,12 +281,7 @@ func get(url string) string {
 // replacement must fail none of them.
 func testWatchUnderLoad(t *testing.T, bin, rt string) {
 	sh := testenv.NewShop(t, bin, "watchload")
-	t.Cleanup(func() {
-		msctlIn(t, bin, sh.Dir, "down", "--volumes")
-		if rt == docker.Name {
-			testenv.RemoveDockerWorkspace(t, "watchload")
-		}
-	})
+	downAtCleanup(t, bin, sh.Dir, rt)
 	path := filepath.Join(sh.Dir, manifest.FileName)
 	setServices(t, path, func(name string, svc map[string]any) {
 		if name == "inventory" || name == "orders" {
