@@ -205,10 +205,14 @@ func startNginx(b *testing.B, bin, upstream string) (string, *testenv.Proc) {
 
 // startGateway builds and runs the gateway binary as a runtime would, with
 // the upstream registered in etcd as inventory (the routed service) and as
-// users (the JWKS source), and returns its base URL once /readyz passes. The
-// rate limit is lifted: one load generator is a single client, and nginx
-// limits nothing.
+// users (the JWKS source), and returns its base URL once /readyz passes.
 func startGateway(b *testing.B, upstream string) (string, *testenv.Proc) {
+	return runGateway(b, registerUpstream(b, upstream))
+}
+
+// registerUpstream registers upstream in a fresh etcd as inventory and users
+// and returns the etcd endpoints.
+func registerUpstream(b *testing.B, upstream string) string {
 	etcd := testenv.Etcd(b)
 	cli := testenv.EtcdClient(b, etcd)
 	ctx := context.Background()
@@ -219,7 +223,14 @@ func startGateway(b *testing.B, upstream string) (string, *testenv.Proc) {
 		}
 		b.Cleanup(func() { _ = r.Deregister(context.Background()) })
 	}
+	return strings.Join(etcd.Endpoints(), ",")
+}
 
+// runGateway runs the gateway binary resolving through the etcd at
+// endpoints, with env added to its environment, and returns its base URL
+// once /readyz passes. The rate limit is lifted: one load generator is a
+// single client, and nginx limits nothing.
+func runGateway(b *testing.B, endpoints string, env ...string) (string, *testenv.Proc) {
 	bin := systest.Build(b, "gateway")[0]
 	port, err := freeport.Get()
 	if err != nil {
@@ -230,12 +241,13 @@ func startGateway(b *testing.B, upstream string) (string, *testenv.Proc) {
 	cmd.Env = append(os.Environ(),
 		"SERVICE_NAME=gateway",
 		"HTTP_ADDR="+addr,
-		"ETCD_ENDPOINTS="+strings.Join(etcd.Endpoints(), ","),
+		"ETCD_ENDPOINTS="+endpoints,
 		"GATEWAY_ROUTES="+benchRoutes,
 		"RATE_LIMIT_RPS=1000000000",
 		"RATE_LIMIT_BURST=1000000000",
 		"SHUTDOWN_TIMEOUT=2s",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	p := testenv.StartProc(b, "gateway", cmd, syscall.SIGTERM)
 	url := "http://" + addr
 	if err := waitOK(url+"/readyz", p, 30*time.Second); err != nil {

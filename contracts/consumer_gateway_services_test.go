@@ -23,6 +23,7 @@ const (
 	stateListedOrder   = "a customer's order is in the order list"
 	statePayment       = "an order has a charged payment"
 	stateNotifications = "a customer was notified about an order"
+	stateSignedIn      = "a customer is signed in"
 )
 
 func orderBody() match.Map {
@@ -43,9 +44,16 @@ func addOrderLookup(p *consumer.V4HTTPMockProvider) {
 		UponReceiving("a request for one of the caller's orders").
 		WithRequestPathMatcher(http.MethodGet, fromState("/api/v1/orders/${id}", "/api/v1/orders/"+exampleOrderID, `^/api/v1/orders/[0-9a-f-]{36}$`),
 			func(b *consumer.V4RequestBuilder) {
-				b.Header("X-User-ID", fromState("${userId}", exampleUserID, uuidRegexp))
+				b.Header("Authorization", customerToken())
 			}).
 		WillRespondWith(http.StatusOK, func(b *consumer.V4ResponseBuilder) { b.JSONBody(orderBody()) })
+}
+
+// customerToken is the customer's bearer token as the gateway forwards it:
+// the provider state signs one for the customer it set up, and the service
+// verifies it itself (it trusts no header that only names a user).
+func customerToken() match.Matcher {
+	return fromState("Bearer ${token}", "Bearer "+exampleToken, `^Bearer [A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$`)
 }
 
 func notificationsBody() match.Matcher {
@@ -98,10 +106,11 @@ func TestConsumerGatewayInventory(t *testing.T) {
 func TestConsumerGatewayOrders(t *testing.T) {
 	p := httpPact(t, "gateway", "orders")
 	p.AddInteraction().
+		Given(stateSignedIn).
 		UponReceiving("a request to place an order").
 		WithRequest(http.MethodPost, "/api/v1/orders", func(b *consumer.V4RequestBuilder) {
 			b.Header("Content-Type", match.S("application/json")).
-				Header("X-User-ID", match.Like(exampleUserID)).
+				Header("Authorization", customerToken()).
 				JSONBody(match.Map{
 					"items":       match.EachLike(match.Map{"product_id": match.Like(exampleProduct), "quantity": match.Integer(1)}, 1),
 					"card_number": match.Regex("4242424242424242", `^[0-9]{12,19}$`),
@@ -115,7 +124,7 @@ func TestConsumerGatewayOrders(t *testing.T) {
 		Given(stateListedOrder).
 		UponReceiving("a request for the caller's order list").
 		WithRequest(http.MethodGet, "/api/v1/orders", func(b *consumer.V4RequestBuilder) {
-			b.Header("X-User-ID", fromState("${userId}", exampleUserID, uuidRegexp))
+			b.Header("Authorization", customerToken())
 		}).
 		WillRespondWith(http.StatusOK, func(b *consumer.V4ResponseBuilder) { b.JSONBody(match.EachLike(orderBody(), 1)) })
 
@@ -150,7 +159,7 @@ func TestConsumerGatewayNotifications(t *testing.T) {
 		GivenWithParameter(notificationsState()).
 		UponReceiving("a request for the caller's notifications").
 		WithRequest(http.MethodGet, "/api/v1/notifications", func(b *consumer.V4RequestBuilder) {
-			b.Header("X-User-ID", match.S(exampleUserID))
+			b.Header("Authorization", customerToken())
 		}).
 		WillRespondWith(http.StatusOK, func(b *consumer.V4ResponseBuilder) { b.JSONBody(notificationsBody()) })
 	err := p.ExecuteTest(t, func(m consumer.MockServerConfig) error {
@@ -203,7 +212,7 @@ func TestConsumerGatewaySummary(t *testing.T) {
 		GivenWithParameter(notificationsState()).
 		UponReceiving("a request for an order's notifications").
 		WithRequest(http.MethodGet, "/api/v1/notifications", func(b *consumer.V4RequestBuilder) {
-			b.Query("order_id", match.S(exampleOrderID)).Header("X-User-ID", match.S(exampleUserID))
+			b.Query("order_id", match.S(exampleOrderID)).Header("Authorization", customerToken())
 		}).
 		WillRespondWith(http.StatusOK, func(b *consumer.V4ResponseBuilder) { b.JSONBody(notificationsBody()) })
 

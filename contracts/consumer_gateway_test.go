@@ -33,9 +33,11 @@ const (
 	exampleUserID  = "0b7d3f7e-5d9a-4c55-9a39-0c3e6b1c2f10"
 	exampleOrderID = "01968a3e-7b8c-7d2e-9f10-2b3c4d5e6f70"
 	exampleProduct = "bf16a7f8-dad1-48c7-9049-62fbe5440f29" // seeded keyboard
+	// exampleToken has a JWT's shape; providers verify the one their state signs.
+	exampleToken = "eyJhbGciOiJFZERTQSIsImtpZCI6ImV4YW1wbGUifQ.eyJzdWIiOiJleGFtcGxlIn0.c2lnbmF0dXJl"
 )
 
-// signedIn stands in for the JWT check (tested in services/gateway/auth):
+// signedIn stands in for the JWT check (tested in services/kit/auth):
 // contracts are about what the gateway sends upstream once it knows the user.
 type signedIn string
 
@@ -47,7 +49,7 @@ var _ api.Verifier = signedIn("")
 // upstreams are the given Pact mock servers.
 type gateway struct {
 	handler http.Handler
-	pool    *upstream.Pool
+	picker  registry.Picker
 }
 
 func newGateway(t *testing.T, upstreams map[string]consumer.MockServerConfig) *gateway {
@@ -62,7 +64,8 @@ func newGateway(t *testing.T, upstreams map[string]consumer.MockServerConfig) *g
 	}
 	services := append(table.Services(), summary.Services...)
 	// No retries: a contract test must see exactly the requests the code makes.
-	pool := upstream.NewPool(registry.NewStatic(addrs), services, client.Options{Timeout: 10 * time.Second, Retries: -1})
+	picker := registry.NewStatic(addrs)
+	pool := upstream.NewPool(picker, services, client.Options{Timeout: 10 * time.Second, Retries: -1})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	g := &api.Gateway{
 		Routes:   table,
@@ -74,7 +77,7 @@ func newGateway(t *testing.T, upstreams map[string]consumer.MockServerConfig) *g
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	return &gateway{handler: mux, pool: pool}
+	return &gateway{handler: mux, picker: picker}
 }
 
 // do sends one request through the gateway as a client would.
@@ -88,7 +91,7 @@ func (g *gateway) do(method, path, body string) *httptest.ResponseRecorder {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer token")
+	req.Header.Set("Authorization", "Bearer "+exampleToken)
 	rec := httptest.NewRecorder()
 	g.handler.ServeHTTP(rec, req)
 	return rec

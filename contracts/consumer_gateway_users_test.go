@@ -6,12 +6,13 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/pact-foundation/pact-go/v2/consumer"
 	match "github.com/pact-foundation/pact-go/v2/matchers"
 
-	"github.com/msctl/msctl/services/gateway/auth"
-	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/client"
 )
 
 // Shared shapes of the gateway's expectations.
@@ -104,8 +105,9 @@ func TestConsumerGatewayUsers(t *testing.T) {
 		if err := wantStatus(t, rec, http.StatusUnauthorized); err != nil {
 			return err
 		}
-		// The gateway's key cache fetches and parses the set exactly like this.
-		raw, err := upstream.JWKS{Pool: g.pool, Service: "users"}.FetchJWKS(context.Background())
+		// Every verifying service's key cache fetches and parses the set exactly like this.
+		jwks := auth.ClientJWKS{Client: client.New("users", g.picker, client.Options{Timeout: 10 * time.Second, Retries: -1})}
+		raw, err := jwks.FetchJWKS(context.Background())
 		if err != nil {
 			return err
 		}

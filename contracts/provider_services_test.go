@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pact-foundation/pact-go/v2/message"
 	"github.com/pact-foundation/pact-go/v2/models"
 
+	"github.com/msctl/msctl/services/kit/auth/authtest"
 	"github.com/msctl/msctl/services/kit/bus"
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/httpx"
@@ -185,7 +187,7 @@ func TestProviderNotifications(t *testing.T) {
 	n := notifapp.New(notifpg.New(db))
 	handler := notifbroker.Handler(db, n)
 	srv := httpServer("notifications")
-	notifapi.Register(srv.Mux, n)
+	notifapi.Register(srv.Mux, authtest.Verifier(), n)
 
 	verify(t, providerUnderTest{
 		Name:    "notifications",
@@ -207,7 +209,7 @@ func TestProviderNotifications(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
-				return nil, handler(ctx, m)
+				return customerState(t, userID), handler(ctx, m)
 			}),
 		},
 	})
@@ -216,7 +218,7 @@ func TestProviderNotifications(t *testing.T) {
 func TestProviderOrders(t *testing.T) {
 	o := newOrdersSaga(t)
 	srv := httpServer("orders")
-	ordersapi.Register(srv.Mux, o.app, func(context.Context) (int, error) {
+	ordersapi.Register(srv.Mux, authtest.Verifier(), o.app, func(context.Context) (int, error) {
 		return 0, errors.New("rebuilding the read model needs the bus, which contract tests do not run")
 	})
 	projector := ordersbroker.ReadModelHandler(o.db, o.app)
@@ -240,7 +242,9 @@ func TestProviderOrders(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
-				return models.ProviderStateResponse{"id": ord.ID, "userId": user}, nil
+				resp := customerState(t, user)
+				resp["id"] = ord.ID
+				return resp, nil
 			}),
 			stateListedOrder: setupOnly(func(ctx context.Context, _ models.ProviderState) (models.ProviderStateResponse, error) {
 				user := uuid.NewString()
@@ -252,7 +256,10 @@ func TestProviderOrders(t *testing.T) {
 				if err := projectFromOutbox(ctx, o.db, projector, events.OrderCreated, ord.ID); err != nil {
 					return nil, err
 				}
-				return models.ProviderStateResponse{"userId": user}, nil
+				return customerState(t, user), nil
+			}),
+			stateSignedIn: setupOnly(func(context.Context, models.ProviderState) (models.ProviderStateResponse, error) {
+				return customerState(t, uuid.NewString()), nil
 			}),
 		},
 		Messages: message.Handlers{
@@ -279,4 +286,10 @@ func projectFromOutbox(ctx context.Context, db *pgxpool.Pool, h bus.Handler, sub
 		return fmt.Errorf("project %s: %w", subject, err)
 	}
 	return nil
+}
+
+// customerState is the provider state of a signed-in customer: the user id and
+// a bearer token for it, signed like the users service signs them.
+func customerState(t *testing.T, user string) models.ProviderStateResponse {
+	return models.ProviderStateResponse{"userId": user, "token": authtest.Token(t, user, time.Hour)}
 }

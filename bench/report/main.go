@@ -60,6 +60,10 @@ var targets = []target{
 		context: []string{"down-s"}},
 	{name: "gateway throughput / nginx", bench: "BenchmarkGatewayVsNginx", metric: "gw/nginx-ratio", op: ">=", limit: 0.9, unit: "×",
 		context: []string{"gateway-rps", "nginx-rps", "direct-rps", "gateway-cpu-µs/req", "nginx-cpu-µs/req"}},
+	// Issue 17's budget: the kit's metrics (both readers, OTLP export every 2 s) against the same
+	// gateway binary with OTEL_METRICS_EXPORTER=none; tracing off, so metrics are the only telemetry.
+	{name: "gateway CPU/request, metrics on / off", bench: "BenchmarkGatewayMetricsCPU", metric: "on/off", op: "<=", limit: 1.05, unit: "×",
+		context: []string{"on-cpu-µs/req", "off-cpu-µs/req", "traced-on/off"}},
 	// "Added p99" is the latency the proxy hop itself adds, which one connection isolates. Under
 	// 32 connections on 2 shared cores the difference measures queueing behind the load
 	// generator and the upstream (nginx's often comes out negative), so that row is shown, not judged.

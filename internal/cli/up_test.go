@@ -349,12 +349,14 @@ func testShopLifecycle(t *testing.T, bin string) {
 	// 2. An order through the gateway leaves one trace across the services
 	// in the agent: the containers reach its OTLP receiver.
 	token := shop.login("shop@example.com")
+	metricsBefore := agenttest.Metrics(t, dir)
 	orderID := shop.place(token)
 	if got := shop.settle(token, orderID); got != "CONFIRMED" {
 		t.Fatalf("order %s is %s, want CONFIRMED", orderID, got)
 	}
 	assertTraceAcross(t, dir, "gateway: POST /api/v1/orders", "gateway", "orders", "inventory", "payments")
 	agenttest.EventsCountedOnce(t, dir)
+	agenttest.MetricsReflectLoad(t, dir, metricsBefore, agenttest.OrderLoads(1)...)
 	// msctl dlq on docker: the agent reaches the broker through its
 	// published port.
 	agenttest.ParkAndDrop(t, dir)

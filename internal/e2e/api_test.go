@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/msctl/msctl/internal/agent/agenttest"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -49,6 +50,7 @@ func TestUpAndPublicAPI(t *testing.T) {
 
 	token, email := signup(t)
 	p := gateway(t).InStock(50)
+	metricsBefore := agenttest.Metrics(t, shop.Dir)
 	// The client starts the trace, so the order's trace is known without
 	// guessing which of the agent's traces it is.
 	traceID := randomHex(t, 16)
@@ -65,6 +67,8 @@ func TestUpAndPublicAPI(t *testing.T) {
 		t.Errorf("order with a declined card: %+v, want CANCELLED with a reason", o)
 	}
 	testenv.Until(t, 10*time.Second, "stock restored", func() bool { return stockOf(t, p.ID) == before })
+	// Both orders are counted in the services' metrics the agent received.
+	agenttest.MetricsReflectLoad(t, shop.Dir, metricsBefore, agenttest.OrderLoads(2)...)
 
 	// Notifications are written after the order is confirmed: the summary
 	// is complete once its notification is in.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/msctl/msctl/internal/systest"
 	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/services/kit/auth/authtest"
 	"github.com/msctl/msctl/services/kit/bus"
 )
 
@@ -50,6 +51,7 @@ func startShop(t testing.TB, extra map[string]map[string]string) *shop {
 	t.Helper()
 	systest.Build(t, sagaServices...)
 	env := systest.New(t)
+	env.StartUsersStandIn()
 	s := &shop{t: t, env: env, http: &http.Client{Timeout: 10 * time.Second}, dbs: map[string]*pgxpool.Pool{}}
 	for _, name := range sagaServices {
 		svc := env.Start(name, extra[name])
@@ -91,13 +93,14 @@ type order struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// do calls a service directly as user (none when empty), which the gateway
-// would otherwise have named in X-User-ID, and decodes a 2xx answer into out.
+// do calls a service directly as user (none when empty), with a bearer
+// token for user like the one the gateway forwards, and decodes a 2xx
+// answer into out.
 func (s *shop) do(method, svc, path, user string, hdr map[string]string, body any, out any) int {
 	s.t.Helper()
 	h := http.Header{}
 	if user != "" {
-		h.Set("X-User-ID", user)
+		h.Set("Authorization", authtest.Bearer(s.t, user))
 	}
 	for k, v := range hdr {
 		h.Set(k, v)
@@ -363,12 +366,16 @@ func (s *shop) load(n, clients int, prefix string, after func(placed int)) loadR
 		bodies[i], _ = json.Marshal(map[string]any{"items": []item{{ProductID: p, Quantity: 1}}, "card_number": goodCard})
 	}
 	url := s.env.URL("orders") + "/api/v1/orders"
+	tokens := make([]string, clients)
+	for c := range clients {
+		tokens[c] = authtest.Bearer(s.t, fmt.Sprintf("%s-%d", prefix, c))
+	}
 	for c := range clients {
 		wg.Go(func() {
-			user := fmt.Sprintf("%s-%d", prefix, c)
+			token := tokens[c]
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 				req, _ := http.NewRequest("POST", url, bytes.NewReader(bodies[i%int64(len(bodies))]))
-				req.Header.Set("X-User-ID", user)
+				req.Header.Set("Authorization", token)
 				var out struct{ ID string }
 				resp, err := s.http.Do(req)
 				ok := err == nil && resp.StatusCode == http.StatusAccepted

@@ -12,8 +12,11 @@ package systest
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -32,6 +35,7 @@ import (
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/testenv"
+	"github.com/msctl/msctl/services/kit/auth/authtest"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -369,4 +373,29 @@ func withPoolSize(dsn string, n int) string {
 	q.Set("pool_max_conns", fmt.Sprint(n))
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// StartUsersStandIn registers, as the users service, a server publishing
+// the test issuer's keys (services/kit/auth/authtest): services check the
+// tokens tests sign with authtest.Bearer as they would the real users'.
+func (e *Env) StartUsersStandIn() {
+	e.t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/.well-known/jwks.json" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(authtest.JWKS())
+	}))
+	e.t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	reg := registry.NewRegistrar(e.etcdCli, registry.Instance{ID: "users-standin", Service: "users", Addr: srv.Listener.Addr().String()},
+		2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reg.Run(ctx, func(context.Context) error { return nil }, 200*time.Millisecond)
+	}()
+	e.t.Cleanup(func() { cancel(); <-done })
 }

@@ -4,21 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/msctl/msctl/services/kit/auth"
 )
 
 // Config is the gateway's own environment, on top of kit's config.Base.
 type Config struct {
 	// Routes is the route table every runtime passes (docs/ARCHITECTURE.md).
 	Routes string `env:"GATEWAY_ROUTES" required:"true" example:"/api/v1/auth=users:public,/api/v1/orders=orders:auth"`
-	// JWTIssuer and JWTAudience must match what the users service puts in tokens.
-	JWTIssuer   string `env:"JWT_ISSUER" default:"msctl-users"`
-	JWTAudience string `env:"JWT_AUDIENCE" default:"msctl"`
-	// AuthService serves /.well-known/jwks.json.
-	AuthService string `env:"AUTH_SERVICE" default:"users"`
-	// JWKSRefresh is the periodic key refresh; JWKSMinRefresh the least time
-	// between refreshes triggered by tokens with an unknown kid.
-	JWKSRefresh    time.Duration `env:"JWKS_REFRESH" default:"5m" example:"5m"`
-	JWKSMinRefresh time.Duration `env:"JWKS_MIN_REFRESH" default:"5s" example:"5s"`
+	// Auth is how tokens are checked, the same in every service that does.
+	Auth auth.Config
 	// RateLimitRPS and RateLimitBurst shape each client's token bucket;
 	// RateLimitClients bounds how many clients are remembered.
 	RateLimitRPS     float64 `env:"RATE_LIMIT_RPS" default:"100" example:"100"`
@@ -43,8 +38,9 @@ func (c Config) validate() error {
 			problems = append(problems, fmt.Errorf("%s must be positive", name))
 		}
 	}
-	positive("JWKS_REFRESH", c.JWKSRefresh)
-	positive("JWKS_MIN_REFRESH", c.JWKSMinRefresh)
+	if err := c.Auth.Validate(); err != nil {
+		problems = append(problems, err)
+	}
 	positive("UPSTREAM_TIMEOUT", c.UpstreamTimeout)
 	positive("BREAKER_OPEN_TIMEOUT", c.BreakerOpenTimeout)
 	positive("SUMMARY_TIMEOUT", c.SummaryTimeout)

@@ -30,7 +30,7 @@ func TestConfig(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if cfg.JWTIssuer != "msctl-users" || cfg.JWTAudience != "msctl" || cfg.SummaryTimeout.String() != "800ms" {
+				if cfg.Auth.Issuer != "msctl-users" || cfg.Auth.Audience != "msctl" || cfg.SummaryTimeout.String() != "800ms" {
 					t.Fatalf("defaults: %+v", cfg)
 				}
 				return

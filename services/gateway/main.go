@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/msctl/msctl/services/gateway/api"
-	"github.com/msctl/msctl/services/gateway/auth"
 	"github.com/msctl/msctl/services/gateway/ratelimit"
 	"github.com/msctl/msctl/services/gateway/routes"
 	"github.com/msctl/msctl/services/gateway/summary"
@@ -52,7 +51,7 @@ func setup(_ context.Context, s *kit.Service) error {
 		return fmt.Errorf("GATEWAY_ROUTES: %w", err)
 	}
 
-	services := slices.Concat(table.Services(), summary.Services, []string{cfg.AuthService})
+	services := slices.Concat(table.Services(), summary.Services)
 	retries := cfg.UpstreamRetries
 	if retries == 0 {
 		retries = -1 // kit reads 0 as "default"
@@ -64,11 +63,11 @@ func setup(_ context.Context, s *kit.Service) error {
 		OpenTimeout:      cfg.BreakerOpenTimeout,
 	})
 
-	keys := auth.NewKeyCache(upstream.JWKS{Pool: pool, Service: cfg.AuthService}, cfg.JWKSMinRefresh, s.Log)
+	verifier, keys := s.UserTokens(cfg.Auth)
 	limiter := ratelimit.New(ratelimit.Options{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst, MaxClients: cfg.RateLimitClients})
 	g := &api.Gateway{
 		Routes:   table,
-		Verifier: auth.NewVerifier(keys, cfg.JWTIssuer, cfg.JWTAudience),
+		Verifier: verifier,
 		Limiter:  limiter,
 		Upstream: pool,
 		Summary:  summary.New(pool, cfg.SummaryTimeout, s.Log),
@@ -80,14 +79,13 @@ func setup(_ context.Context, s *kit.Service) error {
 	// until it has fetched them once; later outages of users keep the cached keys.
 	s.AddCheck("jwks", func(context.Context) error {
 		if keys.Len() == 0 {
-			return errors.New("no signing keys fetched from " + cfg.AuthService + " yet")
+			return errors.New("no signing keys fetched from " + cfg.Auth.Service + " yet")
 		}
 		return nil
 	})
 	if r := s.Resolver(); r != nil {
 		s.AddCheck("registry", r.WaitSynced)
 	}
-	s.Go(func(ctx context.Context) error { return keys.Run(ctx, cfg.JWKSRefresh) })
 	s.Go(func(ctx context.Context) error {
 		t := time.NewTicker(sweepInterval)
 		defer t.Stop()

@@ -46,7 +46,7 @@ type system struct {
 	invDSN   string
 
 	mu        sync.Mutex
-	lastUser  string // X-User-ID the orders stand-in saw last
+	lastAuth  string // Authorization the orders stand-in saw last
 	payHang   time.Duration
 	standins  map[string]context.CancelFunc
 	inventory *testenv.Proc
@@ -117,11 +117,10 @@ func (s *system) waitRegistered(service string, n int, p *testenv.Proc) {
 func (s *system) standIn(service string) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		uid := r.Header.Get("X-User-ID")
 		switch {
 		case service == "orders":
 			s.mu.Lock()
-			s.lastUser = uid
+			s.lastAuth = r.Header.Get("Authorization")
 			s.mu.Unlock()
 			id := strings.TrimPrefix(r.URL.Path, "/api/v1/orders/")
 			if id == "missing" {
@@ -129,7 +128,7 @@ func (s *system) standIn(service string) {
 				fmt.Fprint(w, `{"error":{"code":"not_found","message":"order not found"}}`)
 				return
 			}
-			fmt.Fprintf(w, `{"id":%q,"user_id":%q,"status":"CONFIRMED","items":[],"total_cents":0,"created_at":"2024-01-01T00:00:00Z"}`, id, uid)
+			fmt.Fprintf(w, `{"id":%q,"user_id":%q,"status":"CONFIRMED","items":[],"total_cents":0,"created_at":"2024-01-01T00:00:00Z"}`, id, "u1")
 		case service == "payments":
 			s.mu.Lock()
 			hang := s.payHang
@@ -205,11 +204,10 @@ func (s *system) startGateway() {
 }
 
 // call sends a request through the gateway from the given source IP, with
-// token as the whole Authorization header (unless empty) and a forged
-// X-User-ID, which the gateway must replace.
+// token as the whole Authorization header (unless empty).
 func (s *system) call(from, method, path, token string, body any) (int, http.Header, []byte) {
 	s.t.Helper()
-	hdr := http.Header{"X-User-ID": {"forged"}}
+	hdr := http.Header{}
 	if token != "" {
 		hdr.Set("Authorization", token)
 	}
@@ -275,13 +273,14 @@ func (s *system) testLogin(t *testing.T) {
 	if st != http.StatusOK {
 		t.Fatalf("authenticated route: %d %s", st, body)
 	}
+	// The customer's own token reaches orders, which verifies it itself.
 	s.mu.Lock()
-	seen := s.lastUser
+	seen := s.lastAuth
 	s.mu.Unlock()
-	if seen == "" || seen == "forged" || (id != "" && seen != id) {
-		t.Fatalf("orders saw X-User-ID %q, want the token's user %q", seen, id)
+	if seen != tok {
+		t.Fatalf("orders saw Authorization %q, want the customer's token", seen)
 	}
-	if st, _, _ := s.call("127.0.0.1", http.MethodGet, "/internal/users/"+seen, "", nil); st != http.StatusNotFound {
+	if st, _, _ := s.call("127.0.0.1", http.MethodGet, "/internal/users/"+id, "", nil); st != http.StatusNotFound {
 		t.Fatalf("/internal routed: %d", st)
 	}
 }

@@ -1,4 +1,4 @@
-// Package kit runs a service: configuration, logging, tracing, database and migrations, NATS,
+// Package kit runs a service: configuration, logging, tracing, metrics, database and migrations, NATS,
 // the HTTP server with probes, registration in etcd while ready, and an orderly shutdown. A
 // service's main.go is a call to Run.
 package kit

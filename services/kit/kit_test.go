@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,17 @@ var migrations = fstest.MapFS{
 // gone, and on shutdown deregistered before the workers stop.
 func TestRunLifecycle(t *testing.T) {
 	lookup, _ := serviceEnv(t)
+	// Metrics go to a receiver of the test, with an interval longer than the test: only the flush
+	// at shutdown exports them.
+	var metricPosts atomic.Int32
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if b, _ := io.ReadAll(r.Body); r.URL.Path == "/v1/metrics" && len(b) > 0 {
+			metricPosts.Add(1)
+		}
+	}))
+	defer receiver.Close()
+	t.Setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", receiver.URL+"/v1/metrics")
+	t.Setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")
 	var healthy atomic.Bool
 	healthy.Store(true)
 	var workerStopped atomic.Bool
@@ -49,6 +61,7 @@ func TestRunLifecycle(t *testing.T) {
 			if _, err := s.DB.Exec(ctx, `INSERT INTO things VALUES (1)`); err != nil {
 				return err
 			}
+			s.Mux.HandleFunc("GET /things/{id}", func(w http.ResponseWriter, r *http.Request) {})
 			s.AddCheck("toggle", func(context.Context) error {
 				if !healthy.Load() {
 					return errors.New("toggled off")
@@ -82,6 +95,19 @@ func TestRunLifecycle(t *testing.T) {
 		}
 	}
 
+	if resp, err := http.Get("http://" + in.Addr + "/things/1"); err == nil {
+		resp.Body.Close()
+	}
+	resp, err = http.Get("http://" + in.Addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `http_server_request_duration_seconds_count{http_request_method="GET",http_response_status_code="200",http_route="/things/{id}"`; !strings.Contains(string(body), want) {
+		t.Fatalf("GET /metrics %d lacks %s:\n%s", resp.StatusCode, want, body)
+	}
+
 	healthy.Store(false)
 	testenv.Until(t, 5*time.Second, "deregistered while unready", func() bool { return lookup() == nil })
 	healthy.Store(true)
@@ -101,6 +127,9 @@ func TestRunLifecycle(t *testing.T) {
 	}
 	if lookup() != nil {
 		t.Fatal("still registered after shutdown")
+	}
+	if metricPosts.Load() == 0 {
+		t.Fatal("metrics were not flushed at shutdown")
 	}
 	if _, err := http.Get("http://" + in.Addr + "/healthz"); err == nil {
 		t.Fatal("still serving after shutdown")

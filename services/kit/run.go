@@ -16,11 +16,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel"
 	"go.uber.org/zap"
 
 	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/kit/logx"
+	"github.com/msctl/msctl/services/kit/metrics"
 	"github.com/msctl/msctl/services/kit/pg"
 	"github.com/msctl/msctl/services/kit/registry"
 	"github.com/msctl/msctl/services/kit/tracing"
@@ -77,19 +79,21 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 		}
 	}()
 
+	otel.SetErrorHandler(&telemetryErrors{log: log, every: time.Minute})
 	shutdownTracing, err := tracing.Setup(ctx, cfg.ServiceName, cfg.OTLPEndpoint)
 	if err != nil {
 		return err
 	}
-	closers = append(closers, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		if err := shutdownTracing(sctx); err != nil {
-			log.Warn("flush traces", "err", err)
-		}
-	})
+	closers = append(closers, flush(log, "flush traces", shutdownTracing))
+
+	mtr, err := metrics.Setup(ctx, cfg.ServiceName, cfg.OTLPEndpoint, metrics.WithInstance(cfg.InstanceID))
+	if err != nil {
+		return err
+	}
+	closers = append(closers, flush(log, "flush metrics", mtr.Shutdown))
 
 	srv := httpx.New(httpx.Options{Service: cfg.ServiceName, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes})
+	srv.HandleMetrics(mtr.Handler())
 	s := &Service{Config: cfg, Log: log, Mux: srv.Mux, Server: srv, proxies: proxies}
 
 	startCtx, cancelStart := context.WithTimeout(ctx, 60*time.Second)
@@ -149,6 +153,18 @@ func RunContext(ctx context.Context, name string, migrations fs.FS, setup func(c
 		return fmt.Errorf("setup: %w", err)
 	}
 	return serve(ctx, s, ln)
+}
+
+// flush is a closer that runs shutdown (a telemetry exporter's last export) for at most 3s: the
+// receiver may already be gone, and exiting must not wait for it.
+func flush(log *slog.Logger, what string, shutdown func(context.Context) error) func() {
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			log.Warn(what, "err", err)
+		}
+	}
 }
 
 func serve(ctx context.Context, s *Service, ln net.Listener) error {

@@ -7,6 +7,8 @@ import (
 	"context"
 
 	"github.com/msctl/msctl/services/kit"
+	"github.com/msctl/msctl/services/kit/auth"
+	"github.com/msctl/msctl/services/kit/config"
 	"github.com/msctl/msctl/services/notifications/adapters/broker"
 	"github.com/msctl/msctl/services/notifications/adapters/postgres"
 	"github.com/msctl/msctl/services/notifications/api"
@@ -19,6 +21,15 @@ func main() {
 }
 
 func setup(ctx context.Context, s *kit.Service) error {
+	// Its one route acts for a customer: the token the gateway forwards
+	// says which.
+	var authCfg auth.Config
+	if err := config.Load(&authCfg); err != nil {
+		return err
+	}
+	if err := authCfg.Validate(); err != nil {
+		return err
+	}
 	a := app.New(postgres.New(s.DB))
 	b, err := s.Bus(ctx)
 	if err != nil {
@@ -26,6 +37,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	h := broker.BatchHandler(s.DB, a)
 	s.ConsumeBatch(b, broker.Consumer, h)
-	api.Register(s.Mux, a)
+	users, _ := s.UserTokens(authCfg)
+	api.Register(s.Mux, users, a)
 	return nil
 }

@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"time"
+
+	"github.com/msctl/msctl/services/kit/auth"
+)
 
 // Config is the orders service's own environment, on top of kit's config.Base.
 type Config struct {
@@ -13,6 +17,8 @@ type Config struct {
 	RebuildReadModel bool `env:"ORDERS_REBUILD_READ_MODEL" default:"false" example:"true"`
 	// CardVault seals card numbers for payments (msctl.yaml `secrets: [card-vault]`).
 	CardVault string `env:"MSCTL_SECRET_CARD_VAULT" required:"true" example:"(set by msctl)"`
+	// Auth checks the customers' tokens the gateway forwards.
+	Auth auth.Config
 	// OwnSecret salts request hashes; msctl gives every service its own.
 	OwnSecret string `env:"MSCTL_SERVICE_SECRET" required:"true" example:"(set by msctl)"`
 }

@@ -60,6 +60,10 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	s.ConsumeBatch(b, broker.ReadModelConsumer, broker.ReadModelBatchHandler(s.DB, a))
 	s.Go(a.RunSweeper)
-	api.Register(s.Mux, a, rebuild)
+	if err := cfg.Auth.Validate(); err != nil {
+		return err
+	}
+	users, _ := s.UserTokens(cfg.Auth)
+	api.Register(s.Mux, users, a, rebuild)
 	return nil
 }

@@ -101,3 +101,16 @@ func (l Load) check(before, now state.MetricRow) error {
 	}
 	return nil
 }
+
+// OrderLoads is what n orders placed through the shop's gateway (and
+// settled, whatever the outcome) put on its metrics at least: n posts on the
+// gateway's order route and n calls on its edge to orders, all answered
+// without a server error, and n charge commands handled by payments'
+// consumer, which reports its lag.
+func OrderLoads(n uint64) []Load {
+	return []Load{
+		{Service: "gateway", Kind: state.MetricRoute, Name: "POST /api/v1/orders", Requests: n},
+		{Service: "gateway", Kind: state.MetricEdge, Name: "orders", Requests: n},
+		{Service: "payments", Kind: state.MetricConsumer, Name: "payments", Requests: n, Lag: true},
+	}
+}

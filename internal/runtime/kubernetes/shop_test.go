@@ -77,6 +77,13 @@ func TestShopOnKubernetes(t *testing.T) {
 		return false
 	})
 
+	// The services' metrics and the broker's events reach the agent from
+	// the cluster as from the other runtimes: the two orders are counted.
+	t.Run("MetricsAndEventsReachTheAgent", func(t *testing.T) {
+		agenttest.MetricsReflectLoad(t, shop.Dir, state.Metrics{}, agenttest.OrderLoads(2)...)
+		agenttest.EventsCountedOnce(t, shop.Dir)
+	})
+
 	t.Run("PsLogsRestartAndIdempotentUp", func(t *testing.T) {
 		for _, c := range shop.PS(t) {
 			if c.State != state.StateHealthy {

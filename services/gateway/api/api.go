@@ -4,7 +4,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,11 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/msctl/msctl/services/gateway/auth"
 	"github.com/msctl/msctl/services/gateway/ratelimit"
 	"github.com/msctl/msctl/services/gateway/routes"
 	"github.com/msctl/msctl/services/gateway/summary"
 	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/httpx"
 )
@@ -33,12 +32,12 @@ type Limiter interface {
 
 // Forwarder proxies a request to a service.
 type Forwarder interface {
-	Forward(in *http.Request, service, userID string) (*http.Response, error)
+	Forward(in *http.Request, service string) (*http.Response, error)
 }
 
 // Summarizer builds an order summary for a user.
 type Summarizer interface {
-	Build(ctx context.Context, orderID, userID string) (*summary.Summary, error)
+	Build(ctx context.Context, orderID, userID, authorization string) (*summary.Summary, error)
 }
 
 var (
@@ -74,11 +73,10 @@ func (g *Gateway) serveProxy(w http.ResponseWriter, r *http.Request) {
 	}
 	// The trace is named after the routed prefix, not the catch-all pattern this handler sits on.
 	httpx.SetRoute(w, route.Prefix)
-	userID, ok := g.admit(w, r, route.Access == routes.Auth)
-	if !ok {
+	if _, ok := g.admit(w, r, route.Access == routes.Auth); !ok {
 		return
 	}
-	resp, err := g.Upstream.Forward(r, route.Service, userID)
+	resp, err := g.Upstream.Forward(r, route.Service)
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -113,7 +111,7 @@ func (g *Gateway) serveSummary(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s, err := g.Summary.Build(r.Context(), r.PathValue("id"), userID)
+	s, err := g.Summary.Build(r.Context(), r.PathValue("id"), userID, r.Header.Get("Authorization"))
 	if err != nil {
 		httpx.WriteError(w, r, err)
 		return
@@ -150,17 +148,6 @@ func (g *Gateway) admit(w http.ResponseWriter, r *http.Request, needAuth bool) (
 }
 
 func (g *Gateway) unauthorized(w http.ResponseWriter, r *http.Request, err error) {
-	msg := "invalid token"
-	var ae *auth.Error
-	if errors.As(err, &ae) {
-		msg = ae.Reason
-	}
-	challenge := `Bearer realm="msctl"`
-	if r.Header.Get("Authorization") != "" {
-		// RFC 6750 §3: a presented but unusable token is invalid_token.
-		challenge += `, error="invalid_token", error_description=` + strconv.Quote(msg)
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
 	g.Log.DebugContext(r.Context(), "unauthorized", "path", r.URL.Path, "err", err)
-	httpx.WriteError(w, r, errs.Unauthorized("unauthorized", msg))
+	auth.WriteUnauthorized(w, r, err)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -19,11 +20,11 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/msctl/msctl/services/gateway/auth"
 	"github.com/msctl/msctl/services/gateway/ratelimit"
 	"github.com/msctl/msctl/services/gateway/routes"
 	"github.com/msctl/msctl/services/gateway/summary"
 	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/kit/httpx/httpxtest"
@@ -64,6 +65,9 @@ type harness struct {
 	gw     *httptest.Server
 	picker *picker
 	key    ed25519.PrivateKey
+	// verifier is the gateway's; the orders stand-in checks tokens with it
+	// too, as the real orders does.
+	verifier *auth.Verifier
 	// seen holds the last request each upstream received.
 	mu   sync.Mutex
 	seen map[string]*http.Request
@@ -105,10 +109,11 @@ func newHarness(t *testing.T, o options) *harness {
 	pool := upstream.NewPool(h.picker, append(table.Services(), summary.Services...), client.Options{
 		Timeout: o.upstreamTimeout, FailureThreshold: 3, OpenTimeout: 200 * time.Millisecond, RetryWait: time.Millisecond,
 	})
-	keys := auth.NewKeyCache(upstream.JWKS{Pool: pool, Service: "users"}, time.Minute, log)
+	keys := auth.NewKeyCache(poolJWKS{pool}, time.Minute, log)
+	h.verifier = auth.NewVerifier(keys, "msctl-users", "msctl")
 	g := &Gateway{
 		Routes:   table,
-		Verifier: auth.NewVerifier(keys, "msctl-users", "msctl"),
+		Verifier: h.verifier,
 		Limiter:  ratelimit.New(ratelimit.Options{RPS: o.rps, Burst: o.burst}),
 		Upstream: pool,
 		Summary:  summary.New(pool, o.summaryTimeout, log),
@@ -138,7 +143,11 @@ func (h *harness) start(svc string) *httptest.Server {
 		case r.URL.Path == "/.well-known/jwks.json":
 			fmt.Fprintf(w, `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","alg":"EdDSA","use":"sig","x":%q}]}`, base64.RawURLEncoding.EncodeToString(pub))
 		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/orders/"):
-			fmt.Fprintf(w, `{"id":%q,"user_id":%q,"status":"PENDING"}`, r.PathValue("x"), r.Header.Get("X-User-ID"))
+			user, ok := h.verifier.User(w, r)
+			if !ok {
+				return
+			}
+			fmt.Fprintf(w, `{"id":%q,"user_id":%q,"status":"PENDING"}`, r.PathValue("x"), user)
 		case r.URL.Path == "/internal/payments":
 			fmt.Fprintf(w, `{"order_id":%q,"status":"CHARGED"}`, r.URL.Query().Get("order_id"))
 		case strings.HasPrefix(r.URL.Path, "/internal/users/"):
@@ -153,6 +162,14 @@ func (h *harness) start(svc string) *httptest.Server {
 	h.t.Cleanup(s.Close)
 	h.picker.set(svc, s.Listener.Addr().String())
 	return s
+}
+
+// poolJWKS fetches the users stand-in's key set through the gateway's pool.
+type poolJWKS struct{ pool *upstream.Pool }
+
+func (p poolJWKS) FetchJWKS(ctx context.Context) ([]byte, error) {
+	_, body, err := p.pool.Get(ctx, "users", "/.well-known/jwks.json", "")
+	return body, err
 }
 
 func (h *harness) token(sub string, mutate func(jwt.MapClaims)) string {
@@ -209,9 +226,9 @@ func errorCode(t *testing.T, body []byte) string {
 
 func TestProxyForwardsRequest(t *testing.T) {
 	h := newHarness(t, options{})
+	token := "Bearer " + h.token("u1", nil)
 	hdr := http.Header{
-		"Authorization":       {"Bearer " + h.token("u1", nil)},
-		"X-User-Id":           {"admin"}, // forged: must be replaced
+		"Authorization":       {token},
 		"X-Request-Id":        {"req-123"},
 		"Traceparent":         {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
 		"Connection":          {"X-Drop-Me"},
@@ -235,7 +252,7 @@ func TestProxyForwardsRequest(t *testing.T) {
 		"path":            r.URL.Path,
 		"query":           r.URL.RawQuery,
 		"body":            string(got),
-		"X-User-ID":       strings.Join(r.Header.Values("X-User-ID"), ","),
+		"Authorization":   r.Header.Get("Authorization"),
 		"X-Request-ID":    r.Header.Get("X-Request-ID"),
 		"X-Drop-Me":       r.Header.Get("X-Drop-Me"),
 		"Proxy-Auth":      r.Header.Get("Proxy-Authorization"),
@@ -243,7 +260,7 @@ func TestProxyForwardsRequest(t *testing.T) {
 		"trace id":        strings.Split(r.Header.Get("Traceparent")+"--", "-")[1],
 	}
 	want := map[string]string{
-		"path": "/api/v1/orders", "query": "x=1&y=%2F", "body": `{"items":[]}`, "X-User-ID": "u1",
+		"path": "/api/v1/orders", "query": "x=1&y=%2F", "body": `{"items":[]}`, "Authorization": token,
 		"X-Request-ID": "req-123", "X-Drop-Me": "", "Proxy-Auth": "", "Idempotency-Key": "k-1",
 		"trace id": "0af7651916cd43dd8448eb211c80319c",
 	}
@@ -254,15 +271,15 @@ func TestProxyForwardsRequest(t *testing.T) {
 	}
 }
 
-func TestPublicRouteStripsUserID(t *testing.T) {
+func TestPublicRouteGetsARequestID(t *testing.T) {
 	h := newHarness(t, options{})
-	resp, _ := h.do(http.MethodGet, "/api/v1/products?limit=2", nil, http.Header{"X-User-Id": {"admin"}})
+	resp, _ := h.do(http.MethodGet, "/api/v1/products?limit=2", nil, nil)
 	if resp.StatusCode != http.StatusTeapot {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	r, _ := h.lastRequest("inventory")
-	if r.Header.Get("X-User-ID") != "" || r.URL.RawQuery != "limit=2" {
-		t.Fatalf("inventory saw X-User-ID %q query %q", r.Header.Get("X-User-ID"), r.URL.RawQuery)
+	if r.URL.RawQuery != "limit=2" {
+		t.Fatalf("inventory saw query %q", r.URL.RawQuery)
 	}
 	if r.Header.Get("X-Request-ID") == "" {
 		t.Fatal("no request id generated for the upstream")

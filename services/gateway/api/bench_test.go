@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msctl/msctl/services/gateway/auth"
 	"github.com/msctl/msctl/services/gateway/ratelimit"
 	"github.com/msctl/msctl/services/gateway/routes"
 	"github.com/msctl/msctl/services/gateway/summary"
 	"github.com/msctl/msctl/services/gateway/upstream"
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/kit/registry"
@@ -39,7 +39,7 @@ func BenchmarkGatewayProxy(b *testing.B) {
 	pool := upstream.NewPool(picker, []string{"inventory"}, client.Options{})
 	g := &Gateway{
 		Routes:   table,
-		Verifier: auth.NewVerifier(auth.NewKeyCache(upstream.JWKS{Pool: pool, Service: "inventory"}, time.Minute, log), "i", "a"),
+		Verifier: auth.NewVerifier(auth.NewKeyCache(poolJWKS{pool}, time.Minute, log), "i", "a"),
 		Limiter:  ratelimit.New(ratelimit.Options{RPS: 1e9, Burst: 1e9}),
 		Upstream: pool,
 		Summary:  summary.New(pool, time.Second, log),

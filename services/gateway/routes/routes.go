@@ -15,7 +15,7 @@ type Access int
 const (
 	// Public routes are forwarded without authentication.
 	Public Access = iota
-	// Auth routes need a valid bearer token; the gateway sets X-User-ID from it.
+	// Auth routes need a valid bearer token; the gateway forwards it and the service checks it again.
 	Auth
 )
 

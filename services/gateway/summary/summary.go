@@ -21,7 +21,7 @@ import (
 // Fetcher gets a path from a service as a user. It returns whatever answered
 // (status and body); err means nothing answered in time.
 type Fetcher interface {
-	Get(ctx context.Context, service, path, userID string) (status int, body []byte, err error)
+	Get(ctx context.Context, service, path, authorization string) (status int, body []byte, err error)
 }
 
 var _ Fetcher = (*upstream.Pool)(nil)
@@ -64,10 +64,11 @@ type part struct {
 	err    error
 }
 
-// Build returns the summary of orderID as seen by userID, or an *errs.Error:
-// 404 when orders does not show the order to this user, 503 when orders
-// cannot answer.
-func (a *Aggregator) Build(ctx context.Context, orderID, userID string) (*Summary, error) {
+// Build returns the summary of orderID as seen by userID, whose bearer token
+// authorization goes along to the parts that act for the user, or an
+// *errs.Error: 404 when orders does not show the order to this user, 503
+// when orders cannot answer.
+func (a *Aggregator) Build(ctx context.Context, orderID, userID, authorization string) (*Summary, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 
@@ -84,7 +85,7 @@ func (a *Aggregator) Build(ctx context.Context, orderID, userID string) (*Summar
 	var wg sync.WaitGroup
 	for i, c := range calls {
 		wg.Go(func() {
-			st, body, err := a.fetch.Get(ctx, c.service, c.path, userID)
+			st, body, err := a.fetch.Get(ctx, c.service, c.path, authorization)
 			parts[i] = part{st, body, err}
 		})
 	}

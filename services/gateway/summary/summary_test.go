@@ -33,19 +33,19 @@ type fakeFetcher struct {
 
 	mu    sync.Mutex
 	calls map[string]string // service → path
-	users map[string]string // service → user id
+	auths map[string]string // service → Authorization header
 }
 
 func newFake(answers map[string]answer) *fakeFetcher {
-	f := &fakeFetcher{answers: answers, all: make(chan struct{}), calls: map[string]string{}, users: map[string]string{}}
+	f := &fakeFetcher{answers: answers, all: make(chan struct{}), calls: map[string]string{}, auths: map[string]string{}}
 	f.arrived.Add(len(Services))
 	go func() { f.arrived.Wait(); close(f.all) }()
 	return f
 }
 
-func (f *fakeFetcher) Get(ctx context.Context, service, path, userID string) (int, []byte, error) {
+func (f *fakeFetcher) Get(ctx context.Context, service, path, authorization string) (int, []byte, error) {
 	f.mu.Lock()
-	f.calls[service], f.users[service] = path, userID
+	f.calls[service], f.auths[service] = path, authorization
 	f.mu.Unlock()
 	f.arrived.Done()
 	select {
@@ -102,7 +102,7 @@ func TestBuild(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(tt.answers)
 			a := New(f, 300*time.Millisecond, quiet())
-			s, err := a.Build(context.Background(), "o1", "u1")
+			s, err := a.Build(context.Background(), "o1", "u1", "Bearer t")
 			if tt.wantStatus != 0 {
 				var e *errs.Error
 				if !errors.As(err, &e) || e.Status != tt.wantStatus {
@@ -140,7 +140,7 @@ func TestBuild(t *testing.T) {
 
 func TestBuildRequests(t *testing.T) {
 	f := newFake(nil)
-	if _, err := New(f, time.Second, quiet()).Build(context.Background(), "a b/c", "u 1"); err != nil {
+	if _, err := New(f, time.Second, quiet()).Build(context.Background(), "a b/c", "u 1", "Bearer t"); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
@@ -152,9 +152,10 @@ func TestBuildRequests(t *testing.T) {
 	if !reflect.DeepEqual(f.calls, want) {
 		t.Fatalf("paths = %v, want %v", f.calls, want)
 	}
-	for svc, u := range f.users {
-		if u != "u 1" {
-			t.Fatalf("%s called as %q, want the caller", svc, u)
+	// Every part acts for the caller with the caller's own token.
+	for svc, a := range f.auths {
+		if a != "Bearer t" {
+			t.Fatalf("%s called with Authorization %q, want the caller's", svc, a)
 		}
 	}
 }
@@ -173,7 +174,7 @@ func FuzzBuild(f *testing.F) {
 			"users":         {status: 200, body: user},
 			"notifications": {status: 200, body: notes},
 		})
-		s, err := New(fk, time.Second, quiet()).Build(context.Background(), "o1", "u1")
+		s, err := New(fk, time.Second, quiet()).Build(context.Background(), "o1", "u1", "Bearer t")
 		if err != nil {
 			var e *errs.Error
 			if !errors.As(err, &e) || e.Status < 400 {

@@ -19,9 +19,6 @@ import (
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
-// UserIDHeader carries the verified user id to services, which trust it.
-const UserIDHeader = "X-User-ID"
-
 // Pool holds the clients of every upstream the gateway knows.
 type Pool struct {
 	clients map[string]*client.Client
@@ -59,16 +56,16 @@ func (p *Pool) client(service string) (*client.Client, error) {
 }
 
 // Forward sends in to service, unchanged in method, path and query, streaming its body. Hop-by-hop
-// headers and any client-supplied X-User-ID are dropped; userID (when set) becomes X-User-ID; the
-// request id and trace context travel along. The caller must close the answer's body. The error
+// headers are dropped; the bearer token, the request id and trace context travel along (the
+// service verifies the token itself and trusts no header that only names a user). The caller must close the answer's body. The error
 // is an *errs.Error: 503 for an open breaker, no instance or an unreachable upstream, 504 for a
 // timeout, 413 for a body over the limit.
-func (p *Pool) Forward(in *http.Request, service, userID string) (*http.Response, error) {
+func (p *Pool) Forward(in *http.Request, service string) (*http.Response, error) {
 	c, err := p.client(service)
 	if err != nil {
 		return nil, err
 	}
-	req := &client.Request{Method: in.Method, URL: in.URL, Header: forwardHeaders(in, userID)}
+	req := &client.Request{Method: in.Method, URL: in.URL, Header: forwardHeaders(in)}
 	// An incoming request states 0 only when it has no body; -1 is a body of unknown length.
 	if in.ContentLength != 0 {
 		req.Body, req.ContentLength = in.Body, in.ContentLength
@@ -88,36 +85,19 @@ func CopyHeader(dst, src http.Header) {
 	}
 }
 
-// Get fetches path from service as userID (may be empty) and returns the status
-// and body of whatever answered; err is set only when nothing answered.
-func (p *Pool) Get(ctx context.Context, service, path, userID string) (int, []byte, error) {
+// Get fetches path from service with the caller's Authorization header
+// (may be empty) and returns the status and body of whatever answered; err
+// is set only when nothing answered.
+func (p *Pool) Get(ctx context.Context, service, path, authorization string) (int, []byte, error) {
 	c, err := p.client(service)
 	if err != nil {
 		return 0, nil, err
 	}
 	h := http.Header{"Accept": {"application/json"}}
-	if userID != "" {
-		h.Set(UserIDHeader, userID)
+	if authorization != "" {
+		h.Set("Authorization", authorization)
 	}
 	return c.Get(ctx, path, h)
-}
-
-// JWKS fetches the token issuer's key set through the issuer's client.
-type JWKS struct {
-	Pool    *Pool
-	Service string
-}
-
-// FetchJWKS implements auth.Fetcher.
-func (j JWKS) FetchJWKS(ctx context.Context) ([]byte, error) {
-	status, body, err := j.Pool.Get(ctx, j.Service, "/.well-known/jwks.json", "")
-	if err != nil {
-		return nil, fmt.Errorf("get jwks from %s: %w", j.Service, err)
-	}
-	if status != http.StatusOK {
-		return nil, fmt.Errorf("get jwks from %s: status %d", j.Service, status)
-	}
-	return body, nil
 }
 
 // isHopByHop reports the RFC 9110 §7.6.1 connection-specific headers, plus the Proxy-* ones,
@@ -146,18 +126,15 @@ func listed(connection []string, k string) bool {
 // forwardHeaders builds the upstream request's header from in's in one pass, sharing the value
 // slices, which nothing downstream modifies. Accept-Encoding passes through: when it is set the
 // transport leaves the answer as encoded for the client instead of decoding it.
-func forwardHeaders(in *http.Request, userID string) http.Header {
+func forwardHeaders(in *http.Request) http.Header {
 	connection := in.Header["Connection"]
 	h := make(http.Header, len(in.Header)+3)
 	for k, v := range in.Header {
-		// Only the gateway may assert who the caller is; the length is the transport's to state.
-		if isHopByHop(k) || k == "X-User-Id" || k == "Content-Length" || listed(connection, k) {
+		// The length is the transport's to state.
+		if isHopByHop(k) || k == "Content-Length" || listed(connection, k) {
 			continue
 		}
 		h[k] = v
-	}
-	if userID != "" {
-		h["X-User-Id"] = []string{userID}
 	}
 	if id := logx.RequestID(in.Context()); id != "" {
 		h["X-Request-Id"] = []string{id}

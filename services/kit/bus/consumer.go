@@ -17,6 +17,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/events"
 	"github.com/msctl/msctl/services/kit/fault"
+	"github.com/msctl/msctl/services/kit/metrics"
 )
 
 // Headers a parked message carries besides its original ones.
@@ -176,6 +177,7 @@ func (b *Bus) consumeOnce(ctx context.Context, cfg ConsumerConfig, c *consumerSt
 		return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 	}
 	sub.OK()
+	defer metrics.TrackLag(cfg.Stream, cfg.Durable, consumerLag(cons))()
 	// In-flight handlers finish (their context is not the caller's) so a
 	// transaction is never cut halfway; acks then reach the broker.
 	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -282,7 +284,9 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, 
 	if len(ms) == 0 {
 		return
 	}
+	start := time.Now()
 	errs, finished := b.call(ctx, cfg, msgs, ms, h)
+	took := time.Since(start)
 	var backoff time.Duration
 	if i := slices.IndexFunc(errs, fault.Transient); i >= 0 {
 		backoff = c.outage.Fail(errs[i])
@@ -290,6 +294,9 @@ func (b *Bus) handle(ctx context.Context, cfg ConsumerConfig, c *consumerState, 
 		c.outage.OK() // the handler got answers from its dependencies
 	}
 	for i, d := range ds {
+		// Each message of a batch took the whole handler call. Recorded before settling, so that
+		// whoever sees the ack or the parked copy also sees the run.
+		metrics.Process(d.ctx, d.msg.Subject(), cfg.Durable, errorType(errs[i]), took)
 		b.settle(d, cfg, c, errs[i], backoff)
 		endSpan(d.span, errs[i])
 	}
@@ -328,7 +335,7 @@ func (b *Bus) call(ctx context.Context, cfg ConsumerConfig, msgs []jetstream.Msg
 	if timedOut || errors.Is(hctx.Err(), context.DeadlineExceeded) {
 		// The handler's own context ended it, not a dependency: its
 		// DeadlineExceeded must not read as a transient failure.
-		err = fmt.Errorf("handler did not finish within %s (HandlerTimeout)", cfg.HandlerTimeout)
+		err = timeoutError{cfg.HandlerTimeout}
 	}
 	b.log.Error("handler failed", "consumer", cfg.Durable, "err", err)
 	errs = make([]error, len(ms))

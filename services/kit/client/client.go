@@ -24,6 +24,7 @@ import (
 
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/logx"
+	"github.com/msctl/msctl/services/kit/metrics"
 	"github.com/msctl/msctl/services/kit/registry"
 )
 
@@ -199,7 +200,8 @@ func (b bodyReader) Read(p []byte) (int, error) {
 //
 // Send goes through the pooled net/http Transport, not resty: resty reads the whole answer into
 // memory, and the gateway's proxy streams request and answer bodies through here.
-func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error) {
+func (c *Client) Send(ctx context.Context, req *Request) (resp *http.Response, err error) {
+	defer c.measure(ctx, req.Method, time.Now(), &resp, &err)
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	var attempts int
 	req.Header, attempts = c.prepare(ctx, req.Method, req.Header)
@@ -212,8 +214,7 @@ func (c *Client) Send(ctx context.Context, req *Request) (*http.Response, error)
 		}
 		replay = b
 	}
-	var resp *http.Response
-	err := c.retry(ctx, attempts, func(ctx context.Context, addr string, first bool) (int, error) {
+	err = c.retry(ctx, attempts, func(ctx context.Context, addr string, first bool) (int, error) {
 		// A retry replaces the 5xx answer of the attempt before.
 		drop(resp)
 		resp = nil
@@ -415,6 +416,7 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 	if _, err := url.ParseRequestURI(path); err != nil {
 		return 0, nil, errs.Internal("internal", "internal error").Wrap(fmt.Errorf("call %s: bad path %q: %w", c.service, path, err))
 	}
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	header, attempts := c.prepare(ctx, method, header)
@@ -438,8 +440,10 @@ func (c *Client) call(ctx context.Context, method, path string, header http.Head
 		return resp.StatusCode(), nil
 	})
 	if err != nil {
+		metrics.HTTPClient(ctx, method, c.service, 0, errorType(err), time.Since(start))
 		return 0, nil, err
 	}
+	metrics.HTTPClient(ctx, method, c.service, resp.StatusCode(), "", time.Since(start))
 	return resp.StatusCode(), resp.Body(), nil
 }
 

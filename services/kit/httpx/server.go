@@ -26,6 +26,7 @@ import (
 	"github.com/msctl/msctl/services/kit/client"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/logx"
+	"github.com/msctl/msctl/services/kit/metrics"
 )
 
 // RequestIDHeader carries the request id in and out.
@@ -188,8 +189,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 func probe(path string) bool {
-	return path == "/healthz" || path == "/readyz" || path == "/debug/breakers"
+	return path == "/healthz" || path == "/readyz" || path == "/debug/breakers" || path == MetricsPath
 }
+
+// MetricsPath is where a service serves its metrics in Prometheus text format (HandleMetrics).
+const MetricsPath = "/metrics"
+
+// HandleMetrics serves h (kit/metrics' Prometheus handler) as GET /metrics.
+func (s *Server) HandleMetrics(h http.Handler) { s.Mux.Handle("GET "+MetricsPath, h) }
 
 // wrap puts the kit's middleware in front of mux as one handler, so a request costs one context,
 // one request copy and one response wrapper however many concerns there are: tracing, request id,
@@ -210,7 +217,8 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 		}
 		ctx := logx.WithRequestID(r.Context(), id)
-		// Probes are neither traced nor logged: they would drown the real traffic.
+		// Probes and scrapes are neither traced, logged nor measured: they would drown the real
+		// traffic.
 		traced := !probe(r.URL.Path)
 		span := trace.SpanFromContext(ctx)
 		if traced {
@@ -234,8 +242,11 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 				if status == 0 {
 					status = http.StatusOK
 				}
-				endServerSpan(span, sw, r, status)
-				s.access(ctx, r, status, time.Since(start))
+				d := time.Since(start)
+				route := routeOf(sw, r)
+				endServerSpan(span, route, r, status)
+				metrics.HTTPServer(ctx, r.Method, route, status, d)
+				s.access(ctx, r, status, d)
 			}
 			if v == http.ErrAbortHandler {
 				// The server drops the connection without logging a stack.
@@ -251,17 +262,21 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 	})
 }
 
-// endServerSpan names the span after the route that served the request, never the raw path (ids
-// in paths would make every request its own name): the route a handler set with SetRoute, else the
-// ServeMux pattern (recorded on r once it routed). A request no route matched (404, or a handler
-// saying so with SetRoute(w, "")) is named after its method alone, as OpenTelemetry's HTTP
-// conventions ask. Only 5xx answers are errors of the server.
-func endServerSpan(span trace.Span, sw *statusWriter, r *http.Request, status int) {
+// routeOf is the route that served the request, never the raw path (ids in paths would make every
+// request its own span name and series): the route a handler set with SetRoute, else the ServeMux
+// pattern (recorded on r once it routed). "" when no route matched (404, or a handler saying so
+// with SetRoute(w, "")).
+func routeOf(sw *statusWriter, r *http.Request) string {
+	if sw.routeSet {
+		return sw.route
+	}
+	return patternPath(r.Pattern)
+}
+
+// endServerSpan names the span after the route; a request no route matched is named after its
+// method alone, as OpenTelemetry's HTTP conventions ask. Only 5xx answers are errors of the server.
+func endServerSpan(span trace.Span, route string, r *http.Request, status int) {
 	if span.IsRecording() {
-		route := sw.route
-		if !sw.routeSet {
-			route = patternPath(r.Pattern)
-		}
 		name := r.Method
 		if route != "" {
 			name += " " + route

@@ -43,9 +43,13 @@ func Setup(ctx context.Context, service, endpoint string) (shutdown func(context
 }
 
 // TracesURL turns an OTLP base endpoint into the traces URL, adding a scheme when it is missing.
-func TracesURL(endpoint string) string {
+func TracesURL(endpoint string) string { return SignalURL(endpoint, "traces") }
+
+// SignalURL is the OTLP/HTTP URL of one signal ("traces", "metrics") under a base endpoint, as
+// OTEL_EXPORTER_OTLP_ENDPOINT defines it: <endpoint>/v1/<signal>, http:// when no scheme is given.
+func SignalURL(endpoint, signal string) string {
 	if !strings.Contains(endpoint, "://") {
 		endpoint = "http://" + endpoint
 	}
-	return strings.TrimRight(endpoint, "/") + "/v1/traces"
+	return strings.TrimRight(endpoint, "/") + "/v1/" + signal
 }

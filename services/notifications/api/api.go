@@ -6,14 +6,11 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/msctl/msctl/services/kit/errs"
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/notifications/app"
 	"github.com/msctl/msctl/services/notifications/domain"
 )
-
-// UserHeader carries the caller's id, set by the gateway after verifying the JWT.
-const UserHeader = "X-User-ID"
 
 // Notifications is what the handlers need from the app layer.
 type Notifications interface {
@@ -22,13 +19,17 @@ type Notifications interface {
 
 var _ Notifications = (*app.App)(nil)
 
-// Register routes the notifications endpoints on mux.
-func Register(mux *http.ServeMux, n Notifications) {
-	h := &handlers{n: n}
+// Register routes the notifications endpoints on mux. users tells whom a
+// request acts for, from its verified bearer token.
+func Register(mux *http.ServeMux, users auth.Users, n Notifications) {
+	h := &handlers{users: users, n: n}
 	mux.HandleFunc("GET /api/v1/notifications", h.list)
 }
 
-type handlers struct{ n Notifications }
+type handlers struct {
+	users auth.Users
+	n     Notifications
+}
 
 type notificationJSON struct {
 	ID        string    `json:"id"`
@@ -39,9 +40,8 @@ type notificationJSON struct {
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
-	user := r.Header.Get(UserHeader)
-	if user == "" {
-		httpx.WriteError(w, r, errs.Unauthorized("missing_user", "X-User-ID is required"))
+	user, ok := h.users.User(w, r)
+	if !ok {
 		return
 	}
 	ns, err := h.n.List(r.Context(), user, r.URL.Query().Get("order_id"))

@@ -7,17 +7,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/msctl/msctl/services/kit/auth"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/kit/httpx"
 	"github.com/msctl/msctl/services/orders/app"
 	"github.com/msctl/msctl/services/orders/domain"
 )
 
-// Headers the API reads. X-User-ID is set by the gateway after verifying the JWT.
-const (
-	UserHeader        = "X-User-ID"
-	IdempotencyHeader = "Idempotency-Key"
-)
+// IdempotencyHeader makes a repeated POST return the first order.
+const IdempotencyHeader = "Idempotency-Key"
 
 // Orders is what the handlers need from the app layer.
 type Orders interface {
@@ -31,9 +29,11 @@ type Rebuilder func(ctx context.Context) (int, error)
 
 var _ Orders = (*app.App)(nil)
 
-// Register routes the orders endpoints on mux.
-func Register(mux *http.ServeMux, o Orders, rebuild Rebuilder) {
-	h := &handlers{o: o, rebuild: rebuild}
+// Register routes the orders endpoints on mux. users tells whom a request
+// acts for, from its verified bearer token: the gateway forwards the
+// customer's token, and orders trusts no header that only names a user.
+func Register(mux *http.ServeMux, users auth.Users, o Orders, rebuild Rebuilder) {
+	h := &handlers{users: users, o: o, rebuild: rebuild}
 	mux.HandleFunc("POST /api/v1/orders", h.place)
 	mux.HandleFunc("GET /api/v1/orders", h.list)
 	mux.HandleFunc("GET /api/v1/orders/{id}", h.get)
@@ -41,6 +41,7 @@ func Register(mux *http.ServeMux, o Orders, rebuild Rebuilder) {
 }
 
 type handlers struct {
+	users   auth.Users
 	o       Orders
 	rebuild Rebuilder
 }
@@ -56,17 +57,8 @@ type OrderJSON struct {
 	CreatedAt  time.Time     `json:"created_at"`
 }
 
-func user(w http.ResponseWriter, r *http.Request) (string, bool) {
-	u := r.Header.Get(UserHeader)
-	if u == "" {
-		httpx.WriteError(w, r, errs.Unauthorized("missing_user", "X-User-ID is required"))
-		return "", false
-	}
-	return u, true
-}
-
 func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
-	uid, ok := user(w, r)
+	uid, ok := h.users.User(w, r)
 	if !ok {
 		return
 	}
@@ -96,7 +88,7 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
-	uid, ok := user(w, r)
+	uid, ok := h.users.User(w, r)
 	if !ok {
 		return
 	}
@@ -110,7 +102,7 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
-	uid, ok := user(w, r)
+	uid, ok := h.users.User(w, r)
 	if !ok {
 		return
 	}

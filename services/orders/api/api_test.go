@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/msctl/msctl/services/kit/auth/authtest"
 	"github.com/msctl/msctl/services/kit/errs"
 	"github.com/msctl/msctl/services/orders/api"
 )
@@ -16,7 +17,7 @@ import (
 func TestRefusedRebuildAnswers409(t *testing.T) {
 	mux := http.NewServeMux()
 	const why = "refusing to rebuild the read model: stream ORDERS_EVT starts at sequence 3"
-	api.Register(mux, nil, func(context.Context) (int, error) {
+	api.Register(mux, authtest.Verifier(), nil, func(context.Context) (int, error) {
 		return 0, errs.Conflict("history_lost", why)
 	})
 	rec := httptest.NewRecorder()

@@ -60,7 +60,7 @@ type Order struct {
 // Validate checks a new order's lines and card number.
 func Validate(userID string, items []Item, card, idemKey string) error {
 	if userID == "" {
-		return invalid("X-User-ID is required")
+		return invalid("a user is required")
 	}
 	if len(items) == 0 {
 		return invalid("items must not be empty")

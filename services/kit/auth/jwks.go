@@ -1,5 +1,8 @@
 // Package auth verifies the bearer tokens the users service issues, with keys
-// from its JWKS document cached in the gateway.
+// from its JWKS document cached in each verifying service. The gateway
+// verifies them at the edge and forwards them unchanged; a service with
+// user routes verifies them again and trusts no header that only claims a
+// user (zero trust: a request that went around the gateway proves nothing).
 package auth
 
 import (

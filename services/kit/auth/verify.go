@@ -15,7 +15,7 @@ import (
 // decoding work.
 const MaxAuthorizationBytes = 4096
 
-// maxSubjectBytes bounds the user id copied into X-User-ID.
+// maxSubjectBytes bounds the user id a token may carry.
 const maxSubjectBytes = 128
 
 // leeway absorbs clock skew between the users service and the gateway.
