@@ -94,6 +94,8 @@ type Agent struct {
 	// nil when the runtime cannot run them, chaosErr saying why.
 	chaos    chaos.Controller
 	chaosErr error
+
+	watch watching // up --watch (watch.go)
 }
 
 // Start takes the workspace's agent lock, starts the API and OTLP
@@ -284,6 +286,7 @@ func (a *Agent) Down(ctx context.Context, volumes bool) error {
 		return nil
 	}
 	a.closed = true
+	a.stopWatch()
 	if a.phase != state.PhaseFailed {
 		a.phase = state.PhaseStopping
 	}
@@ -340,6 +343,7 @@ func (a *Agent) Snapshot() state.Snapshot {
 		s.GatewayURL = "http://127.0.0.1:" + strconv.Itoa(a.m.Gateway.Port)
 	}
 	a.col.snapshot(&s)
+	s.Watch = a.watchSnapshot()
 	if a.chaos != nil {
 		// A proxy that does not answer shows no faults; chaos ls says why.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -408,6 +412,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /api/logs", a.handleLogs)
 	a.dlqRoutes(mux)
 	a.chaosRoutes(mux)
+	a.watchRoutes(mux)
 	a.metricsRoutes(mux)
 	mux.HandleFunc("POST /api/restart/{name}", func(w http.ResponseWriter, r *http.Request) {
 		err := a.Restart(r.Context(), r.PathValue("name"))

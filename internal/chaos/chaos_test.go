@@ -333,3 +333,32 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// TestRefusingUpstreamIsSkipped: an upstream whose listener just closed (a
+// replica being replaced) refuses; the connection goes to the next pick
+// instead of being reset.
+func TestRefusingUpstreamIsSkipped(t *testing.T) {
+	s := newSet(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	live := echo(t, "live")
+	var picks atomic.Int64
+	addr, err := s.Listen("gateway", "orders", "127.0.0.1:0", func(context.Context) (string, error) {
+		if picks.Add(1)%2 == 1 {
+			return closed, nil
+		}
+		return live, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if got, _ := mustRoundTrip(t, addr); got != "live:ping" {
+			t.Fatalf("connection %d answered %q, want live:ping", i, got)
+		}
+	}
+}

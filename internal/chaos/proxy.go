@@ -76,12 +76,7 @@ func (p *proxy) serve() {
 func (p *proxy) pipe(client net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
-	target, err := p.upstream(ctx)
-	if err != nil {
-		reset(client)
-		return
-	}
-	up, err := (&net.Dialer{}).DialContext(ctx, "tcp", target)
+	up, err := p.dial(ctx)
 	if err != nil {
 		reset(client)
 		return
@@ -96,6 +91,28 @@ func (p *proxy) pipe(client net.Conn) {
 	name := p.edge + "#" + strconv.FormatUint(p.seq.Add(1), 10)
 	p.tp.Toxics.StartLink(p.server, name+"up", client, up, stream.Upstream)
 	p.tp.Toxics.StartLink(p.server, name+"down", up, client, stream.Downstream)
+}
+
+// dialAttempts bounds how many upstreams a connection tries: an instance
+// that just closed its listener (a replica being replaced) refuses, and
+// the next pick is another one. Nothing has been relayed yet, so another
+// try is safe for any protocol.
+const dialAttempts = 3
+
+// dial connects to the upstream, trying another pick when one refuses.
+func (p *proxy) dial(ctx context.Context) (net.Conn, error) {
+	var err error
+	for range dialAttempts {
+		var target string
+		if target, err = p.upstream(ctx); err != nil {
+			return nil, err
+		}
+		var up net.Conn
+		if up, err = (&net.Dialer{}).DialContext(ctx, "tcp", target); err == nil || ctx.Err() != nil {
+			return up, err
+		}
+	}
+	return nil, err
 }
 
 // track remembers a connection pair so that a down fault can cut it. The

@@ -24,6 +24,7 @@ import (
 type upOptions struct {
 	root     *rootOptions
 	detach   bool
+	watch    bool
 	runtime  string
 	services []string
 	// kubeContext is --context: the kubeconfig context of --runtime kubernetes.
@@ -45,8 +46,14 @@ func newUpCmd(root *rootOptions) *cobra.Command {
 		"logs, and Ctrl-C stops everything (a second Ctrl-C stops at once). With -d a background agent\n" +
 		"keeps the workspace running and up returns once everything is healthy.\n\n" +
 		"When the workspace is already up, up rebuilds it and restarts only the services whose code or\n" +
-		"environment (msctl.yaml env:, the --env .env files) changed (and scales those whose replicas changed), leaving the rest running."
+		"environment (msctl.yaml env:, the --env .env files) changed (and scales those whose replicas changed), leaving the rest running.\n\n" +
+		"With --watch, once up, the agent watches the services' sources: a settled edit rebuilds only the\n" +
+		"services it affects (their own files, or shared code they import, go.mod, go.sum) and replaces their\n" +
+		"instances one at a time; a failed build leaves them serving and shows the compiler error; an edit of\n" +
+		"msctl.yaml reconciles as up does. In the foreground Ctrl-C stops watching and the workspace; with -d,\n" +
+		"or when already up, Ctrl-C stops watching only and the workspace keeps running."
 	cmd.Flags().BoolVarP(&o.detach, "detach", "d", false, "run in the background and return once everything is healthy")
+	cmd.Flags().BoolVarP(&o.watch, "watch", "w", false, "after up, rebuild and replace the services whose sources change, until Ctrl-C")
 	cmd.Flags().StringVar(&o.runtime, "runtime", "auto", "where to run: auto, local, docker or kubernetes (auto picks docker when the daemon answers and holds the infra images, never kubernetes)")
 	o.view.add(cmd)
 	addEnvFlag(cmd, &o.env)
@@ -83,7 +90,10 @@ func (o *upOptions) run(ctx context.Context) error {
 		if o.otlpExport != "" {
 			fmt.Fprintln(o.root.stderr, "--otlp-export applies when the agent starts: run msctl down, then up, to change it")
 		}
-		return o.reconcile(ctx, c)
+		if err := o.reconcile(ctx, c); err != nil || !o.watch {
+			return err
+		}
+		return o.watchDetached(ctx, m)
 	}
 	rtName, note, err := chooseRuntime(ctx, o.runtime, m)
 	if err != nil {
@@ -93,7 +103,10 @@ func (o *upOptions) run(ctx context.Context) error {
 		fmt.Fprintln(o.root.stderr, note)
 	}
 	if o.detach {
-		return o.detached(ctx, m, rtName)
+		if err := o.detached(ctx, m, rtName); err != nil || !o.watch {
+			return err
+		}
+		return o.watchDetached(ctx, m)
 	}
 	return o.foreground(ctx, m, rtName, logs)
 }
@@ -175,6 +188,9 @@ func (o *upOptions) foreground(ctx context.Context, m *manifest.Manifest, rtName
 			o.printReady(s, begin)
 			fmt.Fprintln(o.root.stderr, "press Ctrl-C to stop")
 			go followLogs(a.Logs(logCtx, state.LogQuery{Follow: true, Since: time.Now()}), logs)
+			if o.watch {
+				o.watchForeground(logCtx, a)
+			}
 		},
 		Stopping: func() context.Context {
 			cancelLogs()

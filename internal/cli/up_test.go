@@ -54,6 +54,7 @@ func TestUpSystem(t *testing.T) {
 		testenv.RequireDocker(t)
 		testShopLifecycle(t, bin)
 	})
+	watchSystem(t, bin) // watch_test.go
 }
 
 // echoWorkspace writes a workspace of two copies of the runtime suite's echo
@@ -61,17 +62,11 @@ func TestUpSystem(t *testing.T) {
 // Go module of its own, and returns its directory.
 func echoWorkspace(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	// Postgres runs as another user when the tests run as root.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, id := workspaceDir(t)
 	src, err := os.ReadFile(filepath.Join(runtimetest.EchoDir(), "main.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
 	testenv.WriteFiles(t, dir, map[string]string{
 		"services/a/main.go": string(src),
 		"services/b/main.go": string(src),
@@ -79,9 +74,40 @@ func echoWorkspace(t *testing.T) string {
 		manifest.FileName: fmt.Sprintf("project: cli%s\ngateway:\n  port: %d\nservices:\n"+
 			"  a:\n    path: services/a\n    language: go\n    database: true\n    replicas: 1\n"+
 			"  b:\n    path: services/b\n    language: go\n    public: true\n    depends_on: [a]\n",
-			hex.EncodeToString(b), testenv.FreePort(t)),
+			id, testenv.FreePort(t)),
 	})
 	return dir
+}
+
+// downAtCleanup loads the workspace in dir and takes it down, with its
+// data, when the test ends (on docker whatever down missed too).
+func downAtCleanup(t *testing.T, bin, dir, rt string) *manifest.Manifest {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		msctlIn(t, bin, dir, "down", "--volumes")
+		if rt == docker.Name {
+			testenv.RemoveDockerWorkspace(t, m.Project)
+		}
+	})
+	return m
+}
+
+// workspaceDir is a directory for a workspace of the test's own and a
+// random id for its project name.
+func workspaceDir(t *testing.T) (dir, id string) {
+	t.Helper()
+	dir = t.TempDir()
+	// Postgres runs as another user when the tests run as root.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return dir, hex.EncodeToString(b)
 }
 
 // msctlIn runs the msctl binary bin in dir and fails the test unless it
@@ -174,16 +200,7 @@ func lastLines(s string, n int) string {
 // replaces that service alone; replicas follow msctl.yaml both ways.
 func testUpWhileUp(t *testing.T, bin, rt string) {
 	dir := echoWorkspace(t)
-	m, err := manifest.Load(filepath.Join(dir, manifest.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		msctlIn(t, bin, dir, "down", "--volumes")
-		if rt == docker.Name {
-			testenv.RemoveDockerWorkspace(t, m.Project)
-		}
-	})
+	m := downAtCleanup(t, bin, dir, rt)
 	msctlIn(t, bin, dir, "up", "-d", "--runtime", rt)
 	first := components(t, bin, dir)
 

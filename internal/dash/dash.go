@@ -180,6 +180,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case faultMsg:
 		m.faultDone(msg)
 		return m, nil
+	case watchMsg:
+		m.watchDone(msg)
+		return m, nil
 	case logsOpenedMsg:
 		m.logsOpening = false
 		m.feed = msg.feed
@@ -292,6 +295,8 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.back()
 	case key.Matches(msg, k.Filter):
 		m.filtering = true
+	case key.Matches(msg, k.Watch):
+		return m.toggleWatch()
 	case key.Matches(msg, k.Restart):
 		return m.restart()
 	case m.active == panelBreakers && key.Matches(msg, k.Fault):

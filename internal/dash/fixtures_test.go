@@ -163,6 +163,7 @@ type fakeSource struct {
 	logs      []state.LogLine
 	faults    []state.FaultRequest // what AddFault was asked
 	clears    int
+	watches   []bool // what SetWatch was asked
 	metrics   state.Metrics
 }
 
@@ -271,4 +272,14 @@ func (f *fakeSource) ClearFaults(context.Context) (int, error) {
 	n := len(f.faults)
 	f.faults = nil
 	return n, nil
+}
+
+func (f *fakeSource) SetWatch(_ context.Context, on bool) (state.WatchStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return state.WatchStatus{}, f.err
+	}
+	f.watches = append(f.watches, on)
+	return state.WatchStatus{On: on}, nil
 }

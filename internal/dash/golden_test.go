@@ -48,6 +48,14 @@ func TestViewGolden(t *testing.T) {
 			h.snapshot(s)
 			h.keys("1")
 		}},
+		{"services_watch_failed", func(h *harness) {
+			// Watching, the last build failed: the header says so and the
+			// status line shows the compiler's message.
+			s := fixture()
+			s.Watch = &state.WatchStatus{On: true, BuildError: "build: go build in /home/dev/shop: exit status 1\n# github.com/msctl/msctl/services/orders\nservices/orders/api/handler.go:42:2: undefined: ordersTotal"}
+			h.snapshot(s)
+			h.keys("1")
+		}},
 		{"registry", func(h *harness) { ready(h); h.keys("2", "down") }},
 		{"traces", func(h *harness) { ready(h); h.keys("3") }},
 		{"waterfall", func(h *harness) {

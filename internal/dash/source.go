@@ -26,6 +26,8 @@ type Source interface {
 	// AddFault and ClearFaults are msctl chaos add and clear.
 	AddFault(ctx context.Context, req state.FaultRequest) (state.Fault, error)
 	ClearFaults(ctx context.Context) (int, error)
+	// SetWatch turns the agent's source watcher (up --watch) on or off.
+	SetWatch(ctx context.Context, on bool) (state.WatchStatus, error)
 	// Metrics is GET /api/metrics (service empty: every service's rows).
 	Metrics(ctx context.Context, service string) (state.Metrics, error)
 }
@@ -128,4 +130,12 @@ func (r *redial) ClearFaults(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return s.ClearFaults(ctx)
+}
+
+func (r *redial) SetWatch(ctx context.Context, on bool) (state.WatchStatus, error) {
+	s, err := r.get(ctx)
+	if err != nil {
+		return state.WatchStatus{}, err
+	}
+	return s.SetWatch(ctx, on)
 }

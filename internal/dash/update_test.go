@@ -481,7 +481,7 @@ func TestRedial(t *testing.T) {
 func pressKeys(t *testing.T, src *fakeSource, disconnect bool, srcErr error, keys []string) *harness {
 	t.Helper()
 	h := newHarnessWith(t, src, 80, 24)
-	h.snapshot(fixture())
+	h.snapshot(src.snap)
 	if disconnect {
 		h.send(snapshotMsg{at: now, err: errors.New("connection refused")})
 	}

@@ -2,6 +2,7 @@ package dash
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/msctl/msctl/internal/dash/panels"
@@ -62,6 +63,11 @@ func (m *Model) header() string {
 		"up "+panels.Age(m.now.Sub(s.StartedAt)),
 		m.now.Format("15:04:05"),
 		fmt.Sprintf("agent pid %d", s.AgentPID))
+	// Watching goes right after the health count, so that a narrow
+	// terminal still shows it.
+	if w := watchHeader(s.Watch); w != "" {
+		parts = slices.Insert(parts, 3, w)
+	}
 	return strings.Join(parts, " · ")
 }
 
@@ -186,6 +192,9 @@ func (m *Model) statusLine() string {
 	if m.err != nil {
 		return st.Bad.Render(fmt.Sprintf("agent unreachable (%v); showing the snapshot of %s", m.err, m.snap.TakenAt.Format("15:04:05")))
 	}
+	if be := buildError(m.snap.Watch); be != "" {
+		return st.Bad.Render(be)
+	}
 	var hints []string
 	if q := m.filters[m.active]; q != "" {
 		hints = append(hints, fmt.Sprintf("filter %q (esc clears)", q))
@@ -194,7 +203,7 @@ func (m *Model) statusLine() string {
 	case panelBreakers:
 		hints = append(hints, "enter: logs", "r: restart", "x: edge down 30s", "X: clear faults")
 	case panelServices, panelRegistry, panelMetrics:
-		hints = append(hints, "enter: logs of the service", "r: restart it")
+		hints = append(hints, "enter: logs of the service", "r: restart it", "w: watch sources")
 	case panelTraces:
 		if m.waterfall != nil {
 			hints = append(hints, "esc: back to the trace list")
@@ -224,6 +233,9 @@ func (m *Model) helpLines() []string {
 		"  5 logs       merged logs; f follow, l minimum level, s one service at a time",
 		"  6 events     broker subjects and the flow of recent messages",
 		"  7 metrics    per route, called service and consumer: rps, error %, p50/p99 and their sparklines, lag",
+		"",
+		"  w turns watching on or off (msctl up --watch): a change rebuilds and replaces the services",
+		"  it affects; the header says watching, and a failed build shows its error below.",
 		"",
 		"  ? or esc closes this help.")
 }

@@ -96,7 +96,9 @@ func (o *Orchestrator) route(c *component, env map[string]string) error {
 // ReadyEndpoints returns the host endpoints of a service's ready
 // instances, for whoever relays connections to them; when none is ready,
 // those running: the registry (which services pick from) may see an
-// instance ready before the orchestrator's next probe does.
+// instance ready before the orchestrator's next probe does. An instance
+// that is being stopped on purpose is left out while another is ready: it
+// is draining, and its listener closes soon.
 func (o *Orchestrator) ReadyEndpoints(service string) []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -110,7 +112,7 @@ func (o *Orchestrator) ReadyEndpoints(service string) []string {
 			continue
 		}
 		running = append(running, in.cur.Info().Endpoint)
-		if in.state == state.StateHealthy {
+		if in.state == state.StateHealthy && in.cur != in.leaving {
 			ready = append(ready, in.cur.Info().Endpoint)
 		}
 	}

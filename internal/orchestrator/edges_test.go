@@ -55,3 +55,43 @@ func TestRouterRewritesOnlyAddresses(t *testing.T) {
 		t.Errorf("ready endpoints of an unknown service = %v", eps)
 	}
 }
+
+// TestRestartLeavesTheStoppingInstanceOutOfRelays: while Restart stops one
+// of two replicas, relays get only the other one: the stopping one drains
+// and is about to close its listener.
+func TestRestartLeavesTheStoppingInstanceOutOfRelays(t *testing.T) {
+	f, o := upShop(t)
+	if err := o.scale(t.Context(), o.comps["users"], 2); err != nil {
+		t.Fatal(err)
+	}
+	if eps := o.ReadyEndpoints("users"); len(eps) != 2 {
+		t.Fatalf("ready endpoints of users = %v, want two", eps)
+	}
+	stopping := make(chan string, 1)
+	release := make(chan struct{})
+	f.mu.Lock()
+	f.stopGate = func(ep string) {
+		select {
+		case stopping <- ep:
+			<-release
+		default:
+		}
+	}
+	f.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- o.Restart(t.Context(), "users") }()
+	leaving := <-stopping
+	if eps := o.ReadyEndpoints("users"); len(eps) != 1 || eps[0] == leaving {
+		t.Errorf("while %s stops, ready endpoints of users = %v, want only the other replica", leaving, eps)
+	}
+	f.mu.Lock()
+	f.stopGate = nil
+	f.mu.Unlock()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if eps := o.ReadyEndpoints("users"); len(eps) != 2 || slices.Contains(eps, leaving) {
+		t.Errorf("after the restart, ready endpoints of users = %v, want two new ones", eps)
+	}
+}

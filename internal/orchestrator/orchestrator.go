@@ -118,6 +118,9 @@ type instance struct {
 	restarting bool
 	fails      int  // consecutive failed probes
 	retired    bool // scaled away: stop, do not restart
+	// leaving is the instance Restart is stopping: it drains, and relays
+	// (ReadyEndpoints) send new connections elsewhere meanwhile.
+	leaving runtime.Instance
 }
 
 // New returns an Orchestrator for the manifest on the runtime.

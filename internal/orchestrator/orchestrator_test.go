@@ -28,6 +28,9 @@ type fakeRuntime struct {
 	crashStart map[string]bool // instances exit right after start
 	nextPort   int
 	infra      fakeInfra
+	// stopGate, when set, runs as an instance's Stop begins (with its
+	// endpoint), to hold a stop half way.
+	stopGate func(endpoint string)
 }
 
 var _ runtime.Runtime = (*fakeRuntime)(nil)
@@ -135,6 +138,12 @@ func (i *fakeInst) Stop(ctx context.Context, grace time.Duration) error {
 	default:
 	}
 	i.f.record("stop " + i.spec.Service)
+	i.f.mu.Lock()
+	gate := i.f.stopGate
+	i.f.mu.Unlock()
+	if gate != nil {
+		gate(i.info.Endpoint)
+	}
 	i.exit(0)
 	return nil
 }

@@ -157,6 +157,9 @@ func (o *Orchestrator) Restart(ctx context.Context, name string) error {
 	o.mu.Unlock()
 	// One instance at a time, so a replicated service keeps serving.
 	for _, t := range ts {
+		o.mu.Lock()
+		t.in.leaving = t.cur
+		o.mu.Unlock()
 		if err := t.cur.Stop(ctx, o.opts.Grace); err != nil {
 			return fmt.Errorf("restart %s: %w", name, err)
 		}

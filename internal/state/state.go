@@ -65,6 +65,8 @@ type Snapshot struct {
 	Export *Export `json:"export,omitempty"`
 	// Faults are the active `msctl chaos` faults, oldest first.
 	Faults []Fault `json:"faults,omitempty"`
+	// Watch is `up --watch`'s state (watch.go); nil when never turned on.
+	Watch *WatchStatus `json:"watch,omitempty"`
 }
 
 // PortConflict is a port msctl needed and another process holds.

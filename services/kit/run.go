@@ -31,6 +31,11 @@ import (
 // registerInterval is how often readiness is re-evaluated for the registry.
 const registerInterval = time.Second
 
+// leaveGrace is how long a deregistered instance keeps serving before it
+// stops accepting connections: callers' registry watches learn of the
+// deregistration within milliseconds.
+const leaveGrace = 250 * time.Millisecond
+
 // Run runs the service until SIGTERM or SIGINT and exits the process: 0 after a clean shutdown,
 // 1 when anything fails. migrations is the service's embedded migrations (nil for none); a service
 // with migrations keeps its state in Postgres, so it refuses to start without DATABASE_URL and its
@@ -195,12 +200,20 @@ func serve(ctx context.Context, s *Service, ln net.Listener) error {
 	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopReg()
 	registered := make(chan struct{})
+	var reg *registry.Registrar
 	if s.Etcd != nil {
-		reg := registry.NewRegistrar(s.Etcd, registry.Instance{
+		reg = registry.NewRegistrar(s.Etcd, registry.Instance{
 			ID:      s.Config.InstanceID,
 			Service: s.Config.ServiceName,
 			Addr:    s.Config.AdvertiseAddr,
 		}, s.Config.RegistryTTL, log)
+		s.Server.SetOnReady(func(context.Context) {
+			// Bounded by regCtx: once shutdown began, a late probe must
+			// not register again. A failure is the loop's to retry.
+			rctx, cancel := context.WithTimeout(regCtx, time.Second)
+			defer cancel()
+			_ = reg.Register(rctx)
+		})
 		go func() {
 			defer close(registered)
 			reg.Run(regCtx, s.Server.Ready, registerInterval)
@@ -220,8 +233,15 @@ func serve(ctx context.Context, s *Service, ln net.Listener) error {
 	// Leave the registry first so no new traffic is routed here, then drain HTTP, then stop
 	// workers; the deferred closers finally close NATS, etcd and the database.
 	s.Server.SetDraining()
+	wasRegistered := reg != nil && reg.Registered()
 	stopReg()
 	<-registered
+	if wasRegistered {
+		// Callers pick instances from their watch of the registry: keep
+		// serving while the deregistration reaches them, so that a request
+		// routed here just before does not find the listener closed.
+		time.Sleep(leaveGrace)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
 	defer cancel()
 	if err := s.Server.Shutdown(sctx); err != nil {

@@ -31,8 +31,10 @@ type KeyMap struct {
 	// Fault and ClearFaults are msctl chaos from the breakers panel.
 	Fault       key.Binding
 	ClearFaults key.Binding
-	Help        key.Binding
-	Quit        key.Binding
+	// Watch turns up --watch on or off.
+	Watch key.Binding
+	Help  key.Binding
+	Quit  key.Binding
 }
 
 // Keys is the dashboard's key map.
@@ -63,6 +65,7 @@ var Keys = KeyMap{
 	Service:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "log service")),
 	Fault:       key.NewBinding(key.WithKeys("x"), key.WithHelp("x", "edge down 30s")),
 	ClearFaults: key.NewBinding(key.WithKeys("X"), key.WithHelp("X", "clear faults")),
+	Watch:       key.NewBinding(key.WithKeys("w"), key.WithHelp("w", "watch on/off")),
 	Help:        key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "help")),
 	Quit:        key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 }
@@ -77,7 +80,7 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 	return [][]key.Binding{
 		{k.NextPanel, k.PrevPanel, k.Panels[0], k.Panels[1], k.Panels[2], k.Panels[3], k.Panels[4], k.Panels[5], k.Panels[6]},
 		{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom, k.Enter, k.Back},
-		{k.Filter, k.Restart, k.Follow, k.Level, k.Service, k.Fault, k.ClearFaults, k.Help, k.Quit},
+		{k.Filter, k.Restart, k.Follow, k.Level, k.Service, k.Fault, k.ClearFaults, k.Watch, k.Help, k.Quit},
 	}
 }
 

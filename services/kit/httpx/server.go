@@ -56,6 +56,8 @@ type Server struct {
 	mu       sync.RWMutex
 	checks   []check
 	draining atomic.Bool
+	// onReady runs before a passing /readyz answers (SetOnReady).
+	onReady atomic.Pointer[func(context.Context)]
 	// accessCount picks the sampled access log lines.
 	accessCount atomic.Uint64
 	srv         *http.Server
@@ -150,6 +152,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body["checks"] = checks
+	if fn := s.onReady.Load(); status == http.StatusOK && fn != nil {
+		(*fn)(r.Context())
+	}
 	WriteJSON(w, status, body)
 }
 
@@ -163,6 +168,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	return nil
 }
+
+// SetOnReady makes a passing /readyz run fn before it answers. kit.Run
+// registers the instance there: whoever gates on /readyz (the orchestrator
+// replacing a service's instances one at a time) then finds it registered,
+// rather than stopping the last registered instance while this one is
+// ready but not yet in the registry.
+func (s *Server) SetOnReady(fn func(context.Context)) { s.onReady.Store(&fn) }
 
 // SetDraining makes /readyz fail from now on, ahead of Shutdown.
 func (s *Server) SetDraining() { s.draining.Store(true) }
@@ -198,6 +210,12 @@ func (s *Server) wrap(mux http.Handler) http.Handler {
 			id = newID()
 		}
 		w.Header()[canonicalRequestID] = []string{id}
+		if s.draining.Load() {
+			// Shutting down: a kept-alive connection would soon be closed
+			// under a client about to reuse it, failing a request it may
+			// not retry. Close it after this answer instead.
+			w.Header().Set("Connection", "close")
+		}
 		ctx := logx.WithRequestID(r.Context(), id)
 		// Probes and scrapes are neither traced, logged nor measured: they would drown the real
 		// traffic.

@@ -141,6 +141,14 @@ func TestReadyz(t *testing.T) {
 	if resp, body := do(t, ts, "GET", "/readyz", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("readyz with passing checks = %d %s", resp.StatusCode, body)
 	}
+	// A passing /readyz runs the hook (kit.Run registers there) before it
+	// answers; a failing one does not.
+	var hooked atomic.Int32
+	s.SetOnReady(func(context.Context) { hooked.Add(1) })
+	do(t, ts, "GET", "/readyz", "", nil)
+	if hooked.Load() != 1 {
+		t.Fatalf("hook ran %d times for one passing readyz", hooked.Load())
+	}
 	refused := errors.New("connection refused")
 	dbErr.Store(&refused)
 	resp, body := do(t, ts, "GET", "/readyz", "", nil)
@@ -154,9 +162,20 @@ func TestReadyz(t *testing.T) {
 		t.Fatalf("healthz must not depend on checks, got %d", resp.StatusCode)
 	}
 	dbErr.Store(nil)
+	if hooked.Load() != 1 {
+		t.Fatalf("hook ran for a failing readyz")
+	}
+	if resp, _ := do(t, ts, "GET", "/healthz", "", nil); resp.Close {
+		t.Fatal("a serving instance closes kept-alive connections")
+	}
 	s.SetDraining()
 	if resp, _ := do(t, ts, "GET", "/readyz", "", nil); resp.StatusCode != 503 {
 		t.Fatalf("readyz while draining = %d", resp.StatusCode)
+	}
+	// Draining, every answer closes its connection: no client reuses one
+	// that Shutdown is about to close.
+	if resp, _ := do(t, ts, "GET", "/healthz", "", nil); !resp.Close || hooked.Load() != 1 {
+		t.Fatalf("draining: Close = %v, hook ran %d times", resp.Close, hooked.Load())
 	}
 }
 
