@@ -18,9 +18,11 @@ import (
 	dockerclient "github.com/docker/docker/client"
 	"gopkg.in/yaml.v3"
 
+	msctlagent "github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime/docker"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -62,15 +64,24 @@ func benchWarmUp(b *testing.B, composeBin, path string) {
 	}
 	rt := newRuntime(b, m)
 	ctx := context.Background()
+	// The workspace secret, as the agent reads it: the shop's orders and
+	// payments need their card-vault secret.
+	secret, err := secrets.LoadOrCreate(msctlagent.StateDir(m.Dir()))
+	if err != nil {
+		b.Fatal(err)
+	}
 	var composeDir string
 	var unchanged time.Duration
 	msctlUp := func() time.Duration {
 		start := time.Now()
-		o, err := orchestrator.New(orchestrator.Options{Manifest: m, Runtime: rt, Grace: 5 * time.Second})
+		o, err := orchestrator.New(orchestrator.Options{Manifest: m, Runtime: rt, Grace: 5 * time.Second, Secret: secret})
 		if err != nil {
 			b.Fatal(err)
 		}
 		if err := o.Up(ctx, orchestrator.UpOptions{}); err != nil {
+			// Down first: the supervisor would otherwise keep restarting what
+			// failed while the cleanup removes the workspace.
+			_ = o.Down(ctx, orchestrator.DownOptions{})
 			b.Fatal(err)
 		}
 		took := time.Since(start)
