@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -222,7 +223,9 @@ func (w *Watcher) event(ev fsnotify.Event) []string {
 	}
 	fi, err := os.Lstat(ev.Name)
 	isDir := err == nil && fi.IsDir()
-	if w.ignore.Ignored(ev.Name, isDir) {
+	// .env files are gitignored (they hold secrets) but are inputs all
+	// the same: the environment of `up --env`.
+	if w.ignore.Ignored(ev.Name, isDir) && (isDir || !isEnvFile(ev.Name)) {
 		return nil
 	}
 	if isDir && ev.Has(fsnotify.Create) && w.underTree(ev.Name) {
@@ -255,7 +258,10 @@ func (w *Watcher) batch(pending map[string]bool) Batch {
 	var b Batch
 	for p := range pending {
 		b.Paths = append(b.Paths, p)
-		if p == w.opts.Manifest {
+		// The workspace's own .env files are every service's environment:
+		// reconciled like msctl.yaml (a service's own .env files are
+		// inputs of that service, below).
+		if p == w.opts.Manifest || isEnvFile(p) && filepath.Dir(p) == filepath.Dir(w.opts.Manifest) {
 			b.Manifest = true
 		}
 		for _, s := range w.graph.Affected(p) {
@@ -281,4 +287,11 @@ func (w *Watcher) refresh(ctx context.Context) {
 	if err := w.addAll(); err != nil {
 		w.opts.Log.Warn("watch", "err", err)
 	}
+}
+
+// isEnvFile reports whether p is a dotenv file `up --env` reads: .env or
+// .env.NAME.
+func isEnvFile(p string) bool {
+	base := filepath.Base(p)
+	return base == ".env" || strings.HasPrefix(base, ".env.")
 }

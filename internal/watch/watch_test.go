@@ -140,7 +140,7 @@ func TestGraphAffected(t *testing.T) {
 // directory's files seen, shared code mapped to its importers.
 func TestWatcher(t *testing.T) {
 	root, svcs := module(t)
-	testenv.WriteFiles(t, root, map[string]string{".gitignore": "*.gen.go\n"})
+	testenv.WriteFiles(t, root, map[string]string{".gitignore": "*.gen.go\n.env\n.env.*\n"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := New(ctx, Options{Root: root, Manifest: filepath.Join(root, "msctl.yaml"), Services: svcs, Quiet: 100 * time.Millisecond})
@@ -211,6 +211,16 @@ func TestWatcher(t *testing.T) {
 	write("msctl.yaml", "project: ws\n# edited\n")
 	if b := next("manifest"); !b.Manifest || len(b.Services) != 0 {
 		t.Fatalf("manifest: %+v", b)
+	}
+	// .env files are ignored by git but not by watch: the workspace's
+	// reconcile everything, a service's its service.
+	write(".env.test", "A=1\n")
+	if b := next("workspace .env"); !b.Manifest || len(b.Services) != 0 {
+		t.Fatalf("workspace .env: %+v", b)
+	}
+	write("services/b/.env", "B=1\n")
+	if b := next("service .env"); !reflect.DeepEqual(b.Services, []string{"b"}) || b.Manifest {
+		t.Fatalf("service .env: %+v", b)
 	}
 	write("go.sum", "")
 	if b := next("go.sum"); !reflect.DeepEqual(b.Services, []string{"a", "b", "c"}) {
