@@ -59,11 +59,18 @@ type Users interface {
 
 var _ Users = (*Verifier)(nil)
 
-// User returns the user r's bearer token proves, or answers 401 itself
-// (with the RFC 6750 challenge) and returns false.
+// User returns the user r's bearer token proves, or answers itself and
+// returns false: 401 (with the RFC 6750 challenge) for a token that does
+// not prove one, 503 while no key could be fetched yet (users is down and
+// nothing is cached): the token may be fine, and a 401 would send the
+// customer to log in again for an outage.
 func (v *Verifier) User(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id, err := v.Verify(r.Context(), r.Header.Get("Authorization"))
 	if err != nil {
+		if c, ok := v.keys.(interface{ Len() int }); ok && c.Len() == 0 && errors.Is(err, ErrUnknownKey) {
+			httpx.WriteError(w, r, errs.Unavailable("auth_unavailable", "the token keys could not be fetched yet; retry shortly"))
+			return "", false
+		}
 		WriteUnauthorized(w, r, err)
 		return "", false
 	}
