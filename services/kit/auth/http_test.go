@@ -13,7 +13,9 @@ import (
 
 type failingFetcher struct{}
 
-func (failingFetcher) FetchJWKS(context.Context) ([]byte, error) { return nil, errors.New("users is down") }
+func (failingFetcher) FetchJWKS(context.Context) ([]byte, error) {
+	return nil, errors.New("users is down")
+}
 
 // A service answers 401 for a token that proves no user, but 503 while it
 // has no key at all (the users service was never reachable): the token
