@@ -21,11 +21,13 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/jackc/pgx/v5"
 
+	msctlagent "github.com/msctl/msctl/internal/agent"
 	"github.com/msctl/msctl/internal/manifest"
 	"github.com/msctl/msctl/internal/orchestrator"
 	"github.com/msctl/msctl/internal/runtime"
 	"github.com/msctl/msctl/internal/runtime/docker"
 	"github.com/msctl/msctl/internal/runtime/runtimetest"
+	"github.com/msctl/msctl/internal/secrets"
 	"github.com/msctl/msctl/internal/state"
 	"github.com/msctl/msctl/internal/testenv"
 )
@@ -56,7 +58,14 @@ func runAgent(path string) int {
 		fmt.Println("error:", err)
 		return 1
 	}
-	o, err := orchestrator.New(orchestrator.Options{Manifest: man, Runtime: rt, Log: log, Grace: 5 * time.Second})
+	// The workspace secret, as msctl's agent reads it: the shop's orders
+	// and payments need their card-vault secret.
+	secret, err := secrets.LoadOrCreate(msctlagent.StateDir(man.Dir()))
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	o, err := orchestrator.New(orchestrator.Options{Manifest: man, Runtime: rt, Log: log, Grace: 5 * time.Second, Secret: secret})
 	if err != nil {
 		fmt.Println("error:", err)
 		return 1
