@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"runtime/debug"
@@ -63,7 +62,7 @@ func setup(_ context.Context, s *kit.Service) error {
 		OpenTimeout:      cfg.BreakerOpenTimeout,
 	})
 
-	verifier, keys := s.UserTokens(cfg.Auth)
+	verifier := s.UserTokens(cfg.Auth)
 	limiter := ratelimit.New(ratelimit.Options{RPS: cfg.RateLimitRPS, Burst: cfg.RateLimitBurst, MaxClients: cfg.RateLimitClients})
 	g := &api.Gateway{
 		Routes:   table,
@@ -75,14 +74,6 @@ func setup(_ context.Context, s *kit.Service) error {
 	}
 	g.Register(s.Mux)
 
-	// Without keys no authenticated route can work, so the gateway is not ready
-	// until it has fetched them once; later outages of users keep the cached keys.
-	s.AddCheck("jwks", func(context.Context) error {
-		if keys.Len() == 0 {
-			return errors.New("no signing keys fetched from " + cfg.Auth.Service + " yet")
-		}
-		return nil
-	})
 	if r := s.Resolver(); r != nil {
 		s.AddCheck("registry", r.WaitSynced)
 	}

@@ -37,7 +37,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 	}
 	h := broker.BatchHandler(s.DB, a)
 	s.ConsumeBatch(b, broker.Consumer, h)
-	users, _ := s.UserTokens(authCfg)
+	users := s.UserTokens(authCfg)
 	api.Register(s.Mux, users, a)
 	return nil
 }

@@ -63,7 +63,7 @@ func setup(ctx context.Context, s *kit.Service) error {
 	if err := cfg.Auth.Validate(); err != nil {
 		return err
 	}
-	users, _ := s.UserTokens(cfg.Auth)
+	users := s.UserTokens(cfg.Auth)
 	api.Register(s.Mux, users, a, rebuild)
 	return nil
 }
