@@ -80,7 +80,7 @@ func TestSecurityContexts(t *testing.T) {
 
 func TestServiceProbesAndGrace(t *testing.T) {
 	objs := shopObjects(t, func(m *manifest.Manifest) { m.Services["orders"].Env["SHUTDOWN_TIMEOUT"] = "20s" })
-	for name, wantGrace := range map[string]int64{"orders": 28, "users": 18, "gateway": 18} {
+	for name, wantGrace := range map[string]int64{"orders": 30, "users": 20, "gateway": 20} {
 		d := find[*appsv1.Deployment](t, objs, name)
 		c := d.Spec.Template.Spec.Containers[0]
 		for _, p := range []struct {

@@ -114,8 +114,8 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 		SecurityContext: hardened(nonRootUID),
 		// A deleted pod leaves its Service's endpoints while the kubelet
 		// sends SIGTERM; kube-proxy drops it from the node's rules only
-		// up to its sync period later. Until then connections still
-		// arrive: keep serving them before the shutdown begins.
+		// seconds later. Until then connections still arrive: keep
+		// serving them before the shutdown begins.
 		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: int64(LeaveDelay.Seconds())}}},
 	}
 	pod := podSpec(nonRootUID, c)

@@ -194,7 +194,7 @@ func (in *instance) Done() <-chan struct{}      { return in.done }
 // than the EndpointSlice because it is what the EndpointSlice follows
 // (within milliseconds), is on the pod this instance watches anyway, and
 // needs no permission beyond the pods the runtime already reads. What
-// follows it (kube-proxy programming the node, up to its sync period) is
+// follows both (kube-proxy programming the node, seconds later) is
 // covered on the other side: the pod a replacement stops next keeps
 // serving through gen's preStop sleep while it leaves the endpoints.
 func (in *instance) InService() bool { return in.ready.Load() }
@@ -272,6 +272,7 @@ func (in *instance) watch(rv string) runtime.Exit {
 				if ex, ok := terminated(p); ok {
 					return ex
 				}
+				in.ready.Store(podReady(p))
 				rv = p.ResourceVersion
 			}
 			select { // the API server is briefly away; retry
