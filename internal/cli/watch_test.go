@@ -27,18 +27,15 @@ import (
 // drives `msctl up -d --watch` on a small workspace of its own: edits of
 // a handler, a syntax error, a shared package and msctl.yaml, each
 // applied to exactly the services they affect while the others keep
-// their processes or containers. WatchUnderLoad/local replaces replicas
-// of the shop (on local and docker) while clients call them.
+// their processes or containers. WatchUnderLoad/<runtime> replaces
+// replicas of the shop while clients call them.
 func watchSystem(t *testing.T, bin string) {
-	t.Run("WatchUnderLoad/local", func(t *testing.T) { testWatchUnderLoad(t, bin, "local") })
-	t.Run("WatchUnderLoad/docker", func(t *testing.T) {
-		requireRuntime(t, docker.Name)
-		testWatchUnderLoad(t, bin, docker.Name)
-	})
-	// Not on kubernetes: there the orchestrator's readiness (its probe
-	// through the port-forward) comes before the kubelet's, which puts the
-	// pod behind its Service, so replacing both replicas fails requests
-	// (see docs/ARCHITECTURE.md, Watch).
+	for _, rt := range []string{"local", "docker", "kubernetes"} {
+		t.Run("WatchUnderLoad/"+rt, func(t *testing.T) {
+			requireRuntime(t, rt)
+			testWatchUnderLoad(t, bin, rt)
+		})
+	}
 	for _, rt := range []string{"local", "docker", "kubernetes"} {
 		t.Run("Watch/"+rt, func(t *testing.T) {
 			requireRuntime(t, rt)

@@ -38,9 +38,7 @@ func (o *Orchestrator) watch(ctx context.Context, c *component, in *instance, in
 			return
 		case <-t.C:
 		}
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := o.opts.Probe(pctx, ep, path)
-		cancel()
+		err := o.probe(ctx, inst, ep, path)
 		select {
 		case <-inst.Done():
 			return
@@ -71,6 +69,21 @@ func (o *Orchestrator) watch(ctx context.Context, c *component, in *instance, in
 		o.mu.Unlock()
 		t.Reset(delay)
 	}
+}
+
+// errNotInService is the probe result of a runtime.Routed instance the
+// platform sends no traffic to yet (or any more).
+var errNotInService = errors.New("not in service yet: the runtime routes no traffic to it (for kubernetes: the pod is not Ready)")
+
+// probe checks one instance: the runtime's word on whether traffic reaches
+// it first (no I/O), then its health endpoint.
+func (o *Orchestrator) probe(ctx context.Context, inst runtime.Instance, ep, path string) error {
+	if r, ok := inst.(runtime.Routed); ok && !r.InService() {
+		return errNotInService
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	return o.opts.Probe(ctx, ep, path)
 }
 
 var probeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}

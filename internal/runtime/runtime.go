@@ -164,6 +164,22 @@ type Instance interface {
 	Exit() Exit
 }
 
+// Routed is implemented by instances that receive traffic through
+// something other than the endpoint the orchestrator probes: a Kubernetes
+// Service sends connections to a pod only once the kubelet's readiness
+// probe passed and the pod is Ready, seconds after the pod itself answers.
+// The orchestrator counts such an instance ready only while InService is
+// true as well as its own probe passes, so that a rolling replacement stops
+// the next old instance only once traffic reaches the new one. Instances
+// of the other runtimes are reached where they are probed (directly, or by
+// relays that follow the orchestrator's readiness) and do not implement it.
+type Routed interface {
+	// InService reports whether the platform routes traffic to the
+	// instance now. It is cheap (no I/O): the orchestrator calls it on
+	// every readiness probe.
+	InService() bool
+}
+
 // InstanceInfo describes a running instance.
 type InstanceInfo struct {
 	ID        string

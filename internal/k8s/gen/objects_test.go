@@ -80,7 +80,7 @@ func TestSecurityContexts(t *testing.T) {
 
 func TestServiceProbesAndGrace(t *testing.T) {
 	objs := shopObjects(t, func(m *manifest.Manifest) { m.Services["orders"].Env["SHUTDOWN_TIMEOUT"] = "20s" })
-	for name, wantGrace := range map[string]int64{"orders": 25, "users": 15, "gateway": 15} {
+	for name, wantGrace := range map[string]int64{"orders": 30, "users": 20, "gateway": 20} {
 		d := find[*appsv1.Deployment](t, objs, name)
 		c := d.Spec.Template.Spec.Containers[0]
 		for _, p := range []struct {
@@ -93,7 +93,10 @@ func TestServiceProbesAndGrace(t *testing.T) {
 			}
 		}
 		if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g == nil || *g != wantGrace {
-			t.Errorf("%s terminationGracePeriodSeconds = %v, want %d (SHUTDOWN_TIMEOUT + margin)", name, g, wantGrace)
+			t.Errorf("%s terminationGracePeriodSeconds = %v, want %d (leave delay + SHUTDOWN_TIMEOUT + margin)", name, *g, wantGrace)
+		}
+		if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Sleep == nil || l.PreStop.Sleep.Seconds != int64(LeaveDelay.Seconds()) {
+			t.Errorf("%s preStop = %+v, want a sleep of %s (the pod leaves its endpoints before SIGTERM)", name, l, LeaveDelay)
 		}
 		if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 			t.Errorf("%s: resources %+v lack requests or limits", name, c.Resources)

@@ -112,10 +112,15 @@ func (g *generator) deployment(s ServiceSpec) *appsv1.Deployment {
 		Resources:       resources("50m", "64Mi", "1", "256Mi"),
 		VolumeMounts:    []corev1.VolumeMount{tmpMount},
 		SecurityContext: hardened(nonRootUID),
+		// A deleted pod leaves its Service's endpoints while the kubelet
+		// sends SIGTERM; kube-proxy drops it from the node's rules only
+		// seconds later. Until then connections still arrive: keep
+		// serving them before the shutdown begins.
+		Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: int64(LeaveDelay.Seconds())}}},
 	}
 	pod := podSpec(nonRootUID, c)
 	pod.Volumes = []corev1.Volume{tmpVolume}
-	pod.TerminationGracePeriodSeconds = ptr.To(int64((grace + shutdownMargin).Seconds()))
+	pod.TerminationGracePeriodSeconds = ptr.To(int64((LeaveDelay + grace + shutdownMargin).Seconds()))
 	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: g.labels(s.Name, ComponentService)}, Spec: pod}
 	if s.Database {
 		tmpl.Annotations = map[string]string{ConfigHashAnnotation: g.dbHash(s)}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -102,6 +103,7 @@ func (r *Runtime) start(ctx context.Context, spec runtime.Spec, l net.Listener) 
 	if cs := running.Status.ContainerStatuses; len(cs) > 0 && cs[0].State.Running != nil {
 		in.info.StartedAt = cs[0].State.Running.StartedAt.Time
 	}
+	in.ready.Store(podReady(running))
 	in.fwd = r.forward(l, gen.ServicePort, func(context.Context) (string, error) { return in.pod, nil })
 	in.info.Endpoint = in.fwd.Addr()
 	in.follow(running.ResourceVersion)
@@ -172,14 +174,30 @@ type instance struct {
 	fwd    *forwarder
 	output func(stream, line string)
 
+	// ready is podReady as the pod watch last saw it (Ready, not deleted).
+	ready atomic.Bool
+
 	mu   sync.Mutex
 	exit runtime.Exit
 	done chan struct{}
 	logs sync.WaitGroup
 }
 
+var _ runtime.Routed = (*instance)(nil)
+
 func (in *instance) Info() runtime.InstanceInfo { return in.info }
 func (in *instance) Done() <-chan struct{}      { return in.done }
+
+// InService is the pod's Ready condition (runtime.Routed): the kubelet's
+// readiness probe passed, so the EndpointSlice controller lists the pod as
+// ready and its Service sends it connections. The Ready condition rather
+// than the EndpointSlice because it is what the EndpointSlice follows
+// (within milliseconds), is on the pod this instance watches anyway, and
+// needs no permission beyond the pods the runtime already reads. What
+// follows both (kube-proxy programming the node, seconds later) is
+// covered on the other side: the pod a replacement stops next keeps
+// serving through gen's preStop sleep while it leaves the endpoints.
+func (in *instance) InService() bool { return in.ready.Load() }
 
 func (in *instance) Exit() runtime.Exit {
 	in.mu.Lock()
@@ -187,8 +205,10 @@ func (in *instance) Exit() runtime.Exit {
 	return in.exit
 }
 
-// Stop deletes the pod with the grace period (the kubelet sends SIGTERM,
-// then SIGKILL) and returns once the pod is gone.
+// Stop deletes the pod with the grace period (the kubelet sends SIGTERM
+// after the pod's preStop sleep of gen.LeaveDelay, then SIGKILL) and returns
+// once the pod is gone. The grace is counted from SIGTERM, as on the other
+// runtimes: the pod's deletion grace adds the sleep.
 func (in *instance) Stop(ctx context.Context, grace time.Duration) error {
 	defer in.fwd.Close()
 	select {
@@ -196,10 +216,7 @@ func (in *instance) Stop(ctx context.Context, grace time.Duration) error {
 		return nil
 	default:
 	}
-	secs := int64(math.Ceil(grace.Seconds()))
-	if secs < 1 {
-		secs = 1 // 0 would mean "the pod's own grace period"
-	}
+	secs := int64(math.Ceil((gen.LeaveDelay + grace).Seconds()))
 	err := in.r.cs.CoreV1().Pods(in.r.ns).Delete(ctx, in.pod, metav1.DeleteOptions{GracePeriodSeconds: &secs})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("stop %s: delete pod %s/%s: %w", in.info.ID, in.r.ns, in.pod, err)
@@ -255,6 +272,7 @@ func (in *instance) watch(rv string) runtime.Exit {
 				if ex, ok := terminated(p); ok {
 					return ex
 				}
+				in.ready.Store(podReady(p))
 				rv = p.ResourceVersion
 			}
 			select { // the API server is briefly away; retry
@@ -269,6 +287,7 @@ func (in *instance) watch(rv string) runtime.Exit {
 				continue
 			}
 			rv = p.ResourceVersion
+			in.ready.Store(podReady(p))
 			if ex, ok := terminated(p); ok {
 				w.Stop()
 				return ex
