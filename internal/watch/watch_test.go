@@ -143,7 +143,11 @@ func TestWatcher(t *testing.T) {
 	testenv.WriteFiles(t, root, map[string]string{".gitignore": "*.gen.go\n.env\n.env.*\n"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := New(ctx, Options{Root: root, Manifest: filepath.Join(root, "msctl.yaml"), Services: svcs, Quiet: 100 * time.Millisecond})
+	// Quiet is generous: a busy machine (CI runs packages in parallel) can
+	// pause the burst of writes below for longer than a short one, and
+	// split it.
+	const quiet = time.Second
+	w, err := New(ctx, Options{Root: root, Manifest: filepath.Join(root, "msctl.yaml"), Services: svcs, Quiet: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +170,7 @@ func TestWatcher(t *testing.T) {
 		select {
 		case b := <-batches:
 			t.Fatalf("%s: unexpected batch %+v", what, b)
-		case <-time.After(500 * time.Millisecond):
+		case <-time.After(quiet + 500*time.Millisecond):
 		}
 	}
 	write := func(rel, text string) {
